@@ -1,0 +1,155 @@
+"""``microlib library ...``: create, list, show, import and export libraries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_json_flag, emit, open_library
+
+
+def register(sub) -> None:
+    p = sub.add_parser("library", help="manage the library store")
+    lsub = p.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+    q = lsub.add_parser("init", help="create a library folder (with --demo: add the demo catalog)")
+    q.add_argument("--demo", action="store_true", help="add the procedurally generated demo entries")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_init)
+
+    q = lsub.add_parser("list", help="list entries")
+    q.add_argument("--no-excluded", action="store_true", help="hide excluded entries")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_list)
+
+    q = lsub.add_parser("show", help="show one entry (id, name or doitpoms:N)")
+    q.add_argument("entry")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_show)
+
+    q = lsub.add_parser("add", help="add a local image file as a new entry")
+    q.add_argument("image")
+    q.add_argument("--doitpoms-id", type=int, help="the DoITPoMS micrograph id, if it is one")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_add)
+
+    q = lsub.add_parser("import-anns", help="import a MicroLib annotation file or a data_anns.json")
+    q.add_argument("file")
+    q.add_argument("--images", metavar="DIR", help="folder with the raw images the file names (adds them)")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_import_anns)
+
+    q = lsub.add_parser("export", help="write data_anns.json and MicroLib annotations into DIR")
+    q.add_argument("dir")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_export)
+
+    q = lsub.add_parser("exclude", help="exclude an entry for one of MicroLib's reasons")
+    q.add_argument("entry")
+    q.add_argument("reason", help="anisotropic | non-representative | 'uneven exposure' | "
+                                  "'duplicate of another entry' | 'low quality' | none")
+    q.add_argument("--note", default="")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_exclude)
+
+    q = lsub.add_parser("check", help="run SQLite's integrity check")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_check)
+
+
+def cmd_init(args) -> int:
+    lib = open_library(args)
+    added = []
+    if args.demo:
+        from ..core.demo import ensure_demo_entries
+
+        added = ensure_demo_entries(lib)
+    emit(args, {"library": str(lib.root), "schema_version": lib.schema_version, "demo_added": added},
+         f"library ready at {lib.root}" + (f" ({len(added)} demo entries added)" if added else ""))
+    return 0
+
+
+def _row(e) -> str:
+    flags = " [excluded: %s]" % e.exclusion_reason if e.excluded else ""
+    done = sum(1 for s in e.steps.values() if s == "done")
+    return f"{e.id:>6}  {e.name:<20} {e.source:<8} {done}/{len(e.steps)} steps  {e.metadata.get('brief_descr', '')}{flags}"
+
+
+def cmd_list(args) -> int:
+    lib = open_library(args)
+    entries = lib.list_entries(include_excluded=not args.no_excluded)
+    emit(args, [e.to_dict() for e in entries],
+         "\n".join(_row(e) for e in entries) if entries else "(library is empty)")
+    return 0
+
+
+def cmd_show(args) -> int:
+    lib = open_library(args, create=False)
+    e = lib.find_entry(args.entry)
+    obj = {**e.to_dict(), "annotations": lib.get_annotations(e.id), "folder": str(lib.entry_dir(e.id)),
+           "files": sorted(p.name for p in lib.entry_dir(e.id).glob("*") if not p.name.startswith(".")),
+           "runs": lib.runs(e.id)}
+    lines = [e.title, f"  source: {e.source}" + (f" (DoITPoMS {e.doitpoms_id})" if e.doitpoms_id else ""),
+             f"  folder: {obj['folder']}",
+             "  steps: " + ", ".join(f"{k}={v}" for k, v in e.steps.items())]
+    if e.excluded:
+        lines.append(f"  excluded: {e.exclusion_reason}" + (f" ({e.exclusion_note})" if e.exclusion_note else ""))
+    for k, v in obj["annotations"].items():
+        lines.append(f"  {k}: {v}")
+    lines.append("  files: " + ", ".join(obj["files"]))
+    emit(args, obj, "\n".join(lines))
+    return 0
+
+
+def cmd_add(args) -> int:
+    lib = open_library(args)
+    e = lib.add_entry(args.image, source="doitpoms" if args.doitpoms_id else "local", doitpoms_id=args.doitpoms_id)
+    emit(args, e.to_dict(), f"added {e.name}")
+    return 0
+
+
+def cmd_import_anns(args) -> int:
+    import json
+
+    from ..core.errors import AnnotationError
+
+    lib = open_library(args)
+    path = Path(args.file)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
+    first = next(iter(doc.values()), {}) if isinstance(doc, dict) else {}
+    if isinstance(first, dict) and "name" in first and "data_path" not in first:
+        n = lib.import_data_anns(path)
+        emit(args, {"kind": "data_anns", "updated": n}, f"updated {n} entries from {path.name}")
+        return 0
+    res = lib.import_microlib_anns(path, images_dir=args.images)
+    emit(args, {"kind": "microlib_anns", **res},
+         f"{len(res['applied'])} applied, {len(res['added'])} entries added, "
+         f"{len(res['pending'])} pending (applied when those micrographs are imported)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    lib = open_library(args, create=False)
+    out = Path(args.dir)
+    a = lib.export_data_anns(out / "data_anns.json")
+    b = lib.export_microlib_anns(out / "microlib_anns.json")
+    emit(args, {"data_anns": str(a), "microlib_anns": str(b)}, f"wrote {a} and {b}")
+    return 0
+
+
+def cmd_exclude(args) -> int:
+    lib = open_library(args, create=False)
+    e = lib.find_entry(args.entry)
+    reason = None if args.reason.lower() == "none" else args.reason
+    e = lib.set_excluded(e.id, reason, args.note)
+    emit(args, e.to_dict(), f"{e.name}: " + (f"excluded ({reason})" if reason else "included"))
+    return 0
+
+
+def cmd_check(args) -> int:
+    lib = open_library(args, create=False)
+    res = lib.integrity_check()
+    emit(args, {"integrity_check": res}, res)
+    return 0 if res == "ok" else 3

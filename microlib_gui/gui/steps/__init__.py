@@ -1,0 +1,1 @@
+"""One module per wizard step; each defines a ``StepPanel`` subclass named ``Panel``."""
