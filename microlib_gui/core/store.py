@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_json, clean_stale_temps
-from .errors import StoreError
+from .errors import ImageError, StoreError
 from .steps import DONE, STALE, STEPS, TODO
 
 DB_NAME = "library.sqlite"
@@ -268,9 +268,9 @@ class Library:
             p = Path(original)
             try:
                 raw = p.read_bytes()
+            except FileNotFoundError:
+                raise ImageError(f"{p.name}: no such file") from None
             except OSError as exc:
-                from .errors import ImageError
-
                 raise ImageError(f"{p.name}: cannot be read ({exc.strerror or exc})") from None
             src_name = p.name
         else:

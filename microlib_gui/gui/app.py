@@ -1,0 +1,101 @@
+"""``microlib-gui``: start MicroLib Studio.
+
+Library chosen by, in order: ``--library PATH``, ``$MICROLIB_HOME``, the last library
+opened (remembered in QSettings), the default folder in the user's data dir.
+An empty library gets the embedded demo catalog on first start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .. import APP_NAME, __version__
+
+
+def make_settings():
+    """QSettings, or an INI file named by ``$MICROLIB_SETTINGS`` (tests, portable installs)."""
+    from PySide6.QtCore import QSettings
+
+    path = os.environ.get("MICROLIB_SETTINGS")
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("MicroLibStudio", "MicroLib Studio")
+
+
+def choose_library_path(arg: str | None, settings) -> Path:
+    from ..core.paths import default_library_path
+
+    if arg:
+        return Path(arg)
+    if os.environ.get("MICROLIB_HOME"):
+        return default_library_path()
+    last = settings.value("library/last")
+    if last and Path(str(last)).is_dir():
+        return Path(str(last))
+    return default_library_path()
+
+
+def create_window(library_path: Path, settings, add_demo_if_empty: bool = True):
+    """Open (or create) the library and build the main window; raises MicrolibError."""
+    from ..core.demo import ensure_demo_entries
+    from ..core.store import Library
+    from .main_window import MainWindow
+
+    lib = Library(library_path)
+    if add_demo_if_empty and not lib.list_entries():
+        ensure_demo_entries(lib)
+    return MainWindow(lib, settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="microlib-gui", description=f"{APP_NAME} desktop app")
+    parser.add_argument("--library", metavar="PATH", help="library folder to open")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the embedded demo library (kept apart from your own library)")
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    parser.add_argument("--self-test", action="store_true", help="run the built-in self-test and exit")
+    args = parser.parse_args(argv)
+
+    if args.self_test:
+        from .self_test import run_self_test
+
+        return run_self_test()
+
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from ..core.errors import MicrolibError
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName("MicroLibStudio")
+    app.setApplicationVersion(__version__)
+    _apply_style(app)
+    settings = make_settings()
+    if args.demo:
+        from ..core.paths import default_library_path
+
+        path = Path(args.library) if args.library else default_library_path().parent / "demo-library"
+    else:
+        path = choose_library_path(args.library, settings)
+    try:
+        window = create_window(path, settings)
+    except MicrolibError as exc:
+        QMessageBox.critical(None, APP_NAME, str(exc))
+        return 2
+    window.show()
+    return app.exec()
+
+
+def _apply_style(app) -> None:
+    from ..core.paths import resources_dir
+
+    qss = resources_dir() / "style.qss"
+    if qss.exists():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The wizard shell: step list, entry selector, Back/Next, menus.
+
+The main window only switches panels and tells them which entry is current
+(through :class:`~.context.AppContext`); each step's panel does its own work.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import APP_NAME, __version__
+from ..core.errors import MicrolibError
+from ..core.steps import DONE, STALE, STEP_TITLES, STEPS
+from ..core.store import Library
+from .context import AppContext
+from .steps.base import NotBuiltPanel, StepPanel
+
+_STATUS_MARK = {DONE: "✔", STALE: "↻"}
+
+
+def load_panel(ctx: AppContext, step: str) -> StepPanel:
+    """The panel of ``step`` from ``gui/steps/<step>.py``, or a 'not built yet' panel."""
+    try:
+        module = importlib.import_module(f"{__package__}.steps.{step}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f"steps.{step}"):
+            return NotBuiltPanel(ctx, step, STEP_TITLES[step])
+        raise
+    return module.Panel(ctx)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, library: Library, settings: QSettings | None = None):
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.ctx = AppContext(library)
+        self.setWindowTitle(f"{APP_NAME} — {library.root}")
+
+        # Left: entry selector + step list
+        self.entry_combo = QComboBox()
+        self.entry_combo.setObjectName("entrySelector")
+        self.entry_combo.currentIndexChanged.connect(self._on_combo)
+        self.step_list = QListWidget()
+        self.step_list.setObjectName("stepList")
+        for step in STEPS:
+            self.step_list.addItem(QListWidgetItem(STEP_TITLES[step]))
+        self.step_list.currentRowChanged.connect(self._show_step)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.addWidget(QLabel("<b>Entry</b>"))
+        ll.addWidget(self.entry_combo)
+        ll.addWidget(QLabel("<b>Steps</b>"))
+        ll.addWidget(self.step_list, 1)
+        self.entry_info = QLabel()
+        self.entry_info.setWordWrap(True)
+        self.entry_info.setObjectName("entryInfo")
+        ll.addWidget(self.entry_info)
+
+        # Right: the stacked panels and Back/Next
+        self.stack = QStackedWidget()
+        self.panels: dict[str, StepPanel] = {}
+        for step in STEPS:
+            panel = load_panel(self.ctx, step)
+            self.panels[step] = panel
+            self.stack.addWidget(panel)
+        self.back_btn = QPushButton("◀ Back")
+        self.next_btn = QPushButton("Next ▶")
+        self.back_btn.setShortcut(QKeySequence("Alt+Left"))
+        self.next_btn.setShortcut(QKeySequence("Alt+Right"))
+        self.back_btn.clicked.connect(lambda: self.go(self.current_index() - 1))
+        self.next_btn.clicked.connect(lambda: self.go(self.current_index() + 1))
+        nav = QHBoxLayout()
+        nav.addWidget(self.back_btn)
+        nav.addStretch(1)
+        nav.addWidget(self.next_btn)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.stack, 1)
+        rl.addLayout(nav)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([240, 1000])
+        self.setCentralWidget(split)
+        self._build_menus()
+
+        self.ctx.entries_changed.connect(self.refresh_entries)
+        self.ctx.entry_updated.connect(lambda _id: self.refresh_steps())
+        self.ctx.entry_changed.connect(lambda _id: self.refresh_steps())
+        self.refresh_entries()
+        self.step_list.setCurrentRow(0)
+        self._restore_geometry()
+
+    # -- menus -----------------------------------------------------------------
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&Open image as new entry…", self.open_image, QKeySequence.StandardKey.Open)
+        self._action(m, "Open &library…", self.open_library_dialog)
+        m.addSeparator()
+        self._action(m, "&Import annotations…", self.import_annotations)
+        self._action(m, "&Export annotations…", self.export_annotations)
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        h = self.menuBar().addMenu("&Help")
+        self._action(h, "&About", self.about)
+
+    def _action(self, menu, text, slot, shortcut=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(shortcut)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    # -- navigation -------------------------------------------------------------
+    def current_index(self) -> int:
+        return self.step_list.currentRow()
+
+    def go(self, index: int) -> None:
+        if 0 <= index < len(STEPS):
+            self.step_list.setCurrentRow(index)
+
+    def go_to_step(self, step: str) -> None:
+        self.go(STEPS.index(step))
+
+    def _show_step(self, index: int) -> None:
+        if index < 0:
+            return
+        self.stack.setCurrentIndex(index)
+        self.back_btn.setEnabled(index > 0)
+        self.next_btn.setEnabled(index < len(STEPS) - 1)
+        self.panels[STEPS[index]].activated()
+
+    # -- entries ------------------------------------------------------------------
+    def refresh_entries(self) -> None:
+        current = self.ctx.entry_id
+        self.entry_combo.blockSignals(True)
+        self.entry_combo.clear()
+        try:
+            entries = self.ctx.library.list_entries()
+        except MicrolibError as exc:
+            entries = []
+            self.error(str(exc))
+        for e in entries:
+            label = e.title + (" [excluded]" if e.excluded else "")
+            self.entry_combo.addItem(label, e.id)
+        self.entry_combo.blockSignals(False)
+        ids = [e.id for e in entries]
+        if current in ids:
+            self.entry_combo.setCurrentIndex(ids.index(current))
+        elif ids:
+            self.entry_combo.setCurrentIndex(0)
+            self.ctx.set_entry(ids[0])
+        else:
+            self.ctx.set_entry(None)
+        self.refresh_steps()
+
+    def _on_combo(self, index: int) -> None:
+        eid = self.entry_combo.itemData(index)
+        self.ctx.set_entry(eid if eid is not None else None)
+
+    def select_entry(self, entry_id: int) -> None:
+        idx = self.entry_combo.findData(entry_id)
+        if idx >= 0:
+            self.entry_combo.setCurrentIndex(idx)
+
+    def refresh_steps(self) -> None:
+        """Show the current entry's progress through the steps in the step list."""
+        status = {}
+        info = "No entry selected."
+        if self.ctx.entry_id is not None:
+            try:
+                e = self.ctx.library.get_entry(self.ctx.entry_id)
+                status = e.steps
+                info = f"{e.name}<br>source: {e.source}"
+                if e.metadata.get("demo"):
+                    info += "<br><i>demo entry (generated, not a real micrograph)</i>"
+                if e.excluded:
+                    info += f"<br><b>excluded:</b> {e.exclusion_reason}"
+                idx = self.entry_combo.findData(e.id)
+                if idx >= 0 and self.entry_combo.currentIndex() != idx:
+                    self.entry_combo.blockSignals(True)
+                    self.entry_combo.setCurrentIndex(idx)
+                    self.entry_combo.blockSignals(False)
+            except MicrolibError:
+                pass
+        for row, step in enumerate(STEPS):
+            mark = _STATUS_MARK.get(status.get(step, ""), "  ")
+            self.step_list.item(row).setText(f"{mark} {row + 1}. {STEP_TITLES[step]}")
+        self.entry_info.setText(info)
+
+    # -- file actions ---------------------------------------------------------------
+    def open_image(self, path: str | None = None) -> int | None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Open micrograph", "",
+                                                  "Images (*.png *.jpg *.jpeg *.tif *.tiff);;All files (*)")
+        if not path:
+            return None
+        try:
+            entry = self.ctx.library.add_entry(path, source="local")
+        except MicrolibError as exc:
+            self.error(str(exc))
+            return None
+        self.ctx.entries_changed.emit()
+        self.select_entry(entry.id)
+        return entry.id
+
+    def open_library_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open or create a library folder")
+        if path:
+            self.open_library(path)
+
+    def open_library(self, path: str | Path) -> bool:
+        try:
+            lib = Library(path)
+        except MicrolibError as exc:
+            self.error(str(exc))
+            return False
+        self.settings.setValue("library/last", str(lib.root))
+        self.setWindowTitle(f"{APP_NAME} — {lib.root}")
+        self.ctx.set_library(lib)
+        return True
+
+    def import_annotations(self, path: str | None = None) -> None:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Import annotations", "", "JSON (*.json)")
+        if not path:
+            return
+        try:
+            import json
+
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            first = next(iter(doc.values()), {}) if isinstance(doc, dict) else {}
+            if isinstance(first, dict) and "name" in first and "data_path" not in first:
+                n = self.ctx.library.import_data_anns(path)
+                msg = f"Updated {n} entries."
+            else:
+                res = self.ctx.library.import_microlib_anns(path)
+                msg = (f"{len(res['applied'])} applied, {len(res['pending'])} kept until those "
+                       "DoITPoMS micrographs are added.")
+        except (OSError, ValueError) as exc:
+            self.error(f"{Path(path).name}: cannot be read as JSON ({exc})")
+            return
+        except MicrolibError as exc:
+            self.error(str(exc))
+            return
+        self.ctx.entries_changed.emit()
+        self.ctx.notify_updated()
+        self.statusBar().showMessage(msg, 8000)
+
+    def export_annotations(self, folder: str | None = None) -> None:
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(self, "Export data_anns.json and MicroLib annotations to")
+        if not folder:
+            return
+        try:
+            self.ctx.library.export_data_anns(Path(folder) / "data_anns.json")
+            self.ctx.library.export_microlib_anns(Path(folder) / "microlib_anns.json")
+        except (OSError, MicrolibError) as exc:
+            self.error(str(exc))
+            return
+        self.statusBar().showMessage(f"Wrote data_anns.json and microlib_anns.json to {folder}", 8000)
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>Curate micrographs, inpaint scale bars, train SliceGAN generators and inspect "
+            "3D microstructures — in MicroLib's dataset layout.</p>"
+            "<p>Based on MicroLib (Kench, Squires, Dahari, Cooper, <i>Scientific Data</i> 2022) and "
+            "SliceGAN (Kench &amp; Cooper, <i>Nature Machine Intelligence</i> 2021). Micrographs from "
+            "the DoITPoMS Micrograph Library, University of Cambridge, under its own licence terms.</p>",
+        )
+
+    def error(self, message: str) -> None:
+        QMessageBox.warning(self, APP_NAME, message)
+
+    # -- geometry -------------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        geo = self.settings.value("window/geometry")
+        if isinstance(geo, (QByteArray, bytes)) and geo:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 820)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        for panel in self.panels.values():
+            veto = getattr(panel, "confirm_close", None)
+            if veto is not None and not veto():
+                event.ignore()
+                return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("library/last", str(self.ctx.library.root))
+        super().closeEvent(event)
