@@ -46,7 +46,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
   extras=""
   [ "$WITH_TEST" = 1 ] && extras="[test]"
-  .venv/bin/pip install -q "torch==2.13.0" -e ".${extras}" 2>&1 | grep -v "is ignored: it is neither" || true
+  if ! .venv/bin/pip install -q "torch==2.13.0" -e ".${extras}" >.venv/pip-install.log 2>&1; then
+    grep -v "is ignored: it is neither" .venv/pip-install.log | tail -30 >&2; exit 1
+  fi
   .venv/bin/python -c "import microlib_gui, torch, PySide6, napari" 
   touch "$stamp"
 fi
