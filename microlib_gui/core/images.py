@@ -144,6 +144,8 @@ def _read_pil(raw: bytes, name: str, fmt: str) -> tuple[np.ndarray, str]:
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = None  # we apply our own limit before decoding
+    if fmt == "png" and b"IEND" not in raw[-64:]:
+        raise ImageError(f"{name}: corrupt or truncated PNG (no end marker)")
     with Image.open(io.BytesIO(raw)) as im:
         w, h = im.size
         _check_size(w, h, name)
@@ -168,23 +170,24 @@ def _read_tiff(raw: bytes, name: str) -> tuple[np.ndarray, str]:
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(raw)) as tif:
-        if not tif.pages:
-            raise ImageError(f"{name}: TIFF holds no image")
+        if not tif.pages or not tif.series:
+            raise ImageError(f"{name}: corrupt or truncated TIFF (holds no image)")
         series = tif.series[0]
-        shape = series.shape
         page = tif.pages[0]
         w, h = int(page.imagewidth), int(page.imagelength)
         _check_size(w, h, name)
-        n_pages = len(tif.pages)
-        if n_pages > 1 or (len(shape) >= 3 and shape[-1] not in (3, 4) and shape[0] not in (3, 4)):
+        samples = int(getattr(page, "samplesperpixel", 1))
+        # More than one page, or a series with more dimensions than one page: a volume.
+        photometric = getattr(page.photometric, "name", str(page.photometric))
+        colour = photometric in ("RGB", "YCBCR") and samples in (3, 4)
+        if len(tif.pages) > 1 or len(series.shape) > len(page.shape) or (samples > 1 and not colour):
             raise ImageError(
-                f"{name}: a 3D stack of shape {tuple(shape)} was given where a 2D image is expected"
+                f"{name}: a 3D stack of shape {tuple(series.shape)} was given where a 2D image is expected"
             )
         arr = series.asarray()
-        photometric = getattr(page.photometric, "name", str(page.photometric))
     if photometric == "PALETTE":
         raise ImageError(f"{name}: palette TIFFs are not supported; save it as RGB")
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
+    if arr.ndim == 3 and samples > 1 and arr.shape[0] == samples and arr.shape[-1] != samples:
         arr = np.moveaxis(arr, 0, -1)  # planar configuration
     mode = "L" if arr.ndim == 2 else ("RGBA" if arr.shape[-1] == 4 else "RGB")
     return arr, mode
