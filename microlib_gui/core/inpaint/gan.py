@@ -1,0 +1,286 @@
+"""GAN inpainting, after MicroLib (Squires et al., microstructural inpainting with GANs).
+
+1. Train a 2D WGAN-GP on 64×64 patches of the image itself, taken from windows
+   that do not touch the mask.
+2. For each masked region, optimise a latent noise map so that the (fully
+   convolutional) generator's output matches the known pixels around the mask.
+3. Paste the generated pixels inside the mask only.
+
+Runs on the CPU (slowly) or on CUDA. All randomness comes from ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import InpaintImage
+from .regions import InpaintError, Region, expand_to, find_regions, free_window_corners
+
+NZ = 100
+PATCH = 64
+GEN_WIDTHS = (512, 256, 128, 64)
+GEN_PADDINGS = (2, 2, 2, 2, 3)
+CRITIC_WIDTHS = (64, 128, 256, 512)
+CRITIC_PADDINGS = (1, 1, 1, 1, 0)
+LAMBDA_GP = 10.0
+CRITIC_STEPS = 5
+
+
+class Generator(nn.Module):
+    """Five transposed convolutions (kernel 4, stride 2); a latent of side ``l`` gives ``32 l - 64`` px."""
+
+    def __init__(self, out_channels: int, phases: bool, nz: int = NZ, widths=GEN_WIDTHS):
+        super().__init__()
+        chans = [nz, *widths, out_channels]
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose2d(chans[i], chans[i + 1], 4, 2, GEN_PADDINGS[i], bias=False) for i in range(5)
+        )
+        self.bns = nn.ModuleList(nn.BatchNorm2d(c) for c in chans[1:-1])
+        self.phases = phases
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z
+        for conv, bn in zip(self.convs[:-1], self.bns):
+            x = torch.relu(bn(conv(x)))
+        x = self.convs[-1](x)
+        # n-phase: a probability per phase; continuous: intensities in [0, 1]
+        return torch.softmax(x, dim=1) if self.phases else torch.sigmoid(x)
+
+
+class Critic(nn.Module):
+    """Five plain convolutions (kernel 4, stride 2), no normalisation: 64×64 → 1 score."""
+
+    def __init__(self, in_channels: int, widths=CRITIC_WIDTHS):
+        super().__init__()
+        chans = [in_channels, *widths, 1]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], 4, 2, CRITIC_PADDINGS[i], bias=False) for i in range(5)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs[:-1]:
+            x = torch.relu(conv(x))
+        return self.convs[-1](x)
+
+
+def latent_side(pixels: int) -> int:
+    """Smallest latent side whose generated side ``32 l - 64`` covers ``pixels``."""
+    return max(3, math.ceil((pixels + 64) / 32))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is refused."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InpaintError("--device cuda was asked for but no CUDA GPU is available (use auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise InpaintError(f"unknown device {device!r} (auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def _gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=gen, device=real.device)
+    mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    score = critic(mix)
+    (grad,) = torch.autograd.grad(score.sum(), mix, create_graph=True)
+    return LAMBDA_GP * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def _to_display(img: InpaintImage, x: np.ndarray) -> np.ndarray:
+    """A uint8 picture of a ``(C, h, w)`` network-space array (phases spread over 0..255)."""
+    if img.kind == "labels":
+        lab = np.argmax(x, axis=0)
+        return (lab * (255 // max(1, img.n_phases - 1))).astype(np.uint8)
+    pic = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+    return pic[0] if pic.shape[0] == 1 else np.moveaxis(pic, 0, -1)
+
+
+Report = Callable[..., None]
+
+
+def train_generator(img: InpaintImage, mask: np.ndarray, iters: int, batch_size: int, device: torch.device,
+                    seed: int, report: Report, check: Callable[[], None], total: int,
+                    widths=GEN_WIDTHS) -> Generator:
+    """Train the WGAN-GP on mask-free 64×64 patches of ``img``; returns the generator (eval mode)."""
+    corners = free_window_corners(mask, PATCH)
+    if len(corners) == 0:
+        h, w = mask.shape
+        raise InpaintError(
+            f"no {PATCH}x{PATCH} px window of the {w}x{h} px image is free of the mask; "
+            "the GAN needs clean patches to learn from (use the fast method)"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        gen_net = Generator(img.channels, img.kind == "labels", widths=widths).to(device)
+        critic = Critic(img.channels).to(device)
+    data = torch.from_numpy(np.ascontiguousarray(np.moveaxis(img.as_float(), -1, 0))).to(device)
+    rng = np.random.default_rng(seed)
+    tgen = torch.Generator(device=device).manual_seed(seed)
+    opt_g = torch.optim.Adam(gen_net.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    opt_c = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    lz = latent_side(PATCH)
+
+    def real_batch() -> torch.Tensor:
+        pick = corners[rng.integers(len(corners), size=batch_size)]
+        return torch.stack([data[:, y:y + PATCH, x:x + PATCH] for y, x in pick])
+
+    def noise() -> torch.Tensor:
+        return torch.randn(batch_size, NZ, lz, lz, generator=tgen, device=device)
+
+    gen_net.train()
+    preview_every = max(1, iters // 20)
+    for it in range(1, iters + 1):
+        for _ in range(CRITIC_STEPS):
+            real = real_batch()
+            with torch.no_grad():
+                fake = gen_net(noise())
+            w_dist = critic(real).mean() - critic(fake).mean()
+            loss_c = -w_dist + _gradient_penalty(critic, real, fake, tgen)
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+        fake = gen_net(noise())
+        loss_g = -critic(fake).mean()
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        check()
+        images = None
+        if it % preview_every == 0 or it == iters:
+            images = {"preview": _to_display(img, fake[0].detach().cpu().numpy())}
+        report(it, total, f"training the GAN: iteration {it}/{iters}",
+               scalars={"wasserstein": float(w_dist.detach()), "loss_g": float(loss_g.detach())}, images=images)
+    gen_net.eval()
+    return gen_net
+
+
+def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mask: np.ndarray, region: Region,
+                    opt_iters: int, device: torch.device, seed: int, on_step: Callable[[int, float, np.ndarray | None], None],
+                    n_frames: int = 30, lr: float = 0.05) -> tuple[np.ndarray, list[np.ndarray], Region]:
+    """Optimise a latent so the generator matches the known pixels of ``region``.
+
+    The window is grown to the generator's output size (where the image allows).
+    Returns the generated window ``(C, h, w)``, the animation frames (uint8) and
+    the window.
+    """
+    lh, lw = latent_side(region.shape[0]), latent_side(region.shape[1])
+    win = expand_to(region, (32 * lh - 64, 32 * lw - 64), mask.shape)
+    h, w = win.shape
+    sl = win.slices
+    target = torch.from_numpy(np.ascontiguousarray(np.moveaxis(data[sl], -1, 0)))[None].to(device)
+    known = torch.from_numpy(~mask[sl])[None, None].to(device=device, dtype=target.dtype)
+    tgen = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(1, NZ, lh, lw, generator=tgen, device=device).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    n_known = known.sum().clamp_min(1.0)
+    for p in gen_net.parameters():
+        p.requires_grad_(False)
+    frame_every = max(1, opt_iters // max(1, n_frames))
+    frames: list[np.ndarray] = []
+    win_mask = mask[sl]
+
+    def frame(out: torch.Tensor) -> np.ndarray:
+        # known pixels as they are, masked ones as currently generated
+        pic = _to_display(img, np.moveaxis(data[sl], -1, 0))
+        pic[win_mask] = _to_display(img, out[0].detach().cpu().numpy())[win_mask]
+        return pic
+
+    out = gen_net(z)[..., :h, :w]
+    frames.append(frame(out))
+    for it in range(1, opt_iters + 1):
+        out = gen_net(z)[..., :h, :w]
+        loss = (((out - target) ** 4) * known).sum() / n_known
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # keep the latent where the generator was trained: N(0, 1) per position
+            z -= z.mean(dim=1, keepdim=True)
+            z /= z.std(dim=1, keepdim=True).clamp_min(1e-6)
+        pic = None
+        if it % frame_every == 0 or it == opt_iters:
+            with torch.no_grad():
+                pic = frame(gen_net(z)[..., :h, :w])
+            frames.append(pic)
+        on_step(it, float(loss.detach()), pic)
+    with torch.no_grad():
+        final = gen_net(z)[..., :h, :w][0].cpu().numpy()
+    return final, frames, win
+
+
+def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_iters: int = 300,
+                batch_size: int = 32, device: str = "auto", seed: int = 0, border: int = 16,
+                generator_state: dict | None = None, report: Report | None = None,
+                check: Callable[[], None] | None = None, widths=GEN_WIDTHS) -> dict:
+    """Inpaint ``mask`` in ``img`` with a GAN trained on the image itself.
+
+    Parameters
+    ----------
+    iters : int
+        Generator training iterations (each with 5 critic steps).
+    opt_iters : int
+        Adam steps of latent optimisation per masked region.
+    generator_state : dict, optional
+        A generator trained earlier on this image (from a previous result's
+        ``"generator_state"``): skips training, so a re-sample only redoes the
+        latent optimisation with a new ``seed``.
+    border : int
+        Known pixels around each region that the latent must match (≥ 16).
+
+    Returns
+    -------
+    dict
+        ``output`` (stored encoding), ``frames`` (uint8 animation frames),
+        ``generator_state`` (numpy arrays), ``device``, ``timings`` (s).
+    """
+    report = report or (lambda *a, **k: None)
+    check = check or (lambda: None)
+    if iters < 1 or opt_iters < 1 or batch_size < 1:
+        raise InpaintError("iterations and batch size must be at least 1")
+    dev = resolve_device(device)
+    regions = find_regions(mask, max(16, border))
+    train_total = 0 if generator_state is not None else iters
+    total = train_total + opt_iters * len(regions)
+    t0 = time.perf_counter()
+    if generator_state is None:
+        gen_net = train_generator(img, mask, iters, batch_size, dev, seed, report, check, total, widths)
+    else:
+        gen_net = Generator(img.channels, img.kind == "labels", widths=widths)
+        try:
+            gen_net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in generator_state.items()})
+        except (RuntimeError, KeyError) as exc:
+            raise InpaintError(f"the saved generator does not fit this image ({str(exc).splitlines()[0][:100]})") from None
+        gen_net = gen_net.to(dev).eval()
+    t_train = time.perf_counter() - t0
+    data = img.as_float()
+    filled = data.copy()
+    frames: list[np.ndarray] = []
+    for k, reg in enumerate(regions):
+        base = train_total + k * opt_iters
+
+        def on_step(it: int, loss: float, pic, base=base, k=k) -> None:
+            check()
+            report(base + it, total, f"region {k + 1}/{len(regions)}: latent step {it}/{opt_iters}",
+                   scalars={"match_loss": loss}, images={"preview": pic} if pic is not None else None)
+
+        out, region_frames, win = optimise_region(gen_net, img, data, mask, reg, opt_iters, dev,
+                                                  seed + 1000 * (k + 1), on_step)
+        own = np.zeros_like(mask)  # this region's masked pixels only: windows may overlap
+        own[reg.slices] = mask[reg.slices]
+        ws = win.slices
+        filled[ws] = np.where(own[ws][..., None], np.moveaxis(out, 0, -1), filled[ws])
+        frames.extend(region_frames)
+    if img.kind == "labels":
+        output = img.encode(np.argmax(filled, axis=-1).astype(np.uint8), mask)
+    else:
+        output = img.encode(filled, mask)
+    state = {k: v.detach().cpu().numpy() for k, v in gen_net.state_dict().items()}
+    return {"output": output, "frames": frames, "generator_state": state, "device": str(dev),
+            "regions": len(regions),
+            "timings": {"train_s": t_train, "total_s": time.perf_counter() - t0}}
