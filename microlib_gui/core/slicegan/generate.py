@@ -1,0 +1,325 @@
+"""Volumes of any size from a trained generator: one pass, or tiled and streamed to disk.
+
+Geometry: along each axis a latent of side ``a`` gives ``S·a − c`` voxels
+(``S`` the product of the strides; ``c`` = 64 and ``S`` = 32 for MicroLib's
+generators). When every layer's padding is at least kernel − stride, each output
+voxel sees its whole receptive field, so the latent window ``[t, t + b)`` gives
+exactly the voxels ``[S·t, S·(t + b) − c)`` of the full volume. That makes both
+tricks exact:
+
+* tiled generation: blocks of the volume are computed from overlapping latent
+  windows and pasted together; the result equals the one-pass volume (up to
+  floating-point rounding in the convolution algorithms);
+* periodic generation (SliceGAN's trick): the latent's first ``c/S`` slabs are
+  copied to its end, so the volume is exactly one period, ``S·a`` voxels long,
+  and tiles seamlessly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path
+from . import SliceGANError
+from .fileformat import GEN_SUFFIX, load_generator
+from .nets import Generator
+
+#: Output voxels per block by default (GPU memory ≈ 20 bytes per voxel in bf16).
+DEFAULT_BLOCK_VOXELS = {"cuda": 2 ** 28, "cpu": 2 ** 24}
+
+
+def find_generator(source: str | os.PathLike) -> Path:
+    """A run folder or ``NAME_Gen.pt`` → the generator file."""
+    src = Path(source)
+    if src.is_dir():
+        gens = sorted(src.glob("*" + GEN_SUFFIX))
+        if not gens:
+            raise SliceGANError(f"{src}: no generator in this folder (nothing named NAME{GEN_SUFFIX})")
+        if len(gens) > 1:
+            raise SliceGANError(f"{src}: several generators; name one NAME{GEN_SUFFIX} file")
+        return gens[0]
+    if not src.exists():
+        raise SliceGANError(f"{src}: no such file or folder")
+    if not src.name.endswith(GEN_SUFFIX):
+        raise SliceGANError(f"{src.name}: give a run folder or a NAME{GEN_SUFFIX} file")
+    return src
+
+
+def load_model(source: str | os.PathLike, imtype: str | None = None) -> tuple[Generator, dict]:
+    """Load a generator from a run folder or a ``NAME_Gen.pt`` (safely; see :mod:`.fileformat`)."""
+    return load_generator(find_generator(source), imtype)
+
+
+def parse_periodic(text: str | None) -> tuple[bool, bool, bool]:
+    """``"x,z"`` → (True, False, True)."""
+    if not text:
+        return (False, False, False)
+    axes = {a.strip().lower() for a in text.split(",") if a.strip()}
+    bad = axes - {"x", "y", "z"}
+    if bad:
+        raise SliceGANError(f"--periodic takes axes among x,y,z (got {','.join(sorted(bad))})")
+    return tuple(a in axes for a in "xyz")
+
+
+class Plan:
+    """What to generate: the (periodically extended) latent and the output shape."""
+
+    def __init__(self, G: Generator, size=None, periodic=(False, False, False), seed: int = 0,
+                 latent: np.ndarray | None = None):
+        p = G.params
+        self.G = G
+        self.S, self.c = p.stride, p.shrink
+        self.periodic = tuple(bool(v) for v in periodic)
+        if any(self.periodic) and (self.c % self.S or not p.tileable):
+            raise SliceGANError("this generator's geometry does not allow periodic volumes")
+        sizes = None if size is None else ((int(size),) * 3 if np.ndim(size) == 0 else tuple(int(s) for s in size))
+        if sizes is not None and (len(sizes) != 3 or min(sizes) < 1):
+            raise SliceGANError("the size must be a positive number of voxels (or three of them)")
+        if latent is None:
+            if sizes is None:
+                raise SliceGANError("give a size or a latent")
+            shape = []
+            for n, per in zip(sizes, self.periodic):
+                if per:
+                    if n % self.S:
+                        raise SliceGANError(f"a periodic axis needs a size that is a multiple of {self.S} "
+                                            f"(got {n}; e.g. {max(self.S, round(n / self.S) * self.S)})")
+                    shape.append(n // self.S)
+                else:
+                    shape.append(max(1, math.ceil((n + self.c) / self.S)))
+            gen = torch.Generator().manual_seed(int(seed))
+            z = torch.randn(1, p.nz, *shape, generator=gen)
+        else:
+            z = torch.as_tensor(np.asarray(latent, dtype=np.float32))
+            if z.ndim != 5 or z.shape[0] != 1 or z.shape[1] != p.nz:
+                raise SliceGANError(f"the latent must have shape (1, {p.nz}, a, b, c); got {tuple(z.shape)}")
+        for ax, per in enumerate(self.periodic):
+            if per:  # copy the first slabs to the end: the volume becomes one period
+                k = self.c // self.S
+                if z.shape[2 + ax] < k:
+                    raise SliceGANError("the latent is too small to be made periodic")
+                z = torch.cat([z, z.narrow(2 + ax, 0, k)], dim=2 + ax)
+        full = tuple(self.S * n - self.c for n in z.shape[2:])
+        if min(full) < 1:
+            raise SliceGANError(f"the latent {tuple(z.shape[2:])} is too small for this generator")
+        if sizes is None:
+            sizes = full
+        if any(s > f for s, f in zip(sizes, full)):
+            raise SliceGANError(f"size {sizes} is larger than the latent gives {full}")
+        self.z = z
+        self.shape = sizes  # spatial output shape (cropped from the start of `full`)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of the written array: (X, Y, Z) or (X, Y, Z, 3) for colour."""
+        return self.shape + ((3,) if self.G.imtype == "colour" else ())
+
+    def latent_window(self, o0: int, o1: int) -> tuple[int, int]:
+        """Latent range [t0, t1) whose output covers voxels [o0, o1)."""
+        return o0 // self.S, math.ceil((o1 + self.c) / self.S)
+
+    def blocks(self, max_voxels: int) -> Iterator[tuple[tuple[int, int], ...]]:
+        """Boxes ((x0, x1), (y0, y1), (z0, z1)) covering the volume, slab by slab along x."""
+        dims = list(self.shape)
+        if math.prod(dims) > max_voxels and not self.G.params.tileable:
+            raise SliceGANError("this generator cannot be tiled; ask for a smaller volume")
+        step = self.S
+        while math.prod(dims) > max_voxels and max(dims) > step:
+            i = int(np.argmax(dims))
+            dims[i] = max(step, math.ceil(dims[i] / 2 / step) * step)
+        for x0 in range(0, self.shape[0], dims[0]):
+            for y0 in range(0, self.shape[1], dims[1]):
+                for z0 in range(0, self.shape[2], dims[2]):
+                    yield tuple((o, min(o + d, n)) for o, d, n in zip((x0, y0, z0), dims, self.shape))
+
+
+class Runner:
+    """The generator on a device, turning latent windows into uint8/float blocks."""
+
+    def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False):
+        self.G = G.to(device).eval()
+        self.dev = device
+        self.cuda = device.type == "cuda"
+        self.bf16 = self.cuda and precision in ("auto", "bf16")
+        self.as_float = as_float and G.imtype != "nphase"
+        if self.cuda:
+            self.G.to(memory_format=torch.channels_last_3d)
+
+    @torch.no_grad()
+    def block(self, plan: Plan, box) -> torch.Tensor:
+        """The output voxels in ``box`` (on the device): uint8 labels, uint8/float grey, colour last."""
+        sl = [slice(None), slice(None)]
+        crop = []
+        for (o0, o1) in box:
+            t0, t1 = plan.latent_window(o0, o1)
+            sl.append(slice(t0, t1))
+            crop.append(slice(o0 - plan.S * t0, o1 - plan.S * t0))
+        z = plan.z[tuple(sl)].to(self.dev, non_blocking=True)
+        if self.cuda:
+            z = z.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+            x = self.G.logits(z)
+        x = x[0][(slice(None), *crop)]
+        if self.G.imtype == "nphase":  # argmax of the logits = argmax of the softmax
+            return x.argmax(0).to(torch.uint8)
+        v = 0.5 * (torch.tanh(x.float()) + 1.0)
+        if self.G.imtype == "colour":
+            v = v.permute(1, 2, 3, 0)
+        else:
+            v = v[0]
+        return v if self.as_float else torch.round(v * 255).clamp_(0, 255).to(torch.uint8)
+
+
+def _device(device: str) -> torch.device:
+    from .train import resolve_device
+
+    return resolve_device(device)
+
+
+def generate(G: Generator, size=None, periodic=(False, False, False), seed: int = 0,
+             latent: np.ndarray | None = None, device: str = "auto", as_float: bool = False,
+             max_block_voxels: int | None = None, precision: str = "auto") -> np.ndarray:
+    """Generate a volume in memory.
+
+    Parameters
+    ----------
+    G : Generator
+    size : int or (int, int, int), optional
+        Voxels per side (or per axis); optional when ``latent`` is given.
+    periodic : 3 bools
+        Axes (x, y, z) along which the volume tiles seamlessly (sizes there must
+        be multiples of the generator's stride, 32 for MicroLib).
+    seed : int
+        Seeds the latent (drawn on the CPU, so the same on every device).
+    latent : ndarray (1, nz, a, b, c), optional
+        Use this latent instead of drawing one.
+    device : {"auto", "cpu", "cuda"}
+    as_float : bool
+        Grayscale/colour as float32 in [0, 1] instead of uint8.
+    max_block_voxels : int, optional
+        Largest block computed at once; larger volumes are tiled (exactly).
+
+    Returns
+    -------
+    ndarray: uint8 labels 0..n-1 (n-phase), uint8 or float32 grey, (..., 3) colour.
+    """
+    dev = _device(device)
+    plan = Plan(G, size, periodic, seed, latent)
+    run = Runner(G, dev, precision, as_float)
+    budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
+    out = np.empty(plan.out_shape, dtype=np.float32 if run.as_float else np.uint8)
+    for box in plan.blocks(budget):
+        out[tuple(slice(a, b) for a, b in box)] = run.block(plan, box).cpu().numpy()
+    return out
+
+
+def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=(False, False, False),
+                     seed: int = 0, latent: np.ndarray | None = None, device: str = "auto",
+                     max_block_voxels: int | None = None, precision: str = "auto",
+                     progress: Callable[[int, int], None] | None = None) -> dict:
+    """Generate straight to a BigTIFF (``.tif``/``.tiff``) or Zarr (``.zarr``) file, slab by slab.
+
+    Host memory stays at about one slab (a block's thickness × the volume's cross
+    section, uint8). The file appears only when complete (atomic rename).
+
+    Returns
+    -------
+    dict with ``path``, ``shape``, ``dtype``, ``seconds``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".zarr"):
+        raise SliceGANError(f"{path.name}: the output must end in .tif, .tiff or .zarr")
+    dev = _device(device)
+    t0 = time.monotonic()
+    plan = Plan(G, size, periodic, seed, latent)
+    run = Runner(G, dev, precision)
+    budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
+    boxes = list(plan.blocks(budget))
+    slabs: dict[tuple[int, int], list] = {}
+    for box in boxes:
+        slabs.setdefault(box[0], []).append(box)
+    writer = _TiffSink if suffix in (".tif", ".tiff") else _ZarrSink
+    done = 0
+    with writer(path, plan.out_shape, G.imtype) as sink:
+        for (x0, x1), group in slabs.items():
+            slab = np.empty((x1 - x0, *plan.out_shape[1:]), dtype=np.uint8)
+            for box in group:
+                slab[(slice(None), *(slice(a, b) for a, b in box[1:]))] = run.block(plan, box).cpu().numpy()
+                done += 1
+                if progress:
+                    progress(done, len(boxes))
+            sink.write(x0, slab)
+    return {"path": str(path), "shape": list(plan.out_shape), "dtype": "uint8",
+            "seconds": time.monotonic() - t0}
+
+
+class _TiffSink:
+    """Pages appended to one BigTIFF series; renamed into place when complete."""
+
+    def __init__(self, path: Path, shape, imtype: str):
+        self.path, self.shape, self.imtype = path, shape, imtype
+
+    def __enter__(self):
+        import tifffile
+
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        self._tw = tifffile.TiffWriter(tmp, bigtiff=True)
+        self._first = True
+        return self
+
+    def write(self, x0: int, slab: np.ndarray) -> None:
+        photometric = "rgb" if self.imtype == "colour" else "minisblack"
+        for page in slab:
+            self._tw.write(page, contiguous=True, photometric=photometric,
+                           metadata={"axes": "ZYXS" if self.imtype == "colour" else "ZYX"} if self._first else None)
+            self._first = False
+
+    def __exit__(self, *exc):
+        self._tw.close()
+        return self._ctx.__exit__(*exc)
+
+
+class _ZarrSink:
+    """A Zarr array written slab by slab in a temporary folder, then moved into place."""
+
+    def __init__(self, path: Path, shape, imtype: str):
+        self.path, self.shape = path, tuple(shape)
+
+    def __enter__(self):
+        import zarr
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=".tmp-" + self.path.stem + "-", suffix=".zarr",
+                                          dir=self.path.parent))
+        chunks = tuple(min(n, 128) for n in self.shape[:3]) + self.shape[3:]
+        self._arr = zarr.open_array(store=str(self._tmp), mode="w", shape=self.shape, chunks=chunks,
+                                    dtype="uint8")
+        return self
+
+    def write(self, x0: int, slab: np.ndarray) -> None:
+        self._arr[x0:x0 + slab.shape[0]] = slab
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.path.exists():  # swap: the old one is removed only once the new one is in place
+            old = self.path.with_name(".tmp-old-" + self.path.name)
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.path, old)
+        os.replace(self._tmp, self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+        return False

@@ -1,0 +1,149 @@
+"""SliceGAN networks: a 3D transposed-convolution generator and a 2D critic.
+
+Module and parameter names follow the published code (``convs.N.weight``,
+``bns.N.*``) so state dicts load in both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class NetParams:
+    """Layer lists in the published order ``[dk, ds, df, dp, gk, gs, gf, gp]``."""
+
+    dk: tuple[int, ...]
+    ds: tuple[int, ...]
+    df: tuple[int, ...]
+    dp: tuple[int, ...]
+    gk: tuple[int, ...]
+    gs: tuple[int, ...]
+    gf: tuple[int, ...]
+    gp: tuple[int, ...]
+
+    @classmethod
+    def from_list(cls, lists) -> "NetParams":
+        return cls(*(tuple(int(v) for v in x) for x in lists))
+
+    def to_list(self) -> list[list[int]]:
+        return [list(v) for v in asdict(self).values()]
+
+    @property
+    def nz(self) -> int:
+        return self.gf[0]
+
+    @property
+    def nc(self) -> int:
+        return self.gf[-1]
+
+    def out_side(self, latent_side: int) -> int:
+        """Side of the generated volume for a latent of side ``latent_side``."""
+        n = latent_side
+        for k, s, p in zip(self.gk, self.gs, self.gp):
+            n = (n - 1) * s - 2 * p + k
+        return n
+
+    @property
+    def stride(self) -> int:
+        """Output voxels per latent voxel."""
+        out = 1
+        for s in self.gs:
+            out *= s
+        return out
+
+    @property
+    def shrink(self) -> int:
+        """``c`` in ``out_side(a) = stride * a - c``."""
+        return self.stride * 8 - self.out_side(8)  # the map is affine, any side works
+
+    @property
+    def tileable(self) -> bool:
+        """True when every output voxel has its full receptive field (padding ≥ kernel − stride).
+
+        Then a window of the latent gives exactly the matching window of the
+        volume, which makes tiled and periodic generation exact.
+        """
+        return all(p >= k - s for k, s, p in zip(self.gk, self.gs, self.gp))
+
+    def check(self) -> None:
+        """Raise ValueError when the lists do not describe a usable pair of networks."""
+        g, d = len(self.gf) - 1, len(self.df) - 1
+        if g < 1 or d < 1:
+            raise ValueError("the networks need at least one layer")
+        for name, v, n in (("gk", self.gk, g), ("gs", self.gs, g), ("gp", self.gp, g),
+                           ("dk", self.dk, d), ("ds", self.ds, d), ("dp", self.dp, d)):
+            if len(v) != n:
+                raise ValueError(f"{name} has {len(v)} entries for {n} layers")
+        if any(v <= 0 for v in self.gf + self.df + self.gk + self.dk + self.gs + self.ds):
+            raise ValueError("channel counts, kernels and strides must be positive")
+        if self.df[-1] != 1 or self.df[0] != self.gf[-1]:
+            raise ValueError("the critic must map the generator's channels to one score")
+
+
+class Generator(nn.Module):
+    """ConvTranspose3d stack; BatchNorm3d + ReLU between; softmax (n-phase) or 0.5·(tanh+1).
+
+    One BatchNorm per layer is kept (the last unused), as in the published files.
+    """
+
+    def __init__(self, params: NetParams, imtype: str = "nphase"):
+        super().__init__()
+        self.params = params
+        self.imtype = imtype
+        gf, gk, gs, gp = params.gf, params.gk, params.gs, params.gp
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose3d(gf[i], gf[i + 1], gk[i], gs[i], gp[i], bias=False) for i in range(len(gk)))
+        self.bns = nn.ModuleList(nn.BatchNorm3d(gf[i + 1]) for i in range(len(gk)))
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The last layer's output before the activation."""
+        x = z
+        for conv, bn in zip(self.convs[:-1], self.bns[:-1]):
+            x = F.relu_(bn(conv(x)))
+        return self.convs[-1](x)
+
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        if self.imtype == "nphase":
+            return torch.softmax(x, dim=1)
+        return 0.5 * (torch.tanh(x) + 1.0)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.logits(z))
+
+
+class Critic(nn.Module):
+    """Conv2d stack with ReLU between, no normalisation; returns the score map."""
+
+    def __init__(self, params: NetParams):
+        super().__init__()
+        df, dk, ds, dp = params.df, params.dk, params.ds, params.dp
+        self.convs = nn.ModuleList(
+            nn.Conv2d(df[i], df[i + 1], dk[i], ds[i], dp[i], bias=False) for i in range(len(dk)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs[:-1]:
+            x = F.relu(conv(x))
+        return self.convs[-1](x)
+
+
+def conv_flops(params: NetParams, latent_side: int, batch: int, slice_batch: int) -> tuple[float, float]:
+    """Forward FLOPs (2 per multiply-add) of the generator on ``batch`` latents and of the
+    critic on ``slice_batch`` images of the training side; used by the benchmark."""
+    g = 0.0
+    n = latent_side
+    for i, (k, s, p) in enumerate(zip(params.gk, params.gs, params.gp)):
+        # a transposed conv costs what its adjoint (a strided conv over the output) costs
+        g += 2.0 * params.gf[i] * params.gf[i + 1] * k ** 3 * n ** 3 * batch
+        n = (n - 1) * s - 2 * p + k
+    side = n
+    d = 0.0
+    for i, (k, s, p) in enumerate(zip(params.dk, params.ds, params.dp)):
+        m = (side + 2 * p - k) // s + 1
+        d += 2.0 * params.df[i] * params.df[i + 1] * k ** 2 * m ** 2 * slice_batch
+        side = m
+    return g, d

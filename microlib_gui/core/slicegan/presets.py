@@ -1,0 +1,70 @@
+"""Network and training settings: ``microlib`` (the paper's, used for every entry) and
+``tiny`` (a small network for tests and CPU smoke runs)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from . import SliceGANError
+from .nets import NetParams
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    img_side: int            # side l of the training patches and of the critic's input
+    nz: int                  # latent channels
+    latent_side: int         # latent side during training (volume side = img_side)
+    g_hidden: tuple[int, ...]  # generator channels between nz and nc
+    gk: int
+    gs: int
+    gp: tuple[int, ...]
+    d_hidden: tuple[int, ...]  # critic channels between nc and 1
+    dk: int
+    ds: int
+    dp: tuple[int, ...]
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    gp_lambda: float = 10.0
+    critic_iters: int = 5
+    batch_g: int = 32        # generator batch (volumes)
+    batch_d: int = 8         # fake volumes per critic step
+    batch_real: int = 32     # real patches per critic step (and slices in the gradient penalty)
+    iters: int = 5000        # generator iterations
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def net_params(self, nc: int) -> NetParams:
+        n_g, n_d = len(self.gp), len(self.dp)
+        return NetParams(dk=(self.dk,) * n_d, ds=(self.ds,) * n_d, df=(nc, *self.d_hidden, 1), dp=self.dp,
+                         gk=(self.gk,) * n_g, gs=(self.gs,) * n_g, gf=(self.nz, *self.g_hidden, nc), gp=self.gp)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preset":
+        """Inverse of :meth:`to_dict` (a checkpoint's stored settings)."""
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        except TypeError as exc:
+            raise SliceGANError(f"stored settings do not fit this version ({exc})") from None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+PRESETS = {
+    "microlib": Preset("microlib", img_side=64, nz=16, latent_side=4, g_hidden=(512, 256, 128, 64), gk=4, gs=2,
+                       gp=(2, 2, 2, 2, 3), d_hidden=(64, 128, 256, 512), dk=4, ds=2, dp=(1, 1, 1, 1, 0)),
+    "tiny": Preset("tiny", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
+                   d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), batch_g=4, batch_d=2, batch_real=8,
+                   iters=100, checkpoint_every=10, log_every=5),
+}
+
+
+def get_preset(name: str, **overrides) -> Preset:
+    """The named preset, with ``None``-free overrides applied (e.g. ``iters=200``)."""
+    try:
+        p = PRESETS[name]
+    except KeyError:
+        raise SliceGANError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+    return replace(p, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,383 @@
+"""SliceGAN training as a job function: ``train(ctx, images=[...], out=RUN, ...)``.
+
+Run it inline (CLI), or in its own process from the GUI::
+
+    ProcessJob("microlib_gui.core.slicegan.train:train_job", {"images": [...], "out": "RUN"})
+
+The run folder ``RUN`` holds ``run.json`` (settings and state), ``checkpoint.pt``
+(everything needed to continue, written atomically every ``checkpoint_every``
+iterations, on cancel and at the end) and the generator in the published format
+(``slicegan_Gen.pt``, ``slicegan_params.data``, ``slicegan_meta.json``).
+
+One generator iteration is ``critic_iters`` critic steps then one generator step,
+as in the published code. On CUDA the work stays on the device: patches are cut
+from the image tensor there, losses are kept as device tensors and read only
+when progress is reported, and (``graphs``) a whole iteration is captured once
+as a CUDA graph and replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_path, atomic_write_json
+from ..jobs import JobCancelled
+from . import SliceGANError
+from .data import PatchSampler, TrainingImage, load_training_images
+from .fileformat import save_generator
+from .nets import Critic, Generator
+from .presets import Preset, get_preset
+
+CHECKPOINT = "checkpoint.pt"
+RUN_JSON = "run.json"
+GEN_NAME = "slicegan_Gen.pt"
+
+# (slice dim, in-plane dims) of a (B, C, X, Y, Z) volume for the x, y and z critics,
+# in the published order so anisotropic images meet the same axes.
+AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
+
+
+def volume_slices(vol: torch.Tensor, axis: int, channels_last: bool = False) -> torch.Tensor:
+    """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C, a, b)."""
+    d, a, b = AXES[axis]
+    n, c = vol.shape[0] * vol.shape[d], vol.shape[1]
+    if channels_last:  # one copy straight into NHWC memory
+        return vol.permute(0, d, a, b, 1).reshape(n, vol.shape[a], vol.shape[b], c).permute(0, 3, 1, 2)
+    return vol.permute(0, d, 1, a, b).reshape(n, c, vol.shape[a], vol.shape[b])
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise SliceGANError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SliceGANError("--device cuda was asked for but no CUDA GPU is available")
+    return torch.device(device)
+
+
+class Trainer:
+    """Networks, optimisers and one training iteration (eager or as a CUDA graph)."""
+
+    def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
+                 precision: str = "auto", graphs: bool = False):
+        self.p = preset
+        self.dev = device
+        self.cuda = device.type == "cuda"
+        self.imtype = images[0].imtype
+        self.nc = images[0].nc
+        self.params = preset.net_params(self.nc)
+        if self.params.out_side(preset.latent_side) != preset.img_side:
+            raise SliceGANError("preset: the generator's output side does not match the training side")
+        self.bf16 = self.cuda and precision in ("auto", "bf16")
+        self.channels_last = self.cuda
+        self.graphs = graphs and self.cuda
+        self.anisotropic = len(images) == 3
+        self.G = Generator(self.params, self.imtype).to(device)
+        self.Ds = [Critic(self.params).to(device) for _ in range(3 if self.anisotropic else 1)]
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last_3d)
+            for D in self.Ds:
+                D.to(memory_format=torch.channels_last)
+        opt_kw = dict(lr=preset.lr, betas=tuple(preset.betas))
+        if self.cuda:
+            opt_kw["fused"] = True
+            if self.graphs:
+                opt_kw["capturable"] = True
+        self.optG = torch.optim.Adam(self.G.parameters(), **opt_kw)
+        self.optDs = [torch.optim.Adam(D.parameters(), **opt_kw) for D in self.Ds]
+        self.samplers = [PatchSampler(im, preset.img_side, device) for im in images]
+        # per-iteration losses accumulated on the device: critic, wasserstein, gp, generator
+        self.acc = torch.zeros(4, device=device)
+        self.acc_n = 0
+        self._graph = None
+        self._warmup_left = 3
+
+    # -- one iteration ------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
+
+    def _noise(self, batch: int) -> torch.Tensor:
+        s = self.p.latent_side
+        z = torch.randn(batch, self.p.nz, s, s, s, device=self.dev)
+        return z.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else z
+
+    def _real(self, axis: int) -> torch.Tensor:
+        real = self.samplers[axis if self.anisotropic else 0].sample(self.p.batch_real)
+        return real.contiguous(memory_format=torch.channels_last) if self.channels_last else real
+
+    def _critic_step(self):
+        p = self.p
+        with torch.no_grad(), self._autocast():
+            fake = self.G(self._noise(p.batch_d))
+        tot = []
+        for axis in range(3):
+            k = axis if self.anisotropic else 0
+            D, opt = self.Ds[k], self.optDs[k]
+            real = self._real(axis)
+            fs = volume_slices(fake, axis, self.channels_last)
+            opt.zero_grad(set_to_none=True)
+            with self._autocast():
+                # real and fake in one call: the critic has no batch statistics
+                out = D(torch.cat([real.to(fs.dtype), fs])).float()
+            nr = real.shape[0]
+            d_real = out[:nr].mean()
+            d_fake = out[nr:].mean()
+            gp = self._gradient_penalty(D, real, fs[:nr])
+            loss = d_fake - d_real + gp
+            loss.backward()
+            opt.step()
+            tot.append(torch.stack([loss.detach(), (d_real - d_fake).detach(), gp.detach()]))
+        return torch.stack(tot).mean(0)
+
+    def _gradient_penalty(self, D, real, fake):
+        alpha = torch.rand(real.shape[0], 1, 1, 1, device=self.dev)
+        x = alpha * real + (1 - alpha) * fake.float()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        with self._autocast():
+            out = D(x)
+        (g,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+        return self.p.gp_lambda * ((g.flatten(1).float().norm(2, dim=1) - 1.0) ** 2).mean()
+
+    def _generator_step(self):
+        for D in self.Ds:
+            D.requires_grad_(False)  # no critic weight gradients needed here
+        self.optG.zero_grad(set_to_none=True)
+        with self._autocast():
+            fake = self.G(self._noise(self.p.batch_g))
+            loss = 0.0
+            for axis in range(3):
+                D = self.Ds[axis if self.anisotropic else 0]
+                loss = loss - D(volume_slices(fake, axis, self.channels_last)).float().mean()
+        loss.backward()
+        self.optG.step()
+        for D in self.Ds:
+            D.requires_grad_(True)
+        return loss.detach()
+
+    def _iteration(self):
+        for _ in range(self.p.critic_iters):
+            c = self._critic_step()
+        g = self._generator_step()
+        self.acc += torch.cat([c, g.reshape(1)])
+
+    def step(self) -> None:
+        """One generator iteration (``critic_iters`` critic steps + one generator step)."""
+        if not self.graphs:
+            self._iteration()
+        elif self._graph is not None:
+            self._graph.replay()
+        elif self._warmup_left > 0:  # eager iterations on a side stream before capture
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                self._iteration()
+            torch.cuda.current_stream().wait_stream(s)
+            self._warmup_left -= 1
+        else:
+            self._capture()
+            self._graph.replay()
+        self.acc_n += 1
+
+    def _capture(self):
+        try:
+            g = torch.cuda.CUDAGraph()
+            for opt in [self.optG, *self.optDs]:
+                opt.zero_grad(set_to_none=True)
+            with torch.cuda.graph(g):
+                self._iteration()
+            self._graph = g
+        except Exception:  # noqa: BLE001 - capture is an optimisation: fall back to eager
+            self.graphs = False
+            self._graph = None
+            torch.cuda.synchronize()
+            self._iteration()
+
+    def take_stats(self) -> dict[str, float]:
+        """Mean losses since the last call (one host synchronisation)."""
+        n = max(self.acc_n, 1)
+        vals = (self.acc / n).tolist()
+        self.acc.zero_()
+        self.acc_n = 0
+        return dict(zip(("critic_loss", "wasserstein", "gradient_penalty", "generator_loss"), vals))
+
+    @torch.no_grad()
+    def sample_slices(self) -> dict[str, np.ndarray]:
+        """Middle slices along x, y, z of one volume from a fixed latent (uint8 images)."""
+        gen = torch.Generator().manual_seed(1234)  # fixed, and leaves the training RNG alone
+        s = self.p.latent_side
+        z = torch.randn(1, self.p.nz, s, s, s, generator=gen).to(self.dev)
+        was = self.G.training
+        self.G.eval()
+        vol = self.G(z).float()[0].cpu().numpy()  # (C, X, Y, Z)
+        self.G.train(was)
+        img = to_display(vol, self.imtype)
+        m = img.shape[0] // 2
+        return {"slice_x": img[m], "slice_y": img[:, m], "slice_z": img[:, :, m]}
+
+    # -- checkpoints --------------------------------------------------------
+    def state(self) -> dict:
+        return {"G": self.G.state_dict(), "D": [D.state_dict() for D in self.Ds],
+                "optG": self.optG.state_dict(), "optD": [o.state_dict() for o in self.optDs],
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(self.dev) if self.cuda else None}
+
+    def load(self, ck: dict) -> None:
+        self.G.load_state_dict(ck["G"])
+        for D, sd in zip(self.Ds, ck["D"]):
+            D.load_state_dict(sd)
+        self.optG.load_state_dict(ck["optG"])
+        for o, sd in zip(self.optDs, ck["optD"]):
+            o.load_state_dict(sd)
+        torch.set_rng_state(ck["rng_cpu"])
+        if self.cuda and ck.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng_cuda"], self.dev)
+
+
+def to_display(vol: np.ndarray, imtype: str) -> np.ndarray:
+    """(C, ...) generator output → uint8 for display: phase labels spread over 0..255,
+    grey levels, or (..., 3) colour."""
+    if imtype == "nphase":
+        return (np.argmax(vol, 0) * (255 // max(vol.shape[0] - 1, 1))).astype(np.uint8)
+    img = np.clip(np.rint(vol * 255), 0, 255).astype(np.uint8)
+    return img[0] if imtype == "grayscale" else np.moveaxis(img, 0, -1)
+
+
+def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict) -> None:
+    if trainer.cuda:
+        torch.cuda.synchronize()
+    ck = trainer.state()
+    ck["iteration"] = iteration
+    ck["config"] = config
+    with atomic_path(out / CHECKPOINT) as tmp:
+        torch.save(ck, tmp)
+    save_generator(out / GEN_NAME, trainer.G, {"phases": config.get("phases"), "iteration": iteration,
+                                              "preset": config["preset"]["name"]})
+    atomic_write_json(out / RUN_JSON, {**config, "iteration": iteration})
+
+
+def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | None = None, device: str = "auto",
+          seed: int = 0, resume: bool = False, imtype: str = "auto", checkpoint_every: int | None = None,
+          log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto") -> dict:
+    """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
+
+    Parameters
+    ----------
+    ctx : JobContext
+    images : list of path
+        One image (isotropic) or three (anisotropic; slices perpendicular to x, y, z).
+    out : path
+        Run folder (created).
+    preset : {"microlib", "tiny"}
+    iters : int, optional
+        Generator iterations in total (default: the preset's).
+    device : {"auto", "cpu", "cuda"}
+    seed : int
+        Makes runs repeatable (on the same device and software).
+    resume : bool
+        Continue the run in ``out`` from its checkpoint (its settings win).
+    imtype : {"auto", "nphase", "grayscale", "colour"}
+    checkpoint_every, log_every : int, optional
+        Iterations between checkpoints / progress reports (default: the preset's).
+    precision : {"auto", "bf16", "fp32"}
+        On CUDA, ``auto`` is bf16 autocast; the CPU always uses float32.
+    graphs : bool or "auto"
+        Capture each iteration as a CUDA graph (``auto``: on CUDA).
+
+    Returns
+    -------
+    dict with ``out``, ``generator`` (path), ``iteration``, ``seconds``, ``s_per_iter``.
+
+    Progress events carry scalars ``critic_loss``, ``wasserstein``,
+    ``gradient_penalty``, ``generator_loss``, ``s_per_iter`` and images
+    ``slice_x``, ``slice_y``, ``slice_z``. Cancel saves a checkpoint and stops.
+    """
+    out = Path(out)
+    ck = None
+    if (out / CHECKPOINT).exists():
+        if not resume:
+            raise SliceGANError(f"{out} already holds a training run: pass --resume to continue it "
+                                "or choose another --out")
+        try:
+            ck = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise SliceGANError(f"{out / CHECKPOINT}: unreadable checkpoint ({' '.join(str(exc).split())[:120]})") \
+                from None
+        cfg = ck["config"]
+        images, imtype, seed = cfg["images"], cfg["imtype"], cfg["seed"]
+        p = Preset.from_dict(cfg["preset"])
+    else:
+        p = get_preset(preset)
+    p = replace(p, **{k: int(v) for k, v in (("iters", iters), ("checkpoint_every", checkpoint_every),
+                                             ("log_every", log_every)) if v is not None})
+    if min(p.iters, p.checkpoint_every, p.log_every) < 1:
+        raise SliceGANError("iterations, checkpoint and log intervals must be at least 1")
+    dev = resolve_device(device)
+    imgs = load_training_images([str(x) for x in images], imtype, min_side=p.img_side)
+    torch.manual_seed(int(seed))
+    use_graphs = dev.type == "cuda" if graphs == "auto" else bool(graphs)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    trainer = Trainer(p, imgs, dev, precision, use_graphs)
+    config = {"preset": p.to_dict(), "images": [str(Path(x).resolve()) for x in images], "imtype": imgs[0].imtype,
+              "phases": imgs[0].phases, "seed": int(seed), "params": trainer.params.to_list(),
+              "anisotropic": trainer.anisotropic, "device": dev.type, "precision": "bf16" if trainer.bf16 else "fp32"}
+    start = 0
+    if ck is not None:
+        trainer.load(ck)
+        start = int(ck["iteration"])
+    out.mkdir(parents=True, exist_ok=True)
+    if ck is None:
+        atomic_write_json(out / RUN_JSON, {**config, "iteration": 0})
+    total = p.iters
+    t0 = time.monotonic()
+    it = start
+    t_log, it_log = t0, start
+    s_per_iter = float("nan")
+    try:
+        while it < total:
+            ctx.check_cancelled()
+            trainer.step()
+            it += 1
+            if it % p.log_every == 0 or it == total:
+                stats = trainer.take_stats()  # synchronises
+                now = time.monotonic()
+                s_per_iter = (now - t_log) / max(it - it_log, 1)
+                t_log, it_log = now, it
+                if not all(math.isfinite(v) for v in stats.values()):
+                    raise SliceGANError(f"training diverged at iteration {it} (losses are not finite)")
+                ctx.report(it, total, f"iteration {it}/{total}", scalars={**stats, "s_per_iter": s_per_iter},
+                           images=trainer.sample_slices(), force=True)
+            if it % p.checkpoint_every == 0 or it == total:
+                _save_checkpoint(out, trainer, it, config)
+    except JobCancelled:
+        if it > start:
+            _save_checkpoint(out, trainer, it, config)
+        raise
+    secs = time.monotonic() - t0
+    return {"out": str(out), "generator": str(out / GEN_NAME), "iteration": it, "seconds": secs,
+            "s_per_iter": secs / max(it - start, 1)}
+
+
+#: The name the GUI's ProcessJob uses.
+train_job = train
+
+
+def read_run(run: str | Path) -> dict:
+    """``run.json`` of a run folder."""
+    path = Path(run) / RUN_JSON
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        raise SliceGANError(f"{run}: not a training run folder (no readable {RUN_JSON})") from None
