@@ -186,7 +186,7 @@ class Client:
             except requests.exceptions.ReadTimeout:
                 kind, last = "offline", f"{host} did not answer in {self.timeout[1]:g} s"
             except requests.exceptions.ConnectionError as exc:
-                kind, last = "offline", f"cannot reach {host} ({_short(exc)})"
+                kind, last = "offline", f"cannot reach {host} ({_connection_reason(exc)})"
             except requests.exceptions.InvalidURL as exc:
                 raise DoitpomsError(f"bad URL {url} ({_short(exc)})") from None
             except _CutShort as exc:
@@ -373,6 +373,22 @@ class Client:
 
 class _CutShort(Exception):
     """Internal: a body arrived incomplete; retried like a dropped connection."""
+
+
+def _connection_reason(exc: BaseException) -> str:
+    """A few words for why a connection failed (requests' own text is a paragraph)."""
+    text = str(exc)
+    for needles, reason in (
+        (("NameResolution", "Failed to resolve", "Name or service not known", "getaddrinfo",
+          "nodename nor servname"), "host name not found"),
+        (("Connection refused", "ConnectionRefused"), "connection refused"),
+        (("reset by peer", "ConnectionReset"), "connection reset"),
+        (("RemoteDisconnected", "Connection aborted"), "connection closed by the server"),
+        (("Network is unreachable", "No route to host"), "network unreachable"),
+    ):
+        if any(n in text for n in needles):
+            return reason
+    return _short(exc)
 
 
 def _short(exc: BaseException) -> str:

@@ -1,0 +1,706 @@
+"""Browse step: find DoITPoMS micrographs, read their records, add them to the library.
+
+The grid lists every micrograph seen on the DoITPoMS browse pages (cached, so
+it works offline) together with the library's own entries (local and demo
+ones too). Network work — refreshing the listing, thumbnails, large images,
+imports — runs in background threads; the GUI thread only reads local files.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.doitpoms import Client, DoitpomsError, Record
+from ...core.doitpoms.client import matches
+from ...core.doitpoms.importer import import_micrographs
+from ...core.errors import MicrolibError
+from ...core.jobs import DONE, FAILED, Finished, ThreadJob
+from ...core.steps import EXCLUSION_REASONS
+from ...core.store import Entry
+from .base import StepPanel
+
+THUMB = QSize(120, 96)
+GRID = QSize(164, 150)
+ANY = "(any)"
+
+
+@dataclass
+class Item:
+    """One tile of the grid: a DoITPoMS record, a library entry, or both."""
+
+    key: str
+    record: Record | None = None
+    entry: Entry | None = None
+
+    @property
+    def doitpoms_id(self) -> int | None:
+        if self.record is not None:
+            return self.record.id
+        return self.entry.doitpoms_id if self.entry is not None else None
+
+    @property
+    def title(self) -> str:
+        if self.record is not None and self.record.brief_descr:
+            return self.record.brief_descr
+        if self.entry is not None:
+            return self.entry.metadata.get("brief_descr") or self.entry.name
+        return ""
+
+    def label(self) -> str:
+        head = f"No. {self.doitpoms_id}" if self.doitpoms_id else (self.entry.name if self.entry else "")
+        if self.entry is not None and self.entry.excluded:
+            badge = "✖ excluded"
+        elif self.entry is not None:
+            badge = "● demo" if self.entry.source == "demo" else "● in library"
+        else:
+            badge = ""
+        text = self.title if len(self.title) <= 38 else self.title[:36] + "…"
+        return "\n".join(x for x in (head, text, badge) if x)
+
+    def matches(self, text: str, category: str | None, technique: str | None, element: str | None) -> bool:
+        rec = self.record
+        if rec is None:
+            m = self.entry.metadata if self.entry else {}
+            rec = Record(id=0, brief_descr=self.title, long_desc=str(m.get("long_desc", "")),
+                         keywords=list(m.get("keywords", [])), category=list(m.get("category", [])),
+                         element=list(m.get("element", [])), technique=str(m.get("technique", "")))
+            if self.entry is not None:
+                rec.contributor = f"{self.entry.name} {self.entry.source}"
+        return matches(rec, text, category, technique, element)
+
+
+class BrowseModel(QAbstractListModel):
+    """The visible tiles; thumbnails are asked for only when a tile is painted."""
+
+    thumbnail_needed = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.all: list[Item] = []
+        self.items: list[Item] = []
+        self.thumbs: dict[str, QPixmap] = {}
+        self._asked: set[str] = set()
+        self._row_of: dict[str, int] = {}
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt naming
+        return 0 if parent.isValid() else len(self.items)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self.items):
+            return None
+        item = self.items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return item.label()
+        if role == Qt.ItemDataRole.DecorationRole:
+            pix = self.thumbs.get(item.key)
+            if pix is None and item.key not in self._asked:
+                self._asked.add(item.key)
+                self.thumbnail_needed.emit(item.key)
+            return pix
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return item.title
+        if role == Qt.ItemDataRole.ForegroundRole and item.entry is not None and item.entry.excluded:
+            return QColor("#a33")
+        if role == Qt.ItemDataRole.UserRole:
+            return item.key
+        return None
+
+    def set_items(self, items: list[Item], visible: list[Item]) -> None:
+        self.beginResetModel()
+        self.all = items
+        self.items = visible
+        self._row_of = {it.key: r for r, it in enumerate(visible)}
+        self.endResetModel()
+
+    def set_thumbnail(self, key: str, pix: QPixmap) -> None:
+        self.thumbs[key] = pix
+        row = self._row_of.get(key)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def forget_thumbnail(self, key: str) -> None:
+        self._asked.discard(key)
+
+
+class TileDelegate(QStyledItemDelegate):
+    """Paints a tile: thumbnail, number, description and an in-library/excluded badge."""
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt naming
+        return GRID
+
+    def paint(self, painter: QPainter, option, index) -> None:
+        model = index.model()
+        item = model.items[index.row()] if index.row() < len(model.items) else None
+        if item is None:
+            return
+        painter.save()
+        r = option.rect.adjusted(3, 3, -3, -3)
+        pal = option.palette
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.setPen(QPen(pal.highlight().color(), 2))
+            painter.setBrush(pal.highlight().color().lighter(170))
+            painter.drawRoundedRect(r, 6, 6)
+        pix = model.thumbs.get(item.key)
+        index.data(Qt.ItemDataRole.DecorationRole)  # asks for the thumbnail if not there yet
+        box = QRect(r.left() + (r.width() - THUMB.width()) // 2, r.top() + 4, THUMB.width(), THUMB.height())
+        if pix is not None and not pix.isNull():
+            scaled = pix.scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            painter.drawPixmap(box.left() + (box.width() - scaled.width()) // 2,
+                               box.top() + (box.height() - scaled.height()) // 2, scaled)
+        else:
+            painter.fillRect(box, QColor("#e6e6e6"))
+            painter.setPen(QColor("#999"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+        fm = QFontMetrics(option.font)
+        y = box.bottom() + 4
+        head = f"No. {item.doitpoms_id}" if item.doitpoms_id else (f"Entry {item.entry.id}" if item.entry else "")
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(pal.text().color())
+        painter.drawText(QRect(r.left() + 4, y, r.width() - 8, fm.height()), Qt.AlignmentFlag.AlignLeft, head)
+        badge, colour = "", None
+        if item.entry is not None and item.entry.excluded:
+            badge, colour = "excluded", QColor("#b02a37")
+        elif item.entry is not None:
+            badge, colour = ("demo", QColor("#6c757d")) if item.entry.source == "demo" else ("in library",
+                                                                                            QColor("#198754"))
+        if badge:
+            painter.setFont(option.font)
+            w = fm.horizontalAdvance(badge) + 10
+            pill = QRect(r.right() - w - 2, y, w, fm.height())
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(colour)
+            painter.drawRoundedRect(pill, 7, 7)
+            painter.setPen(QColor("white"))
+            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, badge)
+        painter.setFont(option.font)
+        painter.setPen(pal.text().color())
+        text = fm.elidedText(item.title, Qt.TextElideMode.ElideRight, r.width() - 8)
+        painter.drawText(QRect(r.left() + 4, y + fm.height() + 2, r.width() - 8, fm.height()),
+                         Qt.AlignmentFlag.AlignLeft, text)
+        painter.restore()
+
+
+class _Relay(QObject):
+    """Carries results from worker threads to the GUI thread (queued signals)."""
+
+    thumb = Signal(str, QImage)
+    large = Signal(str, QImage, str)
+
+
+def _image_from_bytes(raw: bytes, max_side: int | None = None) -> QImage:
+    img = QImage.fromData(raw)
+    if not img.isNull() and max_side and max(img.width(), img.height()) > max_side:
+        img = img.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.SmoothTransformation)
+    return img
+
+
+class Panel(StepPanel):
+    step = "browse"
+
+    def __init__(self, ctx, parent=None):
+        super().__init__(ctx, parent)
+        self.client = self._make_client()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="browse")
+        self._relay = _Relay()
+        self._relay.thumb.connect(self._on_thumb)
+        self._relay.large.connect(self._on_large)
+        self._refresh_job: ThreadJob | None = None
+        self._import_job: ThreadJob | None = None
+        self._current: Item | None = None
+        self._refreshed_once = False
+        self._build_ui()
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._poll_jobs)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(150)
+        self._filter_timer.timeout.connect(self.apply_filter)
+        ctx.entries_changed.connect(self.reload)
+        self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
+        self.reload()
+
+    # -- setup -------------------------------------------------------------------
+    @staticmethod
+    def _make_client() -> Client:
+        url = None
+        try:
+            from ..app import make_settings
+
+            url = make_settings().value("doitpoms/base_url") or None
+        except Exception:  # noqa: BLE001 - settings are a convenience, the default always works
+            url = None
+        try:
+            return Client(os.environ.get("MICROLIB_DOITPOMS_URL") or url)
+        except MicrolibError:
+            return Client()
+
+    def _build_ui(self) -> None:
+        lay = QVBoxLayout(self)
+        self.banner = QLabel()
+        self.banner.setObjectName("offlineBanner")
+        self.banner.setStyleSheet("background:#fff3cd; color:#664d03; padding:6px; border:1px solid #ffe69c;")
+        self.banner.setWordWrap(True)
+        self.retry_btn = QPushButton("Try online again")
+        self.retry_btn.clicked.connect(self.go_online)
+        brow = QHBoxLayout()
+        brow.addWidget(self.banner, 1)
+        brow.addWidget(self.retry_btn)
+        self.banner_row = QWidget()
+        self.banner_row.setLayout(brow)
+        self.banner_row.setVisible(False)
+        lay.addWidget(self.banner_row)
+
+        bar = QHBoxLayout()
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search descriptions, keywords, composition…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.textChanged.connect(lambda _t: self._filter_timer.start())
+        self.category_box, self.technique_box, self.element_box = QComboBox(), QComboBox(), QComboBox()
+        for box, tip in ((self.category_box, "Category"), (self.technique_box, "Technique"),
+                         (self.element_box, "Element")):
+            box.setToolTip(tip)
+            box.setMinimumContentsLength(10)
+            box.currentIndexChanged.connect(lambda _i: self.apply_filter())
+        self.refresh_btn = QPushButton("Refresh from DoITPoMS")
+        self.refresh_btn.clicked.connect(self.refresh)
+        bar.addWidget(self.search_edit, 2)
+        bar.addWidget(QLabel("Category"))
+        bar.addWidget(self.category_box, 1)
+        bar.addWidget(QLabel("Technique"))
+        bar.addWidget(self.technique_box, 1)
+        bar.addWidget(QLabel("Element"))
+        bar.addWidget(self.element_box)
+        bar.addWidget(self.refresh_btn)
+        lay.addLayout(bar)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("browseCount")
+        lay.addWidget(self.count_label)
+
+        self.model = BrowseModel(self)
+        self.model.thumbnail_needed.connect(self._load_thumb)
+        self.view = QListView()
+        self.view.setObjectName("browseGrid")
+        self.view.setModel(self.model)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)  # lets the view lay out hundreds of tiles without asking each
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(100)
+        self.view.setIconSize(THUMB)
+        self.view.setGridSize(GRID)
+        self.view.setItemDelegate(TileDelegate(self.view))
+        self.view.setSpacing(2)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self._on_selection())
+
+        detail = QWidget()
+        dl = QVBoxLayout(detail)
+        self.image_label = QLabel("Select a micrograph")
+        self.image_label.setObjectName("browseLargeImage")
+        self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image_label.setMinimumSize(280, 220)
+        self.record_view = QTextBrowser()
+        self.record_view.setObjectName("browseRecord")
+        self.record_view.setOpenExternalLinks(True)
+        self.add_btn = QPushButton("Add to library")
+        self.add_btn.setObjectName("browseAdd")
+        self.add_btn.clicked.connect(self.add_selected)
+        self.reason_box = QComboBox()
+        self.reason_box.addItems(list(EXCLUSION_REASONS))
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText("Note (optional)")
+        self.exclude_btn = QPushButton("Exclude")
+        self.exclude_btn.clicked.connect(self.exclude_selected)
+        self.include_btn = QPushButton("Include again")
+        self.include_btn.clicked.connect(lambda: self.exclude_selected(include=True))
+        row1 = QHBoxLayout()
+        row1.addWidget(self.add_btn)
+        row1.addStretch(1)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("Exclude as"))
+        row2.addWidget(self.reason_box)
+        row2.addWidget(self.note_edit, 1)
+        row2.addWidget(self.exclude_btn)
+        row2.addWidget(self.include_btn)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel()
+        self.status.setObjectName("browseStatus")
+        self.status.setWordWrap(True)
+        dl.addWidget(self.image_label, 3)
+        dl.addWidget(self.record_view, 2)
+        dl.addLayout(row1)
+        dl.addLayout(row2)
+        dl.addWidget(self.progress)
+        dl.addWidget(self.status)
+
+        split = QSplitter()
+        split.addWidget(self.view)
+        split.addWidget(detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([700, 560])
+        lay.addWidget(split, 1)
+        self._update_buttons()
+
+    # -- data ----------------------------------------------------------------------
+    def reload(self) -> None:
+        """Rebuild the tiles from the cached DoITPoMS records and the library (local reads only)."""
+        try:
+            records = self.client.known_records()
+        except MicrolibError as exc:
+            records = []
+            self.status.setText(str(exc))
+        try:
+            entries = self.library.list_entries()
+        except MicrolibError as exc:
+            entries = []
+            self.status.setText(str(exc))
+        items: dict[str, Item] = {f"d{r.id}": Item(f"d{r.id}", record=r) for r in records}
+        for e in entries:
+            if e.doitpoms_id is not None:
+                key = f"d{e.doitpoms_id}"
+                item = items.setdefault(key, Item(key))
+                item.entry = e
+                if item.record is None:
+                    item.record = Record(id=e.doitpoms_id, **{k: e.metadata[k] for k in (
+                        "brief_descr", "long_desc", "keywords", "category", "element", "technique",
+                        "contributor", "organisation", "licence") if k in e.metadata})
+            else:
+                items[f"e{e.id}"] = Item(f"e{e.id}", entry=e)
+        for it in items.values():  # the library's copy is the better thumbnail source; refresh badges
+            if it.entry is not None:
+                self.model.forget_thumbnail(it.key)
+                self.model.thumbs.pop(it.key, None)
+        ordered = sorted(items.values(), key=lambda it: (it.doitpoms_id is None, it.doitpoms_id or 0,
+                                                         it.entry.id if it.entry else 0))
+        self._fill_filters(ordered)
+        self.model.all = ordered
+        self.apply_filter()
+
+    def _fill_filters(self, items: list[Item]) -> None:
+        cats, techs, elems = set(), set(), set()
+        for it in items:
+            rec = it.record
+            if rec is not None:
+                cats.update(rec.category)
+                if rec.technique:
+                    techs.add(rec.technique)
+                elems.update(rec.element)
+        for box, values in ((self.category_box, cats), (self.technique_box, techs), (self.element_box, elems)):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItem(ANY)
+            box.addItems(sorted(values, key=str.lower))
+            idx = box.findText(current)
+            box.setCurrentIndex(max(0, idx))
+            box.blockSignals(False)
+
+    def apply_filter(self) -> None:
+        text = self.search_edit.text()
+        cat, tech, elem = (None if b.currentText() in ("", ANY) else b.currentText()
+                           for b in (self.category_box, self.technique_box, self.element_box))
+        keep = {it.key for it in self.selected_items()}
+        visible = [it for it in self.model.all if it.matches(text, cat, tech, elem)]
+        self.model.set_items(self.model.all, visible)
+        sel = self.view.selectionModel()
+        for row, it in enumerate(visible):
+            if it.key in keep:
+                sel.select(self.model.index(row), sel.SelectionFlag.Select)
+        self.count_label.setText(f"{len(visible)} of {len(self.model.all)} micrographs shown")
+
+    def item(self, key: str) -> Item | None:
+        return next((it for it in self.model.all if it.key == key), None)
+
+    def selected_items(self) -> list[Item]:
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        return [self.model.items[r] for r in rows if r < len(self.model.items)]
+
+    # -- network (background) --------------------------------------------------------
+    def activated(self) -> None:
+        if not self._refreshed_once:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Fetch the listing and unseen records in the background."""
+        if self._refresh_job is not None and not self._refresh_job.done:
+            return
+        self._refreshed_once = True
+        client = self.client
+
+        def work(ctx):
+            return client.search("", fetch=True, on_progress=lambda d, t, m: ctx.report(d, t, m))
+
+        self._refresh_job = ThreadJob(work).start()
+        self.refresh_btn.setEnabled(False)
+        self.status.setText("Refreshing the DoITPoMS listing…")
+        self._timer.start()
+
+    def go_online(self) -> None:
+        self.client.go_online()
+        self.banner_row.setVisible(False)
+        self.refresh()
+
+    def _show_offline(self) -> None:
+        reason = self.client.offline_reason or "the library cannot be reached"
+        self.banner.setText(f"<b>Offline</b> — {html.escape(reason)}. Showing cached DoITPoMS records and "
+                            "the library's own entries.")
+        self.banner_row.setVisible(True)
+
+    def _load_thumb(self, key: str) -> None:
+        item = self.item(key)
+        if item is None:
+            return
+        path = self._library_original(item)
+        client = self.client
+        did = item.doitpoms_id
+
+        def work() -> None:
+            try:
+                raw = path.read_bytes() if path is not None else client.thumbnail(did) if did else None
+            except (OSError, MicrolibError):
+                raw = None
+            if raw:
+                img = _image_from_bytes(raw, max(THUMB.width(), THUMB.height()))
+                if not img.isNull():
+                    self._relay.thumb.emit(key, img)
+
+        self._pool.submit(work)
+
+    def _library_original(self, item: Item):
+        if item.entry is None:
+            return None
+        try:
+            return self.library.original_path(item.entry.id)
+        except MicrolibError:
+            return None
+
+    def _on_thumb(self, key: str, img: QImage) -> None:
+        self.model.set_thumbnail(key, QPixmap.fromImage(img))
+
+    def _on_large(self, key: str, img: QImage, error: str) -> None:
+        if self._current is None or self._current.key != key:
+            return  # the user has moved on
+        if error or img.isNull():
+            self.image_label.setPixmap(QPixmap())
+            self.image_label.setText(error or "no image")
+            if self.client.offline:
+                self._show_offline()
+            return
+        self._large = QPixmap.fromImage(img)
+        self._fit_large()
+
+    def _fit_large(self) -> None:
+        pix = getattr(self, "_large", None)
+        if pix is not None and not pix.isNull():
+            self.image_label.setPixmap(pix.scaled(self.image_label.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._fit_large()
+
+    # -- selection and detail -----------------------------------------------------------
+    def _on_selection(self) -> None:
+        items = self.selected_items()
+        self._update_buttons()
+        if len(items) != 1:
+            if len(items) > 1:
+                self.record_view.setHtml(f"<p>{len(items)} micrographs selected.</p>")
+            return
+        self.open_item(items[0])
+
+    def open_item(self, item: Item) -> None:
+        """Show ``item`` in the detail pane; load its large image in the background."""
+        self._current = item
+        self._large = None
+        self.record_view.setHtml(self._record_html(item))
+        self.image_label.setPixmap(QPixmap())
+        self.image_label.setText("Loading image…")
+        if item.entry is not None:
+            self.ctx.set_entry(item.entry.id)
+        path = self._library_original(item)
+        client, did, key = self.client, item.doitpoms_id, item.key
+
+        def work() -> None:
+            try:
+                raw = path.read_bytes() if path is not None else client.large_image(did)
+                img = _image_from_bytes(raw, 1600)
+                self._relay.large.emit(key, img, "" if not img.isNull() else "the image cannot be shown")
+            except (OSError, MicrolibError) as exc:
+                self._relay.large.emit(key, QImage(), str(exc))
+
+        self._pool.submit(work)
+
+    @staticmethod
+    def _record_html(item: Item) -> str:
+        e = html.escape
+        rec = item.record
+        parts = [f"<h3>{e(item.title)}</h3>"]
+        if item.entry is not None:
+            state = f"In the library as <b>{e(item.entry.name)}</b> ({e(item.entry.source)})."
+            if item.entry.excluded:
+                state += f"<br><span style='color:#a33'><b>Excluded:</b> {e(item.entry.exclusion_reason or '')}"
+                if item.entry.exclusion_note:
+                    state += f" — {e(item.entry.exclusion_note)}"
+                state += "</span>"
+            parts.append(f"<p>{state}</p>")
+            if item.entry.metadata.get("demo"):
+                parts.append("<p><i>Demo entry: procedurally generated, not a real micrograph.</i></p>")
+        if rec is not None:
+            rows = [("DoITPoMS no.", str(rec.id) if rec.id else ""), ("Further information", rec.long_desc),
+                    ("Keywords", ", ".join(rec.keywords)), ("Categories", ", ".join(rec.category)),
+                    ("Composition", rec.composition), ("Elements", " ".join(rec.element)),
+                    ("Technique", rec.technique), ("Contributor", rec.contributor),
+                    ("Organisation", rec.organisation), ("Licence", rec.licence)]
+            parts.append("<table cellspacing='4'>" + "".join(
+                f"<tr><td valign='top'><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in rows if v) + "</table>")
+            if rec.url:
+                parts.append(f"<p><a href='{e(rec.url)}'>{e(rec.url)}</a></p>")
+            if rec.errors:
+                parts.append("<p style='color:#777'>Not read from the page: "
+                             + e("; ".join(f"{k} ({v})" for k, v in rec.errors.items())) + "</p>")
+        return "".join(parts)
+
+    def _update_buttons(self) -> None:
+        items = self.selected_items()
+        self.add_btn.setEnabled(any(it.entry is None and it.doitpoms_id for it in items)
+                                and (self._import_job is None or self._import_job.done))
+        in_lib = any(it.entry is not None for it in items)
+        self.exclude_btn.setEnabled(in_lib)
+        self.include_btn.setEnabled(any(it.entry is not None and it.entry.excluded for it in items))
+
+    def load_entry(self, entry_id: int | None) -> None:
+        """Keep the grid's badges current; the selection follows the user, not the entry."""
+        self._update_buttons()
+
+    # -- actions --------------------------------------------------------------------------
+    def add_selected(self) -> list[int]:
+        """Import the selected DoITPoMS micrographs not yet in the library (background job)."""
+        ids = [it.doitpoms_id for it in self.selected_items() if it.entry is None and it.doitpoms_id]
+        if not ids or (self._import_job is not None and not self._import_job.done):
+            return []
+        self._import_job = ThreadJob(import_micrographs, {"library": str(self.library.root), "ids": ids,
+                                                          "client": self.client}).start()
+        self.progress.setRange(0, len(ids))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.status.setText(f"Adding {len(ids)} micrograph(s)…")
+        self._update_buttons()
+        self._timer.start()
+        return ids
+
+    def exclude_selected(self, include: bool = False) -> None:
+        """Exclude the selected library entries for the chosen reason (or include them again)."""
+        reason = None if include else self.reason_box.currentText()
+        note = "" if include else self.note_edit.text().strip()
+        changed = []
+        for it in self.selected_items():
+            if it.entry is None:
+                continue
+            try:
+                self.library.set_excluded(it.entry.id, reason, note)
+                changed.append(it.entry.id)
+            except MicrolibError as exc:
+                self.show_error(str(exc))
+                return
+        if not changed:
+            self.status.setText("Only micrographs in the library can be excluded: add them first.")
+            return
+        self.status.setText(("Included again: " if include else f"Excluded ({reason}): ")
+                            + ", ".join(str(i) for i in changed))
+        self.ctx.entries_changed.emit()
+        for eid in changed:
+            self.ctx.notify_updated(eid)
+        current = self._current.key if self._current else None
+        if current and self.item(current):
+            self.open_item(self.item(current))
+
+    def _poll_jobs(self) -> None:
+        busy = False
+        job = self._refresh_job
+        if job is not None:
+            for ev in job.poll():
+                if isinstance(ev, Finished):
+                    self._refresh_finished(ev)
+            busy |= not job.done
+        job = self._import_job
+        if job is not None:
+            for ev in job.poll():
+                if isinstance(ev, Finished):
+                    self._import_finished(ev)
+                else:
+                    self.progress.setValue(ev.step)
+                    self.status.setText(ev.message)
+            busy |= not job.done
+        if not busy:
+            self._timer.stop()
+
+    def _refresh_finished(self, ev: Finished) -> None:
+        self.refresh_btn.setEnabled(True)
+        self.reload()
+        if ev.state == DONE and ev.result is not None:
+            res = ev.result
+            if res.offline:
+                self._show_offline()
+                self.status.setText("Offline: showing what was seen before.")
+            else:
+                self.banner_row.setVisible(False)
+                self.status.setText("DoITPoMS listing up to date.")
+            if res.errors:
+                self.status.setText(self.status.text() + f" {len(res.errors)} records could not be read.")
+            elif res.message and not res.offline:
+                self.status.setText(res.message)
+        elif ev.state == FAILED:
+            self.status.setText(f"Refresh failed: {ev.error}")
+
+    def _import_finished(self, ev: Finished) -> None:
+        self.progress.setVisible(False)
+        if ev.state == DONE:
+            res = ev.result
+            msg = f"Added {len(res['added'])} micrograph(s)."
+            if res["failed"]:
+                msg += " Failed: " + "; ".join(res["failed"].values())
+            if res["offline"]:
+                self._show_offline()
+            self.status.setText(msg)
+        else:
+            self.status.setText(f"Import failed: {ev.error or ev.state}")
+        self.ctx.entries_changed.emit()  # reloads the grid (badges, library thumbnails)
+        self._update_buttons()
+
+    @property
+    def busy(self) -> bool:
+        return any(j is not None and not j.done for j in (self._refresh_job, self._import_job))
+
+
+__all__ = ["Panel", "DoitpomsError"]

@@ -1,0 +1,159 @@
+"""The Browse step in a real X server against the local stand-in DoITPoMS site."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.gui
+
+FIXTURES = Path(__file__).parent / "fixtures" / "doitpoms"
+
+
+def _load_site_module():
+    spec = importlib.util.spec_from_file_location("doitpoms_site_gui", FIXTURES / "site.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+site_mod = _load_site_module()
+
+
+@pytest.fixture(scope="module")
+def jpegs(shared_data):
+    return site_mod.make_jpegs(shared_data / "rawlike")
+
+
+@pytest.fixture
+def site(jpegs):
+    from pytest_httpserver import HTTPServer
+
+    s = site_mod.FakeSite(jpegs)
+    srv = HTTPServer(host="127.0.0.1", threaded=True)
+    srv.start()
+    srv.expect_request(re.compile(r"^/miclib/.*")).respond_with_handler(s.handler)
+    s.base_url = srv.url_for("/miclib/")
+    yield s
+    srv.clear()
+    srv.stop()
+
+
+def _panel(qtbot, library, tmp_path, monkeypatch, base_url):
+    monkeypatch.setenv("MICROLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("MICROLIB_DOITPOMS_URL", base_url)
+    from microlib_gui.gui.context import AppContext
+    from microlib_gui.gui.steps.browse import Panel
+
+    ctx = AppContext(library)
+    panel = Panel(ctx)
+    panel.client.timeout = (1.0, 2.0)
+    panel.client.backoff_s = 0.01
+    qtbot.addWidget(panel)
+    panel.resize(1280, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    return ctx, panel
+
+
+def _visible(panel) -> set[str]:
+    return {it.key for it in panel.model.items}
+
+
+def _select(panel, keys, qtbot):
+    sel = panel.view.selectionModel()
+    sel.clearSelection()
+    for row, it in enumerate(panel.model.items):
+        if it.key in keys:
+            sel.select(panel.model.index(row), sel.SelectionFlag.Select)
+    qtbot.wait(20)
+
+
+def test_search_filter_open_and_add_two(qtbot, demo_library, tmp_path, monkeypatch, site, artifacts):
+    ctx, panel = _panel(qtbot, demo_library, tmp_path, monkeypatch, site.base_url)
+    assert {k for k in _visible(panel) if k.startswith("e")} == {"e10001", "e10002", "e10003", "e10004"}
+    panel.activated()  # first show: refresh the listing in the background
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert {"d1", "d6", "d39", "d54", "d70"} <= _visible(panel)
+    assert not panel.banner_row.isVisible()
+
+    # search over record text
+    qtbot.keyClicks(panel.search_edit, "steel")
+    # the demo "Grayscale textured steel" entry matches too: search covers the library
+    qtbot.waitUntil(lambda: _visible(panel) == {"d6", "d54", "e10003"}, timeout=3000)
+    panel.search_edit.clear()
+    # filters
+    panel.element_box.setCurrentText("Sn")
+    assert _visible(panel) == {"d39"}
+    panel.element_box.setCurrentIndex(0)
+    panel.technique_box.setCurrentText("Scanning electron microscopy (SEM)")
+    assert _visible(panel) == {"d6", "d70"}
+    panel.category_box.setCurrentText("Ceramic")
+    assert _visible(panel) == {"d70"}
+    panel.technique_box.setCurrentIndex(0)
+    panel.category_box.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: "d1" in _visible(panel), timeout=3000)
+
+    # open a record: full record text and the large image (fetched in the background)
+    _select(panel, {"d1"}, qtbot)
+    text = panel.record_view.toPlainText()
+    assert "Hypoeutectic Al-Si casting" in text and "Reflected light microscopy" in text
+    assert "Creative Commons" in text
+    qtbot.waitUntil(lambda: not panel.image_label.pixmap().isNull(), timeout=10000)
+    # thumbnails arrive in the background too
+    qtbot.waitUntil(lambda: "d1" in panel.model.thumbs, timeout=10000)
+
+    # add two entries at once
+    _select(panel, {"d1", "d70"}, qtbot)
+    assert panel.add_btn.isEnabled()
+    panel.add_btn.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    lib_ids = {e.doitpoms_id for e in demo_library.list_entries()}
+    assert {1, 70} <= lib_ids
+    assert demo_library.find_entry("doitpoms:70").metadata["element"] == ["Al", "O"]
+    assert "Added 2" in panel.status.text()
+    labels = {it.key: it.label() for it in panel.model.items}
+    assert "in library" in labels["d1"] and "in library" in labels["d70"]
+    assert "in library" not in labels["d6"]
+
+    # selecting an entry that is in the library makes it the current entry
+    _select(panel, {"d70"}, qtbot)
+    assert ctx.entry_id == 70
+    # exclude it with one of MicroLib's reasons and a note
+    panel.reason_box.setCurrentText("low quality")
+    panel.note_edit.setText("blurred at the edges")
+    panel.exclude_btn.click()
+    e = demo_library.get_entry(70)
+    assert e.excluded and e.exclusion_reason == "low quality" and e.exclusion_note == "blurred at the edges"
+    qtbot.waitUntil(lambda: "Excluded" in panel.record_view.toPlainText(), timeout=3000)
+    assert "blurred at the edges" in panel.record_view.toPlainText()
+
+    _select(panel, {"d1"}, qtbot)
+    qtbot.waitUntil(lambda: not panel.image_label.pixmap().isNull(), timeout=10000)
+    qtbot.waitUntil(lambda: len(panel.model.thumbs) >= 6, timeout=10000)
+    qtbot.wait(100)
+    path = artifacts / "browse_step.png"
+    panel.grab().save(str(path))
+    arr = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+    assert arr.std() > 10  # thumbnails and text, not a blank panel
+
+
+def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, monkeypatch, artifacts):
+    ctx, panel = _panel(qtbot, demo_library, tmp_path, monkeypatch, "http://127.0.0.1:9/miclib/")
+    panel.client.retries = 0
+    panel.activated()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert panel.banner_row.isVisible()
+    assert "Offline" in panel.banner.text()
+    assert _visible(panel) == {"e10001", "e10002", "e10003", "e10004"}  # demo entries still browsable
+    _select(panel, {"e10002"}, qtbot)
+    assert ctx.entry_id == 10002
+    assert "Demo entry" in panel.record_view.toPlainText()
+    qtbot.waitUntil(lambda: not panel.image_label.pixmap().isNull(), timeout=5000)
+    panel.grab().save(str(artifacts / "browse_offline.png"))
