@@ -1,0 +1,321 @@
+"""The Inpaint step: remove the scale bar by inpainting only the masked pixels.
+
+Before/after views with the mask outlined, a method choice (MicroLib's GAN or
+the fast biharmonic preview), Start/Stop with a progress bar, ETA and a live
+preview of the region being optimised, Accept (writes ``_inpainted.png`` and
+``_inpaint.gif``) and Re-sample (a new latent from the same trained GAN).
+All work runs in :mod:`microlib_gui.core.jobs`, polled by a timer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+)
+from scipy import ndimage
+
+from ...core.errors import MicrolibError
+from ...core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS
+from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
+from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
+from .base import StepPanel
+
+JOB_TARGET = "microlib_gui.core.inpaint:inpaint_job"
+OUTLINE = (255, 40, 40)
+
+
+def to_qimage(arr: np.ndarray) -> QImage:
+    """A uint8 gray ``(H, W)`` or RGB ``(H, W, 3)`` array as a QImage (copied)."""
+    a = np.ascontiguousarray(arr)
+    h, w = a.shape[:2]
+    if a.ndim == 2:
+        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
+    return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888).copy()
+
+
+def outlined(display: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """RGB copy of ``display`` with a line drawn just outside the mask."""
+    rgb = display if display.ndim == 3 else np.repeat(display[..., None], 3, axis=-1)
+    rgb = rgb.copy()
+    if mask is not None:
+        ring = ndimage.binary_dilation(mask, iterations=2) & ~mask
+        rgb[ring] = OUTLINE
+    return rgb
+
+
+class ImageBox(QLabel):
+    """A label that shows an array scaled to fit, keeping its aspect ratio."""
+
+    def __init__(self, title: str):
+        super().__init__()
+        self.title = title
+        self._pix: QPixmap | None = None
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(200, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setStyleSheet("QLabel { background: #202020; color: #bbbbbb; }")
+        self.clear_image(title)
+
+    def set_array(self, arr: np.ndarray | None) -> None:
+        if arr is None:
+            self.clear_image(self.title)
+            return
+        self._pix = QPixmap.fromImage(to_qimage(arr))
+        self._rescale()
+
+    def clear_image(self, text: str) -> None:
+        self._pix = None
+        self.setPixmap(QPixmap())
+        self.setText(text)
+
+    def has_image(self) -> bool:
+        return self._pix is not None
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pix is not None:
+            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.FastTransformation))
+
+
+class Panel(StepPanel):
+    step = "inpaint"
+
+    def __init__(self, ctx, parent: QWidget | None = None):
+        super().__init__(ctx, parent)
+        self.inputs: EntryInputs | None = None
+        self.job = None
+        self.result: dict | None = None
+        self.result_params: dict | None = None
+        self._job_params: dict | None = None
+
+        self.before = ImageBox("Before")
+        self.after = ImageBox("After")
+        self.preview = ImageBox("Live preview")
+        self.preview.setMinimumSize(160, 120)
+        views = QGridLayout()
+        views.addWidget(QLabel("<b>Before</b> (mask outlined)"), 0, 0)
+        views.addWidget(QLabel("<b>After</b> (mask outlined)"), 0, 1)
+        views.addWidget(self.before, 1, 0)
+        views.addWidget(self.after, 1, 1)
+
+        self.info = QLabel()
+        self.info.setObjectName("inpaintInfo")
+        self.info.setWordWrap(True)
+        self.method = QComboBox()
+        self.method.addItem("GAN (MicroLib)", "gan")
+        self.method.addItem("Fast preview (biharmonic)", "fast")
+        self.method.currentIndexChanged.connect(self._update_buttons)
+        self.iters = self._spin(1, 100_000, DEFAULT_ITERS)
+        self.opt_iters = self._spin(1, 100_000, DEFAULT_OPT_ITERS)
+        self.batch = self._spin(1, 512, 32)
+        self.seed = self._spin(0, 2**31 - 1, 0)
+        self.device = QComboBox()
+        for d in ("auto", "cpu", "cuda"):
+            self.device.addItem(d, d)
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        form.addRow("Training iterations", self.iters)
+        form.addRow("Latent steps per region", self.opt_iters)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Seed", self.seed)
+        form.addRow("Device", self.device)
+
+        self.start_btn = QPushButton("Start")
+        self.stop_btn = QPushButton("Stop")
+        self.accept_btn = QPushButton("Accept")
+        self.resample_btn = QPushButton("Re-sample")
+        self.start_btn.clicked.connect(lambda: self.start())
+        self.stop_btn.clicked.connect(self.stop)
+        self.accept_btn.clicked.connect(self.accept_result)
+        self.resample_btn.clicked.connect(self.resample)
+        buttons = QHBoxLayout()
+        for b in (self.start_btn, self.stop_btn, self.resample_btn, self.accept_btn):
+            buttons.addWidget(b)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("")
+        self.status.setObjectName("inpaintStatus")
+        self.status.setWordWrap(True)
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().height() + 6)
+
+        side = QVBoxLayout()
+        side.addWidget(self.info)
+        box = QGroupBox("Settings")
+        box.setLayout(form)
+        side.addWidget(box)
+        side.addLayout(buttons)
+        side.addWidget(self.progress)
+        side.addWidget(self.status)
+        side.addWidget(QLabel("<b>Live preview</b>"))
+        side.addWidget(self.preview, 1)
+        lay = QHBoxLayout(self)
+        left = QWidget()
+        left.setLayout(views)
+        lay.addWidget(left, 3)
+        right = QWidget()
+        right.setLayout(side)
+        right.setMaximumWidth(380)
+        lay.addWidget(right, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self.poll)
+        self._update_buttons()
+
+    @staticmethod
+    def _spin(lo: int, hi: int, value: int) -> QSpinBox:
+        s = QSpinBox()
+        s.setRange(lo, hi)
+        s.setValue(value)
+        return s
+
+    # -- entry ---------------------------------------------------------------------
+    def load_entry(self, entry_id: int | None) -> None:
+        self._abandon_job()
+        self.inputs, self.result = None, None
+        self.after.set_array(None)
+        self.preview.set_array(None)
+        self.progress.setValue(0)
+        self.status.setText("")
+        if entry_id is None:
+            self.before.set_array(None)
+            self.info.setText("No entry selected.")
+            self._update_buttons()
+            return
+        try:
+            self.inputs = entry_inputs(self.library, entry_id)
+        except MicrolibError as exc:
+            self.before.set_array(None)
+            self.info.setText(f"Cannot inpaint this entry: {exc}")
+            self._update_buttons()
+            return
+        img = self.inputs.image
+        self.before.set_array(outlined(img.display(img.original), self.inputs.mask))
+        text = f"Input: {self.inputs.description}, {img.shape[1]}×{img.shape[0]} px."
+        if self.inputs.mask is None:
+            text += "<br><b>No scale-bar mask</b>: mark the bar in the Scale bar step first."
+        else:
+            share = 100 * self.inputs.mask.mean()
+            text += f"<br>Mask: {int(self.inputs.mask.sum())} px ({share:.2f}% of the image)."
+        self.info.setText(text)
+        self._update_buttons()
+
+    # -- jobs ----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def _params(self) -> dict:
+        return {"method": self.method.currentData(), "iters": self.iters.value(),
+                "opt_iters": self.opt_iters.value(), "batch_size": self.batch.value(), "device": self.device.currentData(),
+                "seed": self.seed.value()}
+
+    def start(self, generator_state: dict | None = None) -> None:
+        if self.inputs is None or self.inputs.mask is None or self.running:
+            return
+        params = self._params()
+        full = {"image": self.inputs.image, "mask": self.inputs.mask, **params}
+        if generator_state:
+            full["generator_state"] = generator_state
+        try:
+            if params["method"] == "gan":  # heavy: its own process, so a crash cannot take the GUI down
+                self.job = ProcessJob(JOB_TARGET, full).start()
+            else:
+                self.job = ThreadJob(JOB_TARGET, full).start()
+        except (OSError, MicrolibError) as exc:
+            self.show_error(f"cannot start inpainting: {exc}")
+            return
+        self._job_params = params
+        self.progress.setValue(0)
+        self.status.setText("Starting…")
+        self.timer.start()
+        self._update_buttons()
+
+    def stop(self) -> None:
+        if self.running:
+            self.job.cancel()
+            self.status.setText("Stopping…")
+
+    def resample(self) -> None:
+        """Try another latent: next seed, same trained generator when there is one."""
+        if self.result is None or self.running:
+            return
+        self.seed.setValue(self.seed.value() + 1)
+        self.start(generator_state=self.result.get("generator_state"))
+
+    def poll(self) -> None:
+        if self.job is None:
+            self.timer.stop()
+            return
+        for ev in self.job.poll():
+            if isinstance(ev, Progress):
+                self.progress.setValue(int(1000 * ev.fraction))
+                eta = f" — about {ev.eta_s:.0f} s left" if ev.eta_s is not None and ev.step < ev.total else ""
+                self.status.setText(f"{ev.message}{eta}")
+                if "preview" in ev.images:
+                    self.preview.set_array(ev.images["preview"])
+            elif isinstance(ev, Finished):
+                self._finished(ev)
+        if self.job is not None and self.job.done:
+            self.timer.stop()
+            self._update_buttons()
+
+    def _finished(self, ev: Finished) -> None:
+        if ev.state == DONE:
+            self.result, self.result_params = ev.result, dict(self._job_params or {})
+            img = self.inputs.image
+            self.after.set_array(outlined(img.display(ev.result["output"]), self.inputs.mask))
+            t = ev.result.get("timings", {}).get("total_s", 0.0)
+            self.status.setText(f"Done in {t:.1f} s on {ev.result.get('device', 'cpu')}: check the result, "
+                                "then Accept (or Re-sample).")
+            self.progress.setValue(1000)
+        elif ev.state == CANCELLED:
+            self.status.setText("Stopped. Nothing was saved.")
+        else:
+            self.status.setText(f"Failed: {ev.error}")
+            self.show_error(ev.error or "inpainting failed")
+
+    def accept_result(self) -> None:
+        if self.result is None or self.entry_id is None or self.inputs is None:
+            return
+        try:
+            written = save_result(self.library, self.entry_id, self.result, self.inputs.inputs,
+                                  {k: v for k, v in (self.result_params or {}).items()})
+        except (OSError, MicrolibError) as exc:
+            self.show_error(f"cannot save the result: {exc}")
+            return
+        self.status.setText("Saved " + ", ".join(written) + ".")
+        self.ctx.notify_updated(self.entry_id)
+
+    def _abandon_job(self) -> None:
+        if self.running:
+            self.job.cancel()
+            if isinstance(self.job, ProcessJob):
+                self.job.kill()
+        self.job = None
+        self.timer.stop()
+
+    def confirm_close(self) -> bool:
+        """Closing the window stops a running job (nothing unsaved is lost: results need Accept)."""
+        self._abandon_job()
+        return True
+
+    def _update_buttons(self) -> None:
+        ready = self.inputs is not None and self.inputs.mask is not None
+        busy = self.running
+        gan = self.method.currentData() == "gan"
+        self.start_btn.setEnabled(ready and not busy)
+        self.stop_btn.setEnabled(busy)
+        self.accept_btn.setEnabled(self.result is not None and not busy)
+        self.resample_btn.setEnabled(self.result is not None and not busy and self.result.get("method") == "gan")
+        for w in (self.iters, self.opt_iters, self.batch, self.device):
+            w.setEnabled(gan and not busy)
+        self.method.setEnabled(not busy)
