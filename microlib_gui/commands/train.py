@@ -1,0 +1,82 @@
+"""``microlib train IMAGE [IMAGE IMAGE] --out RUN``: train a SliceGAN generator."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+from . import add_json_flag, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a SliceGAN generator on one image (isotropic) or three (x, y, z)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="training image(s): one, or three for x, y, z")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, generator)")
+    p.add_argument("--preset", default="microlib", choices=["microlib", "tiny"],
+                   help="network and training settings (default: microlib; tiny is for tests)")
+    p.add_argument("--iters", type=int, help="generator iterations in total (default: the preset's, 5000)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--type", dest="imtype", default="auto", choices=["auto", "nphase", "grayscale", "colour"],
+                   help="how to read the image(s) (default: auto)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints")
+    p.add_argument("--log-every", type=int, metavar="N", help="iterations between progress reports")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="GPU arithmetic")
+    p.add_argument("--no-graphs", action="store_true", help="do not capture iterations as CUDA graphs")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_train)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (a line per report when stderr is not a terminal)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # looked up now, not at import (tests swap it)
+        self.tty = self.stream.isatty()
+
+    def __call__(self, ev) -> None:
+        width = 24
+        filled = int(width * ev.fraction)
+        eta = f" ETA {_hms(ev.eta_s)}" if ev.eta_s is not None else ""
+        sc = ev.scalars
+        losses = (f" critic {sc['critic_loss']:.3f} W {sc['wasserstein']:.3f} GP {sc['gradient_penalty']:.3f}"
+                  if "critic_loss" in sc else "")
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {ev.step}/{ev.total}{eta}{losses}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if ev.step >= ev.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _hms(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def cmd_train(args) -> int:
+    from ..core.jobs import JobCancelled, run_inline
+
+    cancel = threading.Event()
+    # Ctrl+C asks the job to stop: it saves a checkpoint first, so --resume continues from here.
+    old = signal.signal(signal.SIGINT, lambda *a: cancel.set())
+    params = dict(images=args.images, out=args.out, preset=args.preset, iters=args.iters, device=args.device,
+                  seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
+                  log_every=args.log_every, precision=args.precision,
+                  graphs=False if args.no_graphs else "auto")
+    t0 = time.monotonic()
+    try:
+        result = run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=ProgressBar(),
+                            cancel_event=cancel)
+    except JobCancelled:
+        print(f"microlib: training stopped; the last checkpoint is in {args.out} (continue with --resume)",
+              file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, old)
+    result["wall_seconds"] = time.monotonic() - t0
+    emit(args, result, f"trained {result['iteration']} iterations; generator: {result['generator']}")
+    return 0

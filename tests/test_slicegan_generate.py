@@ -1,0 +1,88 @@
+"""Generation: tiled equals one pass, periodic volumes tile, streamed files, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from microlib_gui.core.slicegan import SliceGANError
+from microlib_gui.core.slicegan.generate import Plan, generate, generate_to_file, load_model, parse_periodic
+
+
+@pytest.fixture(scope="module")
+def G(shared_data):
+    g, _ = load_model(shared_data / "slicegan-compat" / "tiny_Gen.pt")
+    return g
+
+
+def _probs(G, z):
+    with torch.no_grad():
+        return G(torch.from_numpy(z)).numpy()[0]
+
+
+def test_tiled_equals_one_pass(G):
+    z = torch.randn(1, 8, 6, 5, 4, generator=torch.Generator().manual_seed(5)).numpy()
+    one = generate(G, latent=z, device="cpu")
+    assert one.shape == (128, 96, 64)
+    # blocks of at most 32^3 voxels: 4*3*2 tiles from overlapping latent windows
+    tiled = generate(G, latent=z, device="cpu", max_block_voxels=32 ** 3)
+    assert np.array_equal(one, tiled)
+    # and the labels are the argmax of the one-pass probabilities
+    assert np.array_equal(one, np.argmax(_probs(G, z), 0).astype(np.uint8))
+    assert 0.05 < one.mean() < 0.95
+
+
+def test_sizes_crop_and_seed(G):
+    a = generate(G, size=(40, 33, 70), seed=7, device="cpu")
+    b = generate(G, size=(40, 33, 70), seed=7, device="cpu", max_block_voxels=20 ** 3)
+    c = generate(G, size=(40, 33, 70), seed=8, device="cpu")
+    assert a.shape == (40, 33, 70) and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_periodic_volume_is_one_period(G):
+    z = torch.randn(1, 8, 3, 3, 3, generator=torch.Generator().manual_seed(1)).numpy()
+    per = (True, False, True)
+    one = generate(G, latent=z, periodic=per, device="cpu")
+    assert one.shape == (96, 32, 96)
+    # two periods of the latent give two copies of the volume, so it tiles seamlessly
+    zz = np.concatenate([np.concatenate([z, z], 2)] * 2, 4)
+    two = generate(G, latent=zz, periodic=per, device="cpu")
+    assert np.array_equal(two, np.tile(one, (2, 1, 2)))
+    # a non-periodic axis does not tile that way
+    assert not np.array_equal(generate(G, latent=np.concatenate([z, z], 3), periodic=per, device="cpu")[:, :32],
+                              generate(G, latent=np.concatenate([z, z], 3), periodic=per, device="cpu")[:, 32:64])
+    with pytest.raises(SliceGANError, match="multiple of 32"):
+        Plan(G, size=100, periodic=per)
+
+
+def test_streamed_tiff_and_zarr_equal_memory(G, tmp_path):
+    ref = generate(G, size=(70, 64, 50), seed=3, periodic=(False, True, False), device="cpu")
+    r = generate_to_file(G, tmp_path / "v.tif", size=(70, 64, 50), seed=3, periodic=(False, True, False),
+                         device="cpu", max_block_voxels=32 ** 3)
+    assert r["shape"] == [70, 64, 50]
+    with tifffile.TiffFile(tmp_path / "v.tif") as tf:
+        assert tf.is_bigtiff
+        vol = tf.asarray()
+    assert vol.dtype == np.uint8 and np.array_equal(vol, ref)
+    import zarr
+
+    generate_to_file(G, tmp_path / "v.zarr", size=(70, 64, 50), seed=3, periodic=(False, True, False),
+                     device="cpu", max_block_voxels=32 ** 3)
+    assert np.array_equal(zarr.open_array(str(tmp_path / "v.zarr"), mode="r")[:], ref)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_bad_generation_input(G, tmp_path):
+    with pytest.raises(SliceGANError, match="shape"):
+        generate(G, latent=np.zeros((1, 3, 4, 4, 4), np.float32), device="cpu")
+    with pytest.raises(SliceGANError, match=".tif"):
+        generate_to_file(G, tmp_path / "v.png", size=32, device="cpu")
+    with pytest.raises(SliceGANError, match="axes"):
+        parse_periodic("x,w")
+    assert parse_periodic("z, x") == (True, False, True)
+    with pytest.raises(SliceGANError):
+        load_model(tmp_path / "nothing_Gen.pt")
+    with pytest.raises(SliceGANError, match="no generator"):
+        load_model(tmp_path)

@@ -1,0 +1,151 @@
+"""Training on the CPU with the tiny preset: progress, cancel/resume, kill -9/resume, image types, CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from microlib_gui.cli import main
+from microlib_gui.core.jobs import DONE, JobCancelled, ProcessJob, run_inline
+from microlib_gui.core.slicegan import SliceGANError
+from microlib_gui.core.slicegan.train import CHECKPOINT, read_run
+
+TARGET = "microlib_gui.core.slicegan.train:train_job"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # two busy cores shared with other work: one thread avoids oversubscription stalls
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def img(shared_data):
+    return str(shared_data / "microlib" / "micro001.png")
+
+
+def _gen_state(run):
+    return torch.load(run / "slicegan_Gen.pt", weights_only=True)
+
+
+def test_progress_cancel_and_resume_match_uninterrupted(tmp_path, img):
+    base = dict(images=[img], preset="tiny", iters=4, device="cpu", seed=3, log_every=1, checkpoint_every=10)
+    events = []
+    r = run_inline(TARGET, {**base, "out": str(tmp_path / "a")}, on_progress=events.append)
+    assert r["iteration"] == 4 and [e.step for e in events] == [1, 2, 3, 4]
+    ev = events[-1]
+    assert {"critic_loss", "wasserstein", "gradient_penalty"} <= set(ev.scalars)
+    assert all(np.isfinite(v) for v in ev.scalars.values())
+    assert {k: v.shape for k, v in ev.images.items()} == {k: (32, 32) for k in ("slice_x", "slice_y", "slice_z")}
+    assert set(np.unique(ev.images["slice_x"])) <= {0, 255}
+
+    # cancel after iteration 2: a checkpoint is kept there; resume finishes the same run
+    cancel = threading.Event()
+    with pytest.raises(JobCancelled):
+        run_inline(TARGET, {**base, "out": str(tmp_path / "b")},
+                   on_progress=lambda e: cancel.set() if e.step >= 2 else None, cancel_event=cancel)
+    assert read_run(tmp_path / "b")["iteration"] == 2
+    with pytest.raises(SliceGANError, match="--resume"):
+        run_inline(TARGET, {**base, "out": str(tmp_path / "b")})
+    r2 = run_inline(TARGET, {**base, "out": str(tmp_path / "b"), "resume": True})
+    assert r2["iteration"] == 4
+    a, b = _gen_state(tmp_path / "a"), _gen_state(tmp_path / "b")
+    for k in a:  # the seeded, resumed run is the uninterrupted run
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    # another seed gives another generator
+    run_inline(TARGET, {**base, "out": str(tmp_path / "c"), "seed": 4, "iters": 1})
+    c = _gen_state(tmp_path / "c")
+    assert not torch.equal(c["convs.0.weight"], a["convs.0.weight"])
+
+
+def test_kill_minus_9_then_resume_and_generate(tmp_path, img, monkeypatch, capsys):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = tmp_path / "run"
+    job = ProcessJob(TARGET, {"images": [img], "out": str(run), "preset": "tiny", "iters": 400,
+                              "device": "cpu", "seed": 0, "checkpoint_every": 2, "log_every": 1}).start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        job.poll()
+        if (run / CHECKPOINT).exists() and read_run(run)["iteration"] >= 2:
+            break
+        assert not job.done, job.finished
+        time.sleep(0.2)
+    job.kill()  # SIGKILL, mid-iteration
+    job.join(30)
+    fin = job.wait(30)
+    assert fin is not None and fin.state != DONE and "killed" in fin.error
+    stopped = read_run(run)["iteration"]
+    assert 2 <= stopped < 400
+    torch.load(run / CHECKPOINT, weights_only=True)  # the checkpoint on disk is whole
+
+    code = main(["train", img, "--out", str(run), "--preset", "tiny", "--iters", str(stopped + 2), "--resume",
+                 "--device", "cpu", "--log-every", "1", "--json"])
+    out = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out.out)["iteration"] == stopped + 2
+    # the progress bar shows it continued after the checkpoint rather than from zero
+    assert f"{stopped + 1}/{stopped + 2}" in out.err and "1/" not in out.err.split("]")[1][:3]
+    assert read_run(run)["iteration"] == stopped + 2
+
+    vol = tmp_path / "vol.tif"
+    assert main(["generate", str(run), "--size", "40", "--periodic", "x", "--out", str(vol), "--device", "cpu"]) == 2
+    assert "multiple of 16" in capsys.readouterr().err
+    assert main(["generate", str(run), "--size", "48,40,20", "--periodic", "x", "--seed", "2", "--out", str(vol),
+                 "--device", "cpu", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    v = tifffile.imread(vol)
+    assert v.shape == (48, 40, 20) == tuple(meta["shape"]) and v.dtype == np.uint8 and set(np.unique(v)) <= {0, 1}
+    assert meta["phases"] == [0, 255]
+
+
+def test_grayscale_colour_and_anisotropic(tmp_path, shared_data):
+    gray = str(shared_data / "microlib" / "micro016.png")
+    r = run_inline(TARGET, dict(images=[gray], out=str(tmp_path / "g"), preset="tiny", iters=1, device="cpu"))
+    assert read_run(tmp_path / "g")["imtype"] == "grayscale"
+    from microlib_gui.core.slicegan.generate import generate, load_model
+
+    G, meta = load_model(r["out"])
+    assert meta["imtype"] == "grayscale" and G.params.nc == 1
+    assert generate(G, size=20, device="cpu", as_float=True).dtype == np.float32
+
+    rng = np.random.default_rng(0)
+    col = (rng.random((80, 90, 3)) * 255).astype(np.uint8)
+    from PIL import Image
+
+    Image.fromarray(col).save(tmp_path / "c.png")
+    r = run_inline(TARGET, dict(images=[str(tmp_path / "c.png")], out=str(tmp_path / "c"), preset="tiny", iters=1,
+                                device="cpu"))
+    G, meta = load_model(r["out"])
+    assert meta["imtype"] == "colour"
+    assert generate(G, size=(20, 21, 22), device="cpu").shape == (20, 21, 22, 3)
+
+    three = [str(shared_data / "microlib" / f"micro{n}.png") for n in ("001", "006", "010")]
+    run_inline(TARGET, dict(images=three, out=str(tmp_path / "a"), preset="tiny", iters=1, device="cpu"))
+    info = read_run(tmp_path / "a")
+    assert info["anisotropic"] and info["imtype"] == "nphase"
+    ck = torch.load(tmp_path / "a" / CHECKPOINT, weights_only=True)
+    assert len(ck["D"]) == 3
+
+
+def test_cli_bad_input(tmp_path, img, capsys):
+    assert main(["train", img, img, "--out", str(tmp_path / "r"), "--preset", "tiny"]) == 2
+    assert "one image" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.png"), "--out", str(tmp_path / "r"), "--preset", "tiny"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["train", img, "--out", str(tmp_path / "r"), "--preset", "tiny", "--type", "colour"]) == 2
+    assert "colour" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path), "--size", "32", "--out", str(tmp_path / "v.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "no generator" in err and len(err.strip().splitlines()) == 1
+    np.save(tmp_path / "z.npy", np.zeros((2, 3)))
+    assert main(["generate", str(tmp_path / "x_Gen.pt"), "--latent", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "v.tif")]) == 2
