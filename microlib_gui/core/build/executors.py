@@ -258,7 +258,7 @@ def squeue_states(job_ids: list[str]) -> dict[str, tuple[str, str]] | None:
     if not bases:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", ",".join(bases)],
+        out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(bases)],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -139,7 +139,8 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
                 msg = " ".join(msg.split())[:300]
                 log.error("%s: failed: %s\n%s", step, msg, traceback.format_exc())
                 lib.finish_run(run_id, st.FAILED, timings={"total_s": time.monotonic() - t0}, message=msg)
-                states[step], final, message = st.FAILED, st.FAILED, f"{step}: {msg}"
+                states[step], final = st.FAILED, st.FAILED
+                message = msg if msg.startswith(step + ":") else f"{step}: {msg}"
                 break
             dt = time.monotonic() - t0
             lib.finish_run(run_id, st.DONE, timings={"total_s": dt}, files=list(files))
