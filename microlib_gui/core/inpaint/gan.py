@@ -244,6 +244,8 @@ def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_i
     if iters < 1 or opt_iters < 1 or batch_size < 1:
         raise InpaintError("iterations and batch size must be at least 1")
     dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes in training: let cuDNN pick its fastest kernels
     regions = find_regions(mask, max(16, border))
     train_total = 0 if generator_state is not None else iters
     total = train_total + opt_iters * len(regions)

@@ -1,0 +1,65 @@
+"""Inpainting a library entry: inputs from annotations or files, results written with provenance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from microlib_gui.core.inpaint import InpaintError, inpaint
+from microlib_gui.core.inpaint.entry import GIF_SUFFIX, INPAINTED_SUFFIX, entry_inputs, save_result
+
+
+@pytest.fixture
+def raw612(library, shared_data):
+    raw = shared_data / "rawlike"
+    man = json.loads((raw / "manifest.json").read_text())["612"]
+    e = library.add_entry(raw / "raw612.png")
+    return library, e.id, man, raw
+
+
+def test_inputs_from_microlib_annotations(raw612):
+    library, eid, man, raw = raw612
+    (x0, y0, x1, y1) = man["bar"]["box_xyxy"]
+    library.set_annotations(eid, {"phases": [round(v) for v in man["phase_levels"]],
+                                  "barbox": [[x0 - 2, y0 - 2], [x1 + 2, y1 + 2]],
+                                  "barcol": [int(np.mean(man["bar"]["colour"])), 200]})
+    inp = entry_inputs(library, eid)
+    seg = np.array(Image.open(raw / "seg612.png"))
+    bar = np.array(Image.open(raw / "bar612.png")) > 0
+    assert inp.image.kind == "labels" and inp.inputs == ["_original.png"]
+    assert (inp.image.labels == seg).mean() > 0.95  # phase k is the annotation's phases[k]
+    assert inp.mask is not None and (inp.mask & bar).sum() / (inp.mask | bar).sum() > 0.5
+
+
+def test_mask_file_wins_and_must_fit(raw612):
+    library, eid, man, raw = raw612
+    inp = entry_inputs(library, eid)
+    assert inp.image.kind == "gray" and inp.mask is None  # no phases, no bar marked yet
+    library.write_file(eid, "_mask.png", (raw / "bar612.png").read_bytes(), produced_by="test")
+    inp = entry_inputs(library, eid)
+    assert inp.mask.sum() == (np.array(Image.open(raw / "bar612.png")) > 0).sum()
+    assert inp.inputs == ["_original.png", "_mask.png"]
+    library.set_annotations(eid, {"crop": [0, 0, 300, 300]})  # the mask no longer fits the cropped image
+    with pytest.raises(InpaintError, match="mask is 435x384 px but the image is 300x300 px"):
+        entry_inputs(library, eid)
+
+
+def test_save_result_marks_step_and_provenance(raw612):
+    library, eid, man, raw = raw612
+    library.set_annotations(eid, {"phases": [round(v) for v in man["phase_levels"]]})
+    library.write_file(eid, "_mask.png", (raw / "bar612.png").read_bytes(), produced_by="test")
+    library.set_step_status(eid, "train", "done")
+    inp = entry_inputs(library, eid)
+    res = inpaint(inp.image, inp.mask, method="fast")
+    written = save_result(library, eid, res, inp.inputs, {"method": "fast"})
+    assert written == [library.entry_file(eid, INPAINTED_SUFFIX).name, library.entry_file(eid, GIF_SUFFIX).name]
+    out = np.array(Image.open(library.entry_file(eid, INPAINTED_SUFFIX)))
+    assert np.array_equal(out[~inp.mask], inp.image.original[~inp.mask])
+    e = library.get_entry(eid)
+    assert e.steps["inpaint"] == "done" and e.steps["train"] == "stale"
+    assert not library.is_stale(eid, INPAINTED_SUFFIX)
+    library.write_file(eid, "_mask.png", np.zeros(1, np.uint8).tobytes(), produced_by="test")
+    assert library.is_stale(eid, INPAINTED_SUFFIX)  # its mask changed
