@@ -128,6 +128,10 @@ class Cache:
             row = con.execute("SELECT data FROM records WHERE id = ?", (int(doitpoms_id),)).fetchone()
         return Record.from_dict(json.loads(row[0])) if row else None
 
+    def record_ids(self) -> set[int]:
+        with self._db() as con:
+            return {r[0] for r in con.execute("SELECT id FROM records")}
+
     def records(self) -> list[Record]:
         """Every record in the index, by id."""
         with self._db() as con:

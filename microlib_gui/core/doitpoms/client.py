@@ -132,6 +132,7 @@ class Client:
         self.backoff_s = backoff_s
         self.max_concurrent = max(1, int(max_concurrent))
         self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self._listed_at = -1e18  # monotonic time of the last browse crawl by this client
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.verify = True  # never turned off: a mirror needs a valid certificate
@@ -310,6 +311,7 @@ class Client:
                     queue.append(link)
         out = sorted(items.values(), key=lambda i: i.id)
         self.cache.put_listed(out)
+        self._listed_at = time.monotonic()
         return out
 
     def records(self, ids: Iterable[int], on_each: Callable[[int, Record | None, str | None], None] | None = None
@@ -354,9 +356,10 @@ class Client:
         message = ""
         if fetch and not self.offline:
             try:
-                listed = self.list_micrographs()
-                have = {r.id for r in self.cache.records()}
-                todo = [it.id for it in listed if it.id not in have]
+                if time.monotonic() - self._listed_at > BROWSE_MAX_AGE_S:
+                    self.list_micrographs()
+                have = self.cache.record_ids()
+                todo = [i for i in self.cache.listed() if i not in have]
                 done = [0]
 
                 def each(i, rec, err):
