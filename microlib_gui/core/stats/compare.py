@@ -1,0 +1,249 @@
+"""Compare a 2D training image with a generated 3D volume, as MicroLib validates SliceGAN.
+
+:func:`compare` returns one JSON-ready dict::
+
+    {"kind": "nphase" | "grayscale", "n_phases": int,
+     "image2d": {...metrics...}, "volume3d": {...metrics, tortuosity, percolation...},
+     "errors": {"volume_fraction": [per phase], "surface_area": float, "two_point": [per phase]},
+     "flag": {"flagged": bool, "threshold": 0.05, "reasons": [...], "likely_causes": [...]}}
+
+Errors are relative, ``|x2D - x3D| / x2D`` (MicroLib's percentage error).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+from .metrics import (DEFAULT_R_MAX, StatsError, check_labels, grayscale_stats, intensity_two_point,
+                      surface_area, two_point_correlation, volume_fraction)
+
+#: MicroLib's outlier line: a relative error above 5%.
+ERROR_THRESHOLD = 0.05
+#: Phases rarer than this in 2D are left out of the flag (a relative error on a few pixels means little).
+MIN_FLAG_VF = 0.01
+#: More distinct values than this in a "label" image: treat it as grayscale.
+MAX_LABEL_PHASES = 16
+#: Per-axis surface areas of the 2D image differing by more than this hint at anisotropy.
+ANISOTROPY_LIMIT = 0.10
+
+CAUSES = {
+    "representativity": "non-representative micrograph: features too large or too few for their "
+                        "statistics to be captured (MicroLib tags 1, 372)",
+    "anisotropy": "anisotropic microstructure: no isotropic 3D structure has only these 2D sections, "
+                  "e.g. ovals without the smaller sections a sphere would show (MicroLib tags 60, 782)",
+    "segmentation": "poor segmentation or uneven exposure of the micrograph (MicroLib tag 612)",
+}
+
+
+def rel_error(a: float, b: float) -> float | None:
+    """``|a - b| / a``; None when ``a`` is 0 (undefined)."""
+    return None if a == 0 else float(abs(a - b) / abs(a))
+
+
+def label_metrics(labels: np.ndarray, n_phases: int, r_max: int | None = DEFAULT_R_MAX,
+                  device: str = "cpu") -> dict:
+    """Volume fraction, surface area (total and per axis) and S2 of each phase."""
+    arr = check_labels(labels)
+    sa = surface_area(arr)
+    tpc = two_point_correlation(arr, r_max=r_max, n_phases=n_phases, device=device)
+    return {
+        "shape": list(arr.shape),
+        "volume_fraction": volume_fraction(arr, n_phases),
+        "surface_area": sa["total"],
+        "surface_area_axes": sa["axes"],
+        "r": tpc["r"],
+        "two_point": tpc["s2"],
+    }
+
+
+def intensity_metrics(intensity: np.ndarray, r_max: int | None = DEFAULT_R_MAX, device: str = "cpu") -> dict:
+    """Histogram, mean, std and S2 of a grayscale image or volume in [0, 1]."""
+    f = np.asarray(intensity, dtype=np.float32)
+    tpc = intensity_two_point(f, r_max=r_max, device=device)
+    return {"shape": list(f.shape), **grayscale_stats(f), "r": tpc["r"], "two_point": [tpc["s2"]]}
+
+
+def _curve_error(a: list | None, b: list | None) -> float | None:
+    """Largest absolute difference of two S2 curves over their common distances."""
+    if a is None or b is None:
+        return None
+    n = min(len(a), len(b))
+    return float(np.max(np.abs(np.asarray(a[:n]) - np.asarray(b[:n])))) if n else None
+
+
+def compare(
+    image2d: np.ndarray,
+    volume3d: np.ndarray,
+    kind: str = "nphase",
+    r_max: int | None = DEFAULT_R_MAX,
+    tortuosity: bool = True,
+    device: str | None = None,
+    tau_side: int | None = -1,
+) -> dict:
+    """Metrics of the 2D image and the 3D volume, their errors and the 5% flag.
+
+    Parameters
+    ----------
+    image2d, volume3d : ndarray
+        Labels (``kind="nphase"``) or intensities in [0, 1] (``kind="grayscale"``).
+    r_max : int or None
+        Largest S2 distance (capped at half the shortest side of each).
+    tortuosity : bool
+        Also solve tortuosity factors of the volume (TauFactor) and percolation.
+    device : str, optional
+        ``"cuda"``/``"cpu"``; default: a GPU when torch sees one.
+    tau_side : int or None
+        Cube side for the tortuosity solve (see :func:`.transport.tortuosity`).
+    """
+    from .transport import default_device, percolating_fraction
+    from .transport import tortuosity as solve_tau
+
+    device = device or default_device()
+    img, vol = np.asarray(image2d), np.asarray(volume3d)
+    if img.ndim != 2:
+        raise StatsError(f"the training image must be 2D, got shape {img.shape}")
+    if vol.ndim != 3:
+        raise StatsError(f"the generated volume must be 3D, got shape {vol.shape}")
+    if kind == "grayscale":
+        return _compare_gray(img, vol, r_max, device)
+    if kind != "nphase":
+        raise StatsError(f"unknown kind {kind!r} (nphase or grayscale)")
+    img, vol = check_labels(img, "image2d"), check_labels(vol, "volume3d")
+    n = max(int(img.max()), int(vol.max())) + 1
+    if n < 2:
+        raise StatsError("the image and the volume hold a single phase: nothing to compare")
+    m2, m3 = label_metrics(img, n, r_max, device), label_metrics(vol, n, r_max, device)
+    if tortuosity:
+        m3["tortuosity"] = solve_tau(vol, device=device, max_side=tau_side)
+    m3["percolating_fraction"] = percolating_fraction(vol)
+    errors = {
+        "volume_fraction": [rel_error(a, b) for a, b in zip(m2["volume_fraction"], m3["volume_fraction"])],
+        "surface_area": rel_error(m2["surface_area"], m3["surface_area"]),
+        "two_point": [_curve_error(a, b) for a, b in zip(m2["two_point"], m3["two_point"])],
+    }
+    result = {"kind": "nphase", "n_phases": n, "image2d": m2, "volume3d": m3, "errors": errors}
+    result["headline_phase"] = headline_phase(m2["volume_fraction"])
+    result["flag"] = flag(result)
+    return result
+
+
+def _compare_gray(img, vol, r_max, device) -> dict:
+    for name, a in (("image2d", img), ("volume3d", vol)):
+        if not np.issubdtype(a.dtype, np.floating) or a.min() < 0 or a.max() > 1:
+            raise StatsError(f"{name}: grayscale data must be floats in [0, 1]")
+    m2, m3 = intensity_metrics(img, r_max, device), intensity_metrics(vol, r_max, device)
+    errors = {
+        "mean": rel_error(m2["mean"], m3["mean"]),
+        "std": rel_error(m2["std"], m3["std"]),
+        "two_point": [_curve_error(m2["two_point"][0], m3["two_point"][0])],
+    }
+    result = {"kind": "grayscale", "n_phases": 0, "image2d": m2, "volume3d": m3, "errors": errors}
+    result["flag"] = flag(result)
+    return result
+
+
+def headline_phase(vf2d: list[float]) -> int:
+    """The phase plotted in library figures: the rarest phase present in 2D."""
+    present = [(v, k) for k, v in enumerate(vf2d) if v > 0]
+    return min(present)[1] if present else 0
+
+
+def flag(result: dict) -> dict:
+    """MicroLib's outlier test: any relative error above 5%, with the likely causes."""
+    err, reasons, causes = result["errors"], [], []
+    pct = lambda e: f"{100 * e:.1f}%"  # noqa: E731
+    if result["kind"] == "grayscale":
+        for key, label in (("mean", "mean intensity"), ("std", "intensity spread")):
+            e = err.get(key)
+            if e is not None and e > ERROR_THRESHOLD:
+                reasons.append(f"{label} differs by {pct(e)} between 2D and 3D")
+        if reasons:
+            causes = [CAUSES["segmentation"], CAUSES["representativity"]]
+    else:
+        vf2d = result["image2d"]["volume_fraction"]
+        vf_bad = [(k, e) for k, e in enumerate(err["volume_fraction"])
+                  if e is not None and vf2d[k] >= MIN_FLAG_VF and e > ERROR_THRESHOLD]
+        for k, e in vf_bad:
+            reasons.append(f"phase {k} volume fraction differs by {pct(e)} "
+                           f"({vf2d[k]:.3f} in 2D, {result['volume3d']['volume_fraction'][k]:.3f} in 3D)")
+        sa = err["surface_area"]
+        if sa is not None and sa > ERROR_THRESHOLD:
+            reasons.append(f"surface area differs by {pct(sa)} ({result['image2d']['surface_area']:.4f} in 2D, "
+                           f"{result['volume3d']['surface_area']:.4f} in 3D)")
+        if reasons:
+            axes = result["image2d"]["surface_area_axes"]
+            aniso = rel_error(max(axes), min(axes)) if max(axes) > 0 else None
+            if aniso is not None and aniso > ANISOTROPY_LIMIT:
+                causes.append(CAUSES["anisotropy"] + f"; here the 2D surface area differs by {pct(aniso)} "
+                              "between the two image axes")
+                causes += [CAUSES["representativity"], CAUSES["segmentation"]]
+            else:
+                causes += [CAUSES["representativity"], CAUSES["anisotropy"], CAUSES["segmentation"]]
+    return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes}
+
+
+# -- files ----------------------------------------------------------------------
+def load_pair(image2d: str | os.PathLike, volume3d: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
+    """Load a training image and a volume as labels, or as intensities when grayscale.
+
+    A file with more than :data:`MAX_LABEL_PHASES` distinct values is grayscale.
+    Returns ``(image2d, volume3d, kind)``.
+    """
+    from ..images import load_labels
+
+    img, vol = load_labels(image2d), load_labels(volume3d)
+    if img.ndim != 2:
+        raise StatsError(f"{Path(image2d).name}: expected a 2D image, got shape {img.shape}")
+    if vol.ndim != 3:
+        raise StatsError(f"{Path(volume3d).name}: expected a 3D TIFF volume, got shape {vol.shape}")
+    gray = max(int(img.max()), int(vol.max())) + 1 > MAX_LABEL_PHASES
+    if not gray:
+        return img, vol, "nphase"
+    return load_intensity(image2d), load_intensity(volume3d), "grayscale"
+
+
+def load_intensity(path: str | os.PathLike) -> np.ndarray:
+    """A 2D image or 3D TIFF as float32 intensities in [0, 1]."""
+    from ..images import load_image, sniff_format
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ImageError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    if sniff_format(head) != "tiff":
+        return load_image(path, min_side=1).gray()
+    import tifffile
+
+    try:
+        arr = tifffile.imread(path)
+    except Exception as exc:
+        raise ImageError(f"{path.name}: corrupt TIFF ({' '.join(str(exc).split())[:120]})") from None
+    if arr.ndim == 2:
+        return load_image(path, min_side=1).gray()
+    if np.issubdtype(arr.dtype, np.integer):
+        return (arr / float(np.iinfo(arr.dtype).max)).astype(np.float32)
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ImageError(f"{path.name}: contains NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > 1:
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return arr
+
+
+def finite_or_none(x):
+    """JSON has no infinities: map them (and NaN) to None, recursively."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    return x
