@@ -57,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="open the embedded demo library (kept apart from your own library)")
     parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
     parser.add_argument("--self-test", action="store_true", help="run the built-in self-test and exit")
+    parser.add_argument("--self-test-report", metavar="FILE", help="where the self-test writes its JSON report")
     args = parser.parse_args(argv)
 
     if args.self_test:
         from .self_test import run_self_test
 
-        return run_self_test()
+        return run_self_test(args.self_test_report)
 
     from PySide6.QtWidgets import QApplication, QMessageBox
 
