@@ -144,7 +144,7 @@ def test_search_filter_open_and_add_two(qtbot, demo_library, tmp_path, monkeypat
     assert arr.std() > 10  # thumbnails and text, not a blank panel
 
 
-def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, monkeypatch, artifacts):
+def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, monkeypatch, artifacts, site):
     ctx, panel = _panel(qtbot, demo_library, tmp_path, monkeypatch, "http://127.0.0.1:9/miclib/")
     panel.client.retries = 0
     panel.activated()
@@ -157,3 +157,14 @@ def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, mon
     assert "Demo entry" in panel.record_view.toPlainText()
     qtbot.waitUntil(lambda: not panel.image_label.pixmap().isNull(), timeout=5000)
     panel.grab().save(str(artifacts / "browse_offline.png"))
+
+    # point the panel at a mirror that works: the banner goes, the records come
+    assert not panel.set_base_url("not a url")
+    assert "not an http(s) URL" in panel.status.text()
+    assert panel.set_base_url(site.base_url)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert not panel.banner_row.isVisible()
+    assert {"d1", "d70"} <= _visible(panel)
+    from microlib_gui.gui.app import make_settings
+
+    assert make_settings().value("doitpoms/base_url") == site.base_url

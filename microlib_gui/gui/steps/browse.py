@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.doitpoms import Client, DoitpomsError, Record
+from ...core.doitpoms import Cache, Client, DoitpomsError, Record
 from ...core.doitpoms.client import matches
 from ...core.doitpoms.importer import import_micrographs
 from ...core.errors import MicrolibError
@@ -234,6 +234,7 @@ class Panel(StepPanel):
         self._import_job: ThreadJob | None = None
         self._current: Item | None = None
         self._refreshed_once = False
+        self._entry_keys: set[str] = set()
         self._build_ui()
         self._timer = QTimer(self)
         self._timer.setInterval(100)
@@ -248,18 +249,48 @@ class Panel(StepPanel):
 
     # -- setup -------------------------------------------------------------------
     @staticmethod
-    def _make_client() -> Client:
+    def _settings():
+        from ..app import make_settings
+
+        return make_settings()
+
+    def _make_client(self) -> Client:
+        """A client for ``$MICROLIB_DOITPOMS_URL``, else the saved address, else the public site."""
         url = None
         try:
-            from ..app import make_settings
-
-            url = make_settings().value("doitpoms/base_url") or None
+            url = self._settings().value("doitpoms/base_url") or None
         except Exception:  # noqa: BLE001 - settings are a convenience, the default always works
             url = None
+        url = os.environ.get("MICROLIB_DOITPOMS_URL") or url
         try:
-            return Client(os.environ.get("MICROLIB_DOITPOMS_URL") or url)
+            return Client(url)
+        except DoitpomsError:
+            return Client()  # a bad saved address: fall back to the public site
         except MicrolibError:
-            return Client()
+            import tempfile
+
+            # The user cache folder cannot be used: keep this session's pages in a temp folder.
+            return Client(url, cache=Cache(tempfile.mkdtemp(prefix="microlib-cache-")))
+
+    def set_base_url(self, url: str | None = None) -> bool:
+        """Point the panel at another DoITPoMS address (a mirror); saved for next time."""
+        url = (url if url is not None else self.url_edit.text()).strip()
+        try:
+            client = Client(url, cache=self.client.cache)
+        except MicrolibError as exc:
+            self.status.setText(str(exc))
+            return False
+        self.client = client
+        self.url_edit.setText(client.base_url)
+        try:
+            settings = self._settings()
+            settings.setValue("doitpoms/base_url", client.base_url)
+            settings.sync()
+        except Exception:  # noqa: BLE001 - not being able to save the address is not fatal
+            pass
+        self.banner_row.setVisible(False)
+        self.refresh()
+        return True
 
     def _build_ui(self) -> None:
         lay = QVBoxLayout(self)
@@ -337,6 +368,8 @@ class Panel(StepPanel):
         self.reason_box.addItems(list(EXCLUSION_REASONS))
         self.note_edit = QLineEdit()
         self.note_edit.setPlaceholderText("Note (optional)")
+        self.note_edit.setMinimumWidth(180)
+        self.reason_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.exclude_btn = QPushButton("Exclude")
         self.exclude_btn.clicked.connect(self.exclude_selected)
         self.include_btn = QPushButton("Include again")
@@ -361,6 +394,17 @@ class Panel(StepPanel):
         dl.addLayout(row2)
         dl.addWidget(self.progress)
         dl.addWidget(self.status)
+        row3 = QHBoxLayout()
+        self.url_edit = QLineEdit(self.client.base_url)
+        self.url_edit.setObjectName("doitpomsUrl")
+        self.url_edit.setToolTip("Address of the DoITPoMS Micrograph Library or of a mirror of it")
+        self.url_edit.returnPressed.connect(self.set_base_url)
+        url_btn = QPushButton("Use address")
+        url_btn.clicked.connect(lambda: self.set_base_url())
+        row3.addWidget(QLabel("DoITPoMS address"))
+        row3.addWidget(self.url_edit, 1)
+        row3.addWidget(url_btn)
+        dl.addLayout(row3)
 
         split = QSplitter()
         split.addWidget(self.view)
@@ -396,10 +440,11 @@ class Panel(StepPanel):
                         "contributor", "organisation", "licence") if k in e.metadata})
             else:
                 items[f"e{e.id}"] = Item(f"e{e.id}", entry=e)
-        for it in items.values():  # the library's copy is the better thumbnail source; refresh badges
-            if it.entry is not None:
-                self.model.forget_thumbnail(it.key)
-                self.model.thumbs.pop(it.key, None)
+        with_entry = {k for k, it in items.items() if it.entry is not None}
+        for key in with_entry - self._entry_keys:  # newly added: the library's copy is the better thumbnail
+            self.model.forget_thumbnail(key)
+            self.model.thumbs.pop(key, None)
+        self._entry_keys = with_entry
         ordered = sorted(items.values(), key=lambda it: (it.doitpoms_id is None, it.doitpoms_id or 0,
                                                          it.entry.id if it.entry else 0))
         self._fill_filters(ordered)
