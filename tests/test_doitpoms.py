@@ -341,3 +341,25 @@ def test_cli_offline_flag_and_bad_url(tmp_path, monkeypatch, capsys, site):
     assert main(["doitpoms", "show", "6", "--offline"]) == 2
     assert "offline" in capsys.readouterr().err
     assert main(["doitpoms", "search", "x", "--base-url", "not a url"]) == 2
+
+
+def test_refresh_refetches_a_record(client, site):
+    client.record(54)
+    client.record(54, refresh=True)
+    assert site.hits["full_record.php?id=54"] == 2
+
+
+def test_oversized_image_is_refused_without_retry(client, site, monkeypatch):
+    from microlib_gui.core.doitpoms import client as client_mod
+
+    monkeypatch.setattr(client_mod, "MAX_IMAGE_BYTES", 1000)
+    with pytest.raises(DoitpomsError, match="larger than"):
+        client.large_image(70)
+    assert site.hits["micrographs/large/000070.jpg"] == 1
+    assert not client.cache.path_for("micrographs/large/000070.jpg").exists()
+
+
+def test_503_with_retry_after_then_success(client, site):
+    site.faults["full_record.php?id=1"] = ["503"]
+    assert client.record(1).brief_descr == "Hypoeutectic Al-Si casting"
+    assert site.hits["full_record.php?id=1"] == 2

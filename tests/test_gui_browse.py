@@ -168,3 +168,22 @@ def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, mon
     from microlib_gui.gui.app import make_settings
 
     assert make_settings().value("doitpoms/base_url") == site.base_url
+
+
+def test_unfinished_import_can_be_resumed(qtbot, library, tmp_path, monkeypatch, site):
+    from microlib_gui.core.doitpoms import Cache, Client
+    from microlib_gui.core.doitpoms.importer import import_micrographs
+    from microlib_gui.core.jobs import run_inline
+
+    # an earlier import whose server kept failing for one image leaves it pending
+    client = Client(site.base_url, cache=Cache(tmp_path / "cache"), retries=0)
+    site.faults["micrographs/large/000039.jpg"] = ["500"]
+    res = run_inline(import_micrographs, {"library": str(library.root), "ids": [1, 39], "client": client})
+    assert res["pending"] == [39]
+    ctx, panel = _panel(qtbot, library, tmp_path, monkeypatch, site.base_url)
+    assert panel.resume_btn.isVisible() and "1 left" in panel.resume_btn.text()
+    panel.resume_btn.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert {e.doitpoms_id for e in library.list_entries()} == {1, 39}
+    assert not panel.resume_btn.isVisible()
+    assert {"d1", "d39"} <= _visible(panel)

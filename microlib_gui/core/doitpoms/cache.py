@@ -71,7 +71,7 @@ class Cache:
         """Cached bytes of ``key``; None if absent or older than ``max_age_s``."""
         path = self.path_for(key)
         try:
-            if max_age_s is not None and time.time() - path.stat().st_mtime > max_age_s:
+            if max_age_s is not None and time.time() - path.stat().st_mtime >= max_age_s:
                 return None
             return path.read_bytes()
         except OSError:

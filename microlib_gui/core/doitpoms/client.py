@@ -36,6 +36,11 @@ ENV_BASE_URL = "MICROLIB_DOITPOMS_URL"
 USER_AGENT = f"MicroLibStudio/{__version__}"
 BROWSE_START = "browse.php"
 BROWSE_MAX_AGE_S = 24 * 3600.0
+#: Largest page and image accepted (a server sending more is refused, not retried).
+MAX_PAGE_BYTES = 20 << 20
+MAX_IMAGE_BYTES = 400 << 20
+#: Longest Retry-After honoured between tries, in seconds.
+MAX_RETRY_AFTER_S = 30.0
 
 
 class DoitpomsError(MicrolibError):
@@ -163,10 +168,11 @@ class Client:
         url = self.url(rel)
         host = urlparse(url).netloc
         last = ""
+        wait_s = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            kind = None
+                time.sleep(max(self.backoff_s * 2 ** (attempt - 1), wait_s))
+            kind, wait_s = None, 0.0
             try:
                 with self._slots:
                     with self.session.get(url, timeout=self.timeout, stream=True) as resp:
@@ -174,6 +180,7 @@ class Client:
                             raise NotFoundError(f"{what} does not exist (404 from {host})")
                         if resp.status_code >= 500:
                             kind, last = "server", f"server error {resp.status_code} from {host}"
+                            wait_s = _retry_after(resp.headers.get("Retry-After"))
                         elif resp.status_code >= 400:
                             raise DoitpomsError(f"{what}: {host} refused the request ({resp.status_code})")
                         else:
@@ -210,7 +217,7 @@ class Client:
         if data is not None:
             return data
         try:
-            data = self._request(rel, what, lambda r: r.content)
+            data = self._request(rel, what, lambda r: _read_limited(r, MAX_PAGE_BYTES, what))
         except OfflineError:
             stale = self.cache.get(rel)
             if stale is not None:
@@ -230,7 +237,11 @@ class Client:
         def sink(resp: requests.Response) -> bytes:
             with atomic_path(target) as tmp:
                 with open(tmp, "wb") as fh:
+                    size = 0
                     for chunk in resp.iter_content(1 << 16):
+                        size += len(chunk)
+                        if size > MAX_IMAGE_BYTES:
+                            raise DoitpomsError(f"{what}: larger than {MAX_IMAGE_BYTES >> 20} MB; refused")
                         fh.write(chunk)
                 raw = tmp.read_bytes()
                 try:
@@ -256,7 +267,7 @@ class Client:
                 return rec
         what = f"micrograph {doitpoms_id}"
         try:
-            html = self.fetch(record_path(doitpoms_id), what)
+            html = self.fetch(record_path(doitpoms_id), what, max_age_s=0 if refresh else None)
         except NotFoundError:
             raise NotFoundError(f"micrograph {doitpoms_id} does not exist") from None
         rec = parse_full_record(html, doitpoms_id, url=self.url(micrograph_path(doitpoms_id)))
@@ -376,6 +387,23 @@ class Client:
 
 class _CutShort(Exception):
     """Internal: a body arrived incomplete; retried like a dropped connection."""
+
+
+def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+    buf = bytearray()
+    for chunk in resp.iter_content(1 << 16):
+        buf += chunk
+        if len(buf) > limit:
+            raise DoitpomsError(f"{what}: larger than {limit >> 20} MB; refused")
+    return bytes(buf)
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds asked for by a Retry-After header (number form only), capped."""
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S) if value else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _connection_reason(exc: BaseException) -> str:

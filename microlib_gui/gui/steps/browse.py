@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from ...core.doitpoms import Cache, Client, DoitpomsError, Record
 from ...core.doitpoms.client import matches
-from ...core.doitpoms.importer import import_micrographs
+from ...core.doitpoms.importer import import_micrographs, pending_import
 from ...core.errors import MicrolibError
 from ...core.jobs import DONE, FAILED, Finished, ThreadJob
 from ...core.steps import EXCLUSION_REASONS
@@ -374,8 +374,14 @@ class Panel(StepPanel):
         self.exclude_btn.clicked.connect(self.exclude_selected)
         self.include_btn = QPushButton("Include again")
         self.include_btn.clicked.connect(lambda: self.exclude_selected(include=True))
+        self.resume_btn = QPushButton()
+        self.resume_btn.setObjectName("browseResume")
+        self.resume_btn.setToolTip("An earlier import did not finish: add the micrographs it left")
+        self.resume_btn.clicked.connect(self.resume_import)
+        self.resume_btn.setVisible(False)
         row1 = QHBoxLayout()
         row1.addWidget(self.add_btn)
+        row1.addWidget(self.resume_btn)
         row1.addStretch(1)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Exclude as"))
@@ -637,6 +643,13 @@ class Panel(StepPanel):
         return "".join(parts)
 
     def _update_buttons(self) -> None:
+        idle = self._import_job is None or self._import_job.done
+        try:
+            pending = pending_import(self.library.root, self.client.cache) if idle else []
+        except MicrolibError:
+            pending = []
+        self.resume_btn.setText(f"Resume import ({len(pending)} left)")
+        self.resume_btn.setVisible(bool(pending))
         items = self.selected_items()
         self.add_btn.setEnabled(any(it.entry is None and it.doitpoms_id for it in items)
                                 and (self._import_job is None or self._import_job.done))
@@ -652,6 +665,17 @@ class Panel(StepPanel):
     def add_selected(self) -> list[int]:
         """Import the selected DoITPoMS micrographs not yet in the library (background job)."""
         ids = [it.doitpoms_id for it in self.selected_items() if it.entry is None and it.doitpoms_id]
+        return self._start_import(ids)
+
+    def resume_import(self) -> list[int]:
+        """Continue an import that did not finish (cancelled, closed, or the server failed)."""
+        try:
+            ids = pending_import(self.library.root, self.client.cache)
+        except MicrolibError:
+            ids = []
+        return self._start_import(ids)
+
+    def _start_import(self, ids: list[int]) -> list[int]:
         if not ids or (self._import_job is not None and not self._import_job.done):
             return []
         self._import_job = ThreadJob(import_micrographs, {"library": str(self.library.root), "ids": ids,
@@ -661,6 +685,7 @@ class Panel(StepPanel):
         self.progress.setVisible(True)
         self.status.setText(f"Adding {len(ids)} micrograph(s)…")
         self._update_buttons()
+        self.resume_btn.setVisible(False)
         self._timer.start()
         return ids
 
