@@ -375,7 +375,8 @@ class Panel(StepPanel):
             return job
 
         self.queue.add(label, started_factory)
-        self.loss_plot.clear()
+        if not resume:  # a resumed run continues the same curves
+            self.loss_plot.clear()
         self.events_seen = 0
         self.last_finished = None
         self._refresh_queue()
