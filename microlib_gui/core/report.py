@@ -308,10 +308,18 @@ def write_csv(results: list[dict], skipped: list[dict], path: str | os.PathLike)
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in results:
-        w.writerow({k: ("" if v is None else v) for k, v in summary_row(r).items()})
+        w.writerow({k: _cell(v) for k, v in summary_row(r).items()})
     for s in skipped:
         w.writerow({"entry": s["entry"], "name": s["name"], "status": "skipped: " + s["reason"]})
     return atomic_write_text(path, buf.getvalue())
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
 
 
 def tpc_selection(results: list[dict], n: int) -> list[dict]:
