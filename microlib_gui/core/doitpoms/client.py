@@ -199,6 +199,8 @@ class Client:
                 raise DoitpomsError(f"bad URL {url} ({_short(exc)})") from None
             except _CutShort as exc:
                 kind, last = "cut", str(exc)
+            except requests.exceptions.RequestException as exc:  # redirects loop, bad header, ...
+                raise DoitpomsError(f"{what}: request to {host} failed ({_short(exc)})") from None
         tries = self.retries + 1
         if kind == "offline":
             self._go_offline(last)
