@@ -101,6 +101,25 @@ def colourise(volume: np.ndarray, kind: str | None = None, colours: np.ndarray |
     return np.repeat(g[..., None], 3, axis=-1)
 
 
+class _VoxelColours:
+    """Colours of chosen voxels only (colouring a whole 256³ volume would cost 200 MB per view)."""
+
+    def __init__(self, volume: np.ndarray, kind: str, colours: np.ndarray | None):
+        self.vol, self.kind = volume, kind
+        if kind == "labels":
+            self.pal = np.asarray(colours if colours is not None else PHASE_COLOURS, dtype=np.float32) / 255.0
+        else:
+            self.lo, self.hi = float(volume.min()), float(volume.max())
+
+    def __call__(self, vi: np.ndarray) -> np.ndarray:
+        v = self.vol[vi[:, 0], vi[:, 1], vi[:, 2]]
+        if self.kind == "labels":
+            return self.pal[np.clip(v.astype(np.int64), 0, len(self.pal) - 1)]
+        g = (v.astype(np.float32) - self.lo) / (self.hi - self.lo) if self.hi > self.lo \
+            else np.full(v.shape, 0.5, np.float32)
+        return np.repeat(g[:, None], 3, axis=1)
+
+
 # -- camera ---------------------------------------------------------------------
 def _camera(azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forward, right and up unit vectors in array-axis order (z, y, x)."""
@@ -212,7 +231,7 @@ def render_view(
     origins, fwd, diag = _rays(vol.shape, size, azimuth, elevation, margin)
     t_in, t_out, axis = _slab(origins, fwd, dims)
     hit = t_in < t_out
-    rgb_vox = colourise(vol, kind, colours)
+    rgb_vox = _VoxelColours(vol, kind, colours)
     out = np.empty((size * size, 3), np.float32)
     out[:] = np.asarray(background, np.float32) / 255.0
     if not marching:
@@ -222,7 +241,7 @@ def render_view(
         ax = axis[idx]
         sign = -np.sign(fwd[ax])
         shade = _shade(ax, sign, fwd)
-        out[idx] = rgb_vox[vi[:, 0], vi[:, 1], vi[:, 2]] * shade[:, None]
+        out[idx] = rgb_vox(vi) * shade[:, None]
     else:
         solid = np.ones(vol.shape, bool)
         if kind == "labels" and hidden:
@@ -265,7 +284,7 @@ def _march(origins, fwd, t_in, t_out, axis, hit, solid, rgb_vox, out, diag) -> N
             depth = (t[got] - t0[got]) / diag  # depth cue inside cut-away regions
             shade = shade * (1.0 - 0.35 * np.clip(depth, 0, 1)).astype(np.float32)
             vh = v[got]
-            out[rays[got]] = rgb_vox[vh[:, 0], vh[:, 1], vh[:, 2]] * shade[:, None]
+            out[rays[got]] = rgb_vox(vh) * shade[:, None]
         a = t_max.argmin(axis=1)
         r = np.arange(len(rays))
         v[r, a] += step[a]

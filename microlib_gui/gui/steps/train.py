@@ -57,7 +57,7 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
         g, d = conv_flops(p.net_params(2), p.latent_side, p.batch_d, p.batch_real)
         # critic steps: generator forward + 3 critics fwd/bwd (+GP); generator step: fwd/bwd
         per_iter = p.critic_iters * (g + 3 * 3 * 2 * d) + 3 * (g * p.batch_g / max(p.batch_d, 1))
-        rate = 30e12 if cuda else 60e9  # sustained FLOP/s, order of magnitude
+        rate = 20e12 if cuda else 5e9  # sustained FLOP/s for these small convs, order of magnitude
         return per_iter * iters / rate
     except Exception:  # noqa: BLE001
         return None
@@ -482,6 +482,7 @@ class Panel(StepPanel):
         if eid == self.ctx.entry_id or self.ctx.entry_id is None:
             self.refresh_runs()
         self.ctx.notify_updated(eid)
+        self._update_estimate()  # now from the measured speed
         if ev.state == FAILED:
             self.show_error(f"Training of {info['name']} failed: {msg}")
 
