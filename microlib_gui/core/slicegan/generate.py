@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -127,15 +128,26 @@ class Plan:
         """Latent range [t0, t1) whose output covers voxels [o0, o1)."""
         return o0 // self.S, math.ceil((o1 + self.c) / self.S)
 
-    def blocks(self, max_voxels: int) -> Iterator[tuple[tuple[int, int], ...]]:
-        """Boxes ((x0, x1), (y0, y1), (z0, z1)) covering the volume, slab by slab along x."""
+    def blocks(self, max_voxels: int, max_slab_bytes: int = 2 ** 28) -> Iterator[tuple[tuple[int, int], ...]]:
+        """Boxes ((x0, x1), (y0, y1), (z0, z1)) covering the volume, slab by slab along x.
+
+        Slabs are first made thin enough that one slab of uint8 output stays under
+        ``max_slab_bytes`` on the host; blocks are then split across the slab until
+        each has at most ``max_voxels`` voxels.
+        """
         dims = list(self.shape)
+        per_vox = 3 if self.G.imtype == "colour" else 1
         if math.prod(dims) > max_voxels and not self.G.params.tileable:
             raise SliceGANError("this generator cannot be tiled; ask for a smaller volume")
         step = self.S
-        while math.prod(dims) > max_voxels and max(dims) > step:
-            i = int(np.argmax(dims))
+
+        def halve(i):
             dims[i] = max(step, math.ceil(dims[i] / 2 / step) * step)
+
+        while dims[0] > step and dims[0] * dims[1] * dims[2] * per_vox > max_slab_bytes:
+            halve(0)
+        while math.prod(dims) > max_voxels and max(dims) > step:
+            halve(int(np.argmax([0, dims[1], dims[2]])) if max(dims[1:]) > step else 0)
         for x0 in range(0, self.shape[0], dims[0]):
             for y0 in range(0, self.shape[1], dims[1]):
                 for z0 in range(0, self.shape[2], dims[2]):
@@ -250,7 +262,9 @@ def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=
         slabs.setdefault(box[0], []).append(box)
     writer = _TiffSink if suffix in (".tif", ".tiff") else _ZarrSink
     done = 0
-    with writer(path, plan.out_shape, G.imtype) as sink:
+    # one thread writes slab k while the device computes slab k+1 (at most two slabs in memory)
+    with writer(path, plan.out_shape, G.imtype) as sink, ThreadPoolExecutor(1) as pool:
+        pending = None
         for (x0, x1), group in slabs.items():
             slab = np.empty((x1 - x0, *plan.out_shape[1:]), dtype=np.uint8)
             for box in group:
@@ -258,7 +272,11 @@ def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=
                 done += 1
                 if progress:
                     progress(done, len(boxes))
-            sink.write(x0, slab)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(sink.write, x0, slab)
+        if pending is not None:
+            pending.result()
     return {"path": str(path), "shape": list(plan.out_shape), "dtype": "uint8",
             "seconds": time.monotonic() - t0}
 

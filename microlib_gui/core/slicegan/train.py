@@ -102,7 +102,8 @@ class Trainer:
 
     # -- one iteration ------------------------------------------------------
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
+        # the cast-weight cache must be off inside CUDA graph capture
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=not self.graphs)
 
     def _noise(self, batch: int) -> torch.Tensor:
         s = self.p.latent_side

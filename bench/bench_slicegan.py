@@ -1,0 +1,342 @@
+"""SliceGAN speed and quality benchmark (CPU or CUDA).
+
+Speed (``speed``): data preparation time, seconds per generator iteration and
+TFLOP/s for several training modes, generation times (320³, 512³ to a uint8
+label array on the host) and a large volume streamed to a BigTIFF (time, peak
+host memory, measured in a child process).
+
+Quality (``quality``): full-length training on several MicroLib images (in
+parallel processes), then a 320³ volume from each: volume fraction and surface
+area (share of neighbouring voxel/pixel pairs in different phases) of the 3D
+volume against the 2D training image.
+
+Examples::
+
+    python bench/bench_slicegan.py speed --device cuda --json-out speed.json
+    python bench/bench_slicegan.py quality IMG1 IMG2 IMG3 --workdir runs --iters 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from microlib_gui.core.slicegan.data import PatchSampler, load_training_images  # noqa: E402
+from microlib_gui.core.slicegan.generate import generate  # noqa: E402
+from microlib_gui.core.slicegan.nets import Generator  # noqa: E402
+from microlib_gui.core.slicegan.presets import get_preset  # noqa: E402
+from microlib_gui.core.slicegan.train import Trainer, read_run  # noqa: E402
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def default_image() -> Path:
+    env = os.environ.get("MICROLIB_SHARED_DATA")
+    base = Path(env) if env else REPO.parent / "shared" / "data"
+    return base / "microlib" / "micro006.png"
+
+
+# -- statistics (a few lines of numpy, independent of core/stats.py) -------------
+def labels_2d(path) -> np.ndarray:
+    from microlib_gui.core.images import load_image
+
+    g = load_image(path).as_uint8()
+    g = g if g.ndim == 2 else g[..., 0]
+    return (g == g.max()).astype(np.uint8)  # phase 1 = the brightest grey level
+
+
+def volume_fraction(lab: np.ndarray) -> float:
+    return float(lab.mean())
+
+
+def surface_share(lab: np.ndarray) -> float:
+    """Share of neighbouring pairs (along every axis) whose two voxels differ."""
+    diff = pairs = 0
+    for ax in range(lab.ndim):
+        a = np.diff(lab, axis=ax) != 0
+        diff += int(a.sum())
+        pairs += a.size
+    return diff / pairs
+
+
+# -- speed -------------------------------------------------------------------------
+def bench_prep(image, dev, preset):
+    torch.zeros(1, device=dev)
+    sync(dev)
+    t0 = time.perf_counter()
+    imgs = load_training_images([str(image)])
+    sampler = PatchSampler(imgs[0], preset.img_side, dev)
+    sampler.sample(preset.batch_real)
+    sync(dev)
+    return time.perf_counter() - t0, imgs
+
+
+def iteration_flops(preset, nc: int, published: bool) -> float:
+    """FLOPs of one generator iteration, counted from the layer shapes.
+
+    Forward = 1 unit, a backward = 2 (input and weight gradients), the gradient
+    penalty's forward + input gradient + its backward ≈ 6 units. ``published``:
+    the published code also computes the critics' weight gradients in the
+    generator step (3 units there instead of our 2).
+    """
+    from microlib_gui.core.slicegan.nets import conv_flops
+
+    params = preset.net_params(nc)
+    side = params.out_side(preset.latent_side)
+
+    def g(b):
+        return conv_flops(params, preset.latent_side, b, 0)[0]
+
+    def d(n):
+        return conv_flops(params, preset.latent_side, 0, n)[1]
+
+    br, bd, bg = preset.batch_real, preset.batch_d, preset.batch_g
+    critic = g(bd) + 3 * (3 * d(br + bd * side) + 6 * d(br))
+    gen = 3 * g(bg) + 3 * (3 if published else 2) * d(bg * side)
+    return preset.critic_iters * critic + gen
+
+
+def bench_train(imgs, dev, preset, modes, iters, warmup):
+    rows = []
+    flops = None
+    for mode in modes:
+        torch.manual_seed(0)
+        precision = "fp32" if mode.startswith("fp32") else "bf16"
+        tr = Trainer(preset, imgs, dev, precision, graphs="graphs" in mode)
+        try:
+            if flops is None:
+                flops = iteration_flops(preset, imgs[0].nc, published=True)
+            for _ in range(warmup):
+                tr.step()
+            sync(dev)
+            tr.take_stats()
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                tr.step()
+            sync(dev)
+            dt = (time.perf_counter() - t0) / iters
+            st = tr.take_stats()
+            row = {"mode": mode, "s_per_iter": dt, "tflops": flops / dt / 1e12, "graphs_used": tr._graph is not None,
+                   **{k: round(v, 4) for k, v in st.items()}}
+            if dev.type == "cuda":
+                row["max_mem_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next mode
+            traceback.print_exc()
+            row = {"mode": mode, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        del tr
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+    return flops, rows
+
+
+def bench_generate(dev, sizes, repeats=5):
+    G = Generator(get_preset("microlib").net_params(2), "nphase")
+    G.eval()
+    rows = []
+    for precision in ("bf16", "fp32") if dev.type == "cuda" else ("fp32",):
+        for n in sizes:
+            generate(G, size=n, seed=0, device=dev.type, precision=precision)  # warm-up (cudnn autotune)
+            ts = []
+            for r in range(repeats):
+                t0 = time.perf_counter()
+                vol = generate(G, size=n, seed=r, device=dev.type, precision=precision)
+                ts.append(time.perf_counter() - t0)
+            rows.append({"size": n, "precision": precision, "median_s": float(np.median(ts)), "min_s": min(ts),
+                         "shape": list(vol.shape), "dtype": str(vol.dtype)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def bench_disk(dev, size, path):
+    """Stream a size³ volume to BigTIFF in a child process; report time and peak host memory."""
+    code = f"""
+import json, resource, sys, time, torch
+sys.path.insert(0, {str(REPO)!r})
+from microlib_gui.core.slicegan.generate import generate_to_file, generate
+from microlib_gui.core.slicegan.nets import Generator
+from microlib_gui.core.slicegan.presets import get_preset
+G = Generator(get_preset("microlib").net_params(2), "nphase").eval()
+generate(G, size=64, device={dev.type!r})  # context + kernels, outside the timing
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+r = generate_to_file(G, {str(path)!r}, size={size}, seed=0, device={dev.type!r})
+dt = time.perf_counter() - t0
+print(json.dumps({{"size": {size}, "seconds": dt, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+                  "rss_before_gb": rss0 / 1e6, "file_gb": __import__("os").path.getsize({str(path)!r}) / 1e9}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        print(out.stderr[-3000:], flush=True)
+        return {"size": size, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    # a reader's check: the file is a BigTIFF of the right shape
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        row["pages"] = len(tf.pages)
+        row["page_shape"] = list(tf.pages[0].shape)
+    Path(path).unlink()
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def cmd_speed(a):
+    dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    preset = get_preset(a.preset)
+    res = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__,
+           "preset": a.preset}
+    prep, imgs = bench_prep(a.image, dev, preset)
+    res["data_prep_s"] = prep
+    print(json.dumps({"data_prep_s": prep}), flush=True)
+    if "train" in a.sections:
+        flops, rows = bench_train(imgs, dev, preset, a.modes.split(","), a.iters, a.warmup)
+        res["tflop_per_iter_published"] = flops / 1e12
+        res["tflop_per_iter_executed"] = iteration_flops(preset, imgs[0].nc, published=False) / 1e12
+        res["train"] = rows
+    if "generate" in a.sections:
+        res["generate"] = bench_generate(dev, [int(s) for s in a.gen_sizes.split(",")])
+    if "disk" in a.sections:
+        res["disk"] = bench_disk(dev, a.disk_size, Path(a.disk_path))
+    text = json.dumps(res, indent=1)
+    if a.json_out:
+        Path(a.json_out).write_text(text)
+    print(text)
+
+
+# -- quality -------------------------------------------------------------------------
+def cmd_quality(a):
+    work = Path(a.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    runs = {Path(im).stem: Path(im) for im in a.images}
+    if not a.evaluate_only:
+        procs = []
+        for name, im in runs.items():
+            # the job function directly: the full CLI would import every area's command module
+            cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
+                   "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed)]
+            cmd += os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()
+            log = open(work / f"{name}.log", "w")
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                          start_new_session=a.detach,
+                                          env={**os.environ, "PYTHONPATH": str(REPO)}))
+        print(f"started {len(procs)} trainings: {[p.pid for p in procs]}", flush=True)
+        if a.detach:
+            return
+    t_end = time.monotonic() + a.wait
+    while True:
+        its = {}
+        for name in runs:
+            try:
+                its[name] = read_run(work / name).get("iteration", 0)
+            except Exception:  # noqa: BLE001 - not started yet
+                its[name] = 0
+        done = all(v >= a.iters for v in its.values())
+        print(time.strftime("%H:%M:%S"), its, flush=True)
+        if done or time.monotonic() > t_end:
+            break
+        time.sleep(20)
+    if not done:
+        print("not finished; run again with --evaluate-only to evaluate later", flush=True)
+        return
+    from microlib_gui.core.slicegan.generate import load_model
+
+    rows = []
+    for name, im in runs.items():
+        lab2 = labels_2d(im)
+        G, meta = load_model(work / name)
+        vol = generate(G, size=a.size, seed=1, device=a.device)
+        # phase 1 of the volume = the brightest grey level (phases are sorted)
+        vol = (vol == len(meta["phases"]) - 1).astype(np.uint8)
+        vf2, vf3 = volume_fraction(lab2), volume_fraction(vol)
+        sa2, sa3 = surface_share(lab2), surface_share(vol)
+        info = read_run(work / name)
+        rows.append({"image": name, "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
+                     "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
+        print(json.dumps(rows[-1]), flush=True)
+        import tifffile
+
+        mid = vol[vol.shape[0] // 2] * 255
+        tifffile.imwrite(work / f"{name}_slice.tif", mid.astype(np.uint8))
+    res = {"rows": rows, "mean_vf_err": float(np.mean([r["vf_err"] for r in rows])),
+           "mean_sa_err": float(np.mean([r["sa_err"] for r in rows]))}
+    print(json.dumps(res, indent=1))
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(res, indent=1))
+
+
+def cmd_train_one(a):
+    from microlib_gui.core.jobs import run_inline
+
+    def show(ev):
+        print(f"{ev.step}/{ev.total} " + " ".join(f"{k}={v:.4g}" for k, v in ev.scalars.items()), flush=True)
+
+    params = dict(images=[a.image], out=a.out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
+                  checkpoint_every=500, resume=(Path(a.out) / "checkpoint.pt").exists(),
+                  graphs=False if a.no_graphs else "auto")
+    print(json.dumps(run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=show)), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--preset", default="microlib")
+    s.add_argument("--image", default=str(default_image()))
+    s.add_argument("--sections", default="train,generate,disk")
+    s.add_argument("--modes", default="fp32,bf16,bf16-graphs", help="fp32 (TF32) | bf16 | bf16-graphs")
+    s.add_argument("--iters", type=int, default=20)
+    s.add_argument("--warmup", type=int, default=5)
+    s.add_argument("--gen-sizes", default="320,512")
+    s.add_argument("--disk-size", type=int, default=2048)
+    s.add_argument("--disk-path", default="/tmp/slicegan_bench_vol.tif")
+    s.add_argument("--json-out")
+    s.set_defaults(func=cmd_speed)
+    q = sub.add_parser("quality")
+    q.add_argument("images", nargs="+")
+    q.add_argument("--workdir", required=True)
+    q.add_argument("--iters", type=int, default=5000)
+    q.add_argument("--device", default="auto")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--size", type=int, default=320)
+    q.add_argument("--detach", action="store_true", help="start the trainings in their own sessions and return")
+    q.add_argument("--evaluate-only", action="store_true", help="wait for runs already started, then evaluate")
+    q.add_argument("--wait", type=float, default=1e9, help="seconds to wait for the trainings")
+    q.add_argument("--json-out")
+    q.set_defaults(func=cmd_quality)
+    t = sub.add_parser("train-one", help="one training run (used by quality)")
+    t.add_argument("image")
+    t.add_argument("--out", required=True)
+    t.add_argument("--iters", type=int, default=5000)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-graphs", action="store_true")
+    t.set_defaults(func=cmd_train_one)
+    a = ap.parse_args()
+    a.func(a)
+
+
+if __name__ == "__main__":
+    main()

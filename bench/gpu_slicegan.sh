@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
+#
+#   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
+#   bash bench/gpu_slicegan.sh quality-start     # start 3 x 5000-iteration trainings in the background
+#   bash bench/gpu_slicegan.sh quality-wait SECS # wait up to SECS, then evaluate vf / surface-area errors
+#   bash bench/gpu_slicegan.sh all               # all three, finishing within about 9 minutes
+#                                                  (evaluation only if the trainings finished by then)
+# Results go to $OUT (default bench/_out). Data: $MICROLIB_SHARED_DATA or ../shared/data.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/_out}
+mkdir -p "$OUT"
+DATA=${MICROLIB_SHARED_DATA:-../shared/data}
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
+IMAGES="$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"
+T0=$(date +%s)
+
+speed() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
+  python3 bench/bench_slicegan.py speed --device cuda --image "$DATA/microlib/micro006.png" \
+    --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
+}
+
+quality_start() {
+  # fall back to eager iterations if graph capture failed or diverged in the speed run
+  local extra=""
+  if [ -f "$OUT/speed.json" ] && ! python3 -c "
+import json,math,sys; r=json.load(open('$OUT/speed.json'))
+row=[x for x in r.get('train',[]) if x['mode']=='bf16-graphs']
+sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.isfinite(row[0]['critic_loss']) else 1)"; then
+    extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
+  fi
+  SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 \
+    --device cuda --detach 2>&1 | tee -a "$OUT/quality.log"
+}
+
+quality_wait() {
+  python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 --device cuda --evaluate-only \
+    --wait "${1:-540}" --json-out "$OUT/quality.json" 2>&1 | tee -a "$OUT/quality.log"
+  for f in "$WORK"/*.log; do tail -n 5 "$f"; done > "$OUT/train_tails.log" 2>/dev/null
+  tar -C "$WORK" -czf "$OUT/slices.tgz" $(cd "$WORK" && ls *_slice.tif 2>/dev/null) 2>/dev/null || true
+}
+
+case "${1:-all}" in
+  speed) speed ;;
+  quality-start) quality_start ;;
+  quality-wait) quality_wait "${2:-540}" ;;
+  all)
+    speed
+    quality_start
+    quality_wait $(( 540 - ($(date +%s) - T0) ))
+    ;;
+  *) echo "usage: $0 speed|quality-start|quality-wait SECS|all" >&2; exit 2 ;;
+esac
