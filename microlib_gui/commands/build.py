@@ -15,7 +15,19 @@ import json
 import sys
 import time
 
-from . import add_json_flag, emit, open_library
+from . import add_json_flag, emit
+
+
+def open_library(args, create: bool = False):
+    """The library of ``--library``/``$MICROLIB_HOME``, opened without deleting other
+    processes' unfinished temporary files (a build may be writing; see
+    :func:`microlib_gui.core.build.state.open_library`)."""
+    from pathlib import Path
+
+    from ..core.build.state import open_library as open_quiet
+    from ..core.paths import default_library_path
+
+    return open_quiet(Path(args.library) if getattr(args, "library", None) else default_library_path())
 
 ACTIONS = ("run", "status", "cancel")
 

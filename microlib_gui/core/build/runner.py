@@ -85,7 +85,7 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
     ``unavailable``; a failing step ends it as ``failed`` with the traceback in the
     entry's log. Work finished before a failure or a kill stays in the library.
     """
-    from ..store import Library, entry_name
+    from ..store import entry_name
 
     name = entry_name(int(entry_id))
     spec = st.read_json(st.job_path(library_root, build_id, name))
@@ -108,7 +108,7 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
     log.info("build %s: %s, steps %s on %s (pid %d)", build_id, name, ",".join(spec["steps"]),
              result["host"], os.getpid())
     final, message, run_id = st.DONE, "", None
-    lib = Library(library_root, create=False)
+    lib = st.open_library(library_root)
     redone = False  # once a step is redone, every later step is redone too
     try:
         for step in spec["steps"]:

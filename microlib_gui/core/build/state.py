@@ -108,6 +108,25 @@ class EntryJob:
         return asdict(self)
 
 
+def open_library(library_root):
+    """Open an existing library without the start-up clean-up of ``.tmp-*`` files.
+
+    ``Library()`` deletes every unfinished temporary file under the library when
+    it opens it, which is right for an app starting up but wrong while a build
+    runs: another worker's atomic write in progress would lose its temporary file.
+    Workers, status readers and the Jobs view therefore open the library this way.
+    """
+    from ..errors import StoreError
+    from ..store import DB_NAME, Library
+
+    root = Path(library_root).expanduser().resolve()
+    if not (root / DB_NAME).exists():
+        raise StoreError(f"{root} is not a MicroLib Studio library (no {DB_NAME})")
+    lib = Library.__new__(Library)  # the same object Library() makes, minus the clean-up
+    lib.root = root
+    return lib
+
+
 def list_builds(library_root) -> list[str]:
     root = builds_root(library_root)
     if not root.is_dir():

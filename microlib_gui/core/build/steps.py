@@ -62,9 +62,9 @@ def _engine(module: str, attr: str, step: str) -> Any:
 
 
 def _library(root):
-    from ..store import Library
+    from .state import open_library
 
-    return Library(root, create=False)
+    return open_library(root)
 
 
 def _progress_logger(step: str) -> Callable:
