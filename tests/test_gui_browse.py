@@ -67,11 +67,16 @@ def _visible(panel) -> set[str]:
 
 
 def _select(panel, keys, qtbot):
+    """Select the tiles of ``keys`` in one go (as a rubber-band or Ctrl+A selection does)."""
+    from PySide6.QtCore import QItemSelection
+
     sel = panel.view.selectionModel()
-    sel.clearSelection()
+    selection = QItemSelection()
     for row, it in enumerate(panel.model.items):
         if it.key in keys:
-            sel.select(panel.model.index(row), sel.SelectionFlag.Select)
+            idx = panel.model.index(row)
+            selection.select(idx, idx)
+    sel.select(selection, sel.SelectionFlag.ClearAndSelect)
     qtbot.wait(20)
 
 
@@ -187,3 +192,22 @@ def test_unfinished_import_can_be_resumed(qtbot, library, tmp_path, monkeypatch,
     assert {e.doitpoms_id for e in library.list_entries()} == {1, 39}
     assert not panel.resume_btn.isVisible()
     assert {"d1", "d39"} <= _visible(panel)
+
+
+def test_cancelled_import_keeps_what_was_added(qtbot, library, tmp_path, monkeypatch, site):
+    ctx, panel = _panel(qtbot, library, tmp_path, monkeypatch, site.base_url)
+    panel.activated()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    site.faults["micrographs/large/000006.jpg"] = ["sleep"]  # the first download takes a while
+    _select(panel, {"d6", "d39", "d54"}, qtbot)
+    panel.add_btn.click()
+    assert panel.cancel_btn.isVisible()
+    qtbot.waitUntil(lambda: site.hits["micrographs/large/000006.jpg"] == 1, timeout=10000)
+    panel.cancel_btn.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert "cancelled" in panel.status.text(), panel.status.text()
+    assert {e.doitpoms_id for e in library.list_entries()} == {6}  # the one in hand was finished
+    assert panel.resume_btn.isVisible() and "2 left" in panel.resume_btn.text()
+    panel.resume_btn.click()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert {e.doitpoms_id for e in library.list_entries()} == {6, 39, 54}

@@ -36,7 +36,7 @@ from ...core.doitpoms import Cache, Client, DoitpomsError, Record
 from ...core.doitpoms.client import matches
 from ...core.doitpoms.importer import import_micrographs, pending_import
 from ...core.errors import MicrolibError
-from ...core.jobs import DONE, FAILED, Finished, ThreadJob
+from ...core.jobs import CANCELLED, DONE, FAILED, Finished, ThreadJob
 from ...core.steps import EXCLUSION_REASONS
 from ...core.store import Entry
 from .base import StepPanel
@@ -381,9 +381,14 @@ class Panel(StepPanel):
         self.resume_btn.setToolTip("An earlier import did not finish: add the micrographs it left")
         self.resume_btn.clicked.connect(self.resume_import)
         self.resume_btn.setVisible(False)
+        self.cancel_btn = QPushButton("Cancel import")
+        self.cancel_btn.setObjectName("browseCancel")
+        self.cancel_btn.clicked.connect(self.cancel_import)
+        self.cancel_btn.setVisible(False)
         row1 = QHBoxLayout()
         row1.addWidget(self.add_btn)
         row1.addWidget(self.resume_btn)
+        row1.addWidget(self.cancel_btn)
         row1.addStretch(1)
         row2 = QHBoxLayout()
         row2.addWidget(QLabel("Exclude as"))
@@ -691,8 +696,15 @@ class Panel(StepPanel):
         self.status.setText(f"Adding {len(ids)} micrograph(s)…")
         self._update_buttons()
         self.resume_btn.setVisible(False)
+        self.cancel_btn.setVisible(True)
         self._timer.start()
         return ids
+
+    def cancel_import(self) -> None:
+        """Stop the running import after the micrograph in hand; the rest can be resumed."""
+        if self._import_job is not None and not self._import_job.done:
+            self._import_job.cancel()
+            self.status.setText("Cancelling after the current micrograph…")
 
     def exclude_selected(self, include: bool = False) -> None:
         """Exclude the selected library entries for the chosen reason (or include them again)."""
@@ -760,6 +772,9 @@ class Panel(StepPanel):
 
     def _import_finished(self, ev: Finished) -> None:
         self.progress.setVisible(False)
+        self.cancel_btn.setVisible(False)
+        self.ctx.entries_changed.emit()  # reloads the grid (badges, library thumbnails)
+        self._update_buttons()
         if ev.state == DONE:
             res = ev.result
             msg = f"Added {len(res['added'])} micrograph(s)."
@@ -768,10 +783,10 @@ class Panel(StepPanel):
             if res["offline"]:
                 self._show_offline()
             self.status.setText(msg)
+        elif ev.state == CANCELLED:
+            self.status.setText("Import cancelled; what was added is kept, the rest can be resumed.")
         else:
             self.status.setText(f"Import failed: {ev.error or ev.state}")
-        self.ctx.entries_changed.emit()  # reloads the grid (badges, library thumbnails)
-        self._update_buttons()
 
     @property
     def busy(self) -> bool:
