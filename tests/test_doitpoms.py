@@ -363,3 +363,19 @@ def test_503_with_retry_after_then_success(client, site):
     site.faults["full_record.php?id=1"] = ["503"]
     assert client.record(1).brief_descr == "Hypoeutectic Al-Si casting"
     assert site.hits["full_record.php?id=1"] == 2
+
+
+def test_cli_import_resume(site, tmp_path, monkeypatch, capsys):
+    from microlib_gui.cli import main
+
+    monkeypatch.setenv("MICROLIB_CACHE", str(tmp_path / "cache"))
+    lib = str(tmp_path / "lib")
+    site.faults["micrographs/large/000039.jpg"] = ["500"] * 4
+    assert main(["--library", lib, "doitpoms", "import", "39", "1", "--base-url", site.base_url]) == 3
+    out = capsys.readouterr()
+    assert "--resume" in out.out and "server error 500" in out.err
+    assert main(["--library", lib, "doitpoms", "import", "--resume", "--base-url", site.base_url, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["added"] == [39] and res["pending"] == []
+    assert main(["--library", lib, "doitpoms", "import", "--resume"]) == 2  # nothing left
+    assert "nothing left to resume" in capsys.readouterr().err
