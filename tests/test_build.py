@@ -20,7 +20,8 @@ from microlib_gui.core.store import Library
 
 # Tiny settings: the real engines, a few seconds of work per entry on a CPU.
 TINY = ["--param", "train.preset=tiny", "--param", "train.iters=2", "--param", "train.device=cpu",
-        "--param", "generate.size=32", "--param", "generate.device=cpu"]
+        "--param", "generate.size=32", "--param", "generate.device=cpu",
+        "--param", "media.n_frames=8", "--param", "media.size=96"]
 
 
 def make_library(root: Path, shared: Path, ids=("001", "006")) -> Library:
@@ -41,7 +42,7 @@ def cli(lib: Library, *args: str) -> int:
 
 def test_local_build_runs_pipeline_and_skips_done_work(tmp_path, shared_data, capsys):
     lib = make_library(tmp_path / "lib", shared_data)
-    steps = "selftest,inpaint,train,generate"
+    steps = "selftest,inpaint,train,generate,stats,media,export"
     assert cli(lib, "--all-curated", "--steps", steps, "--max-parallel", "2", *TINY) == 0
     out = capsys.readouterr().out
     jobs = entry_jobs(lib)
@@ -56,13 +57,18 @@ def test_local_build_runs_pipeline_and_skips_done_work(tmp_path, shared_data, ca
         hist = json.loads(lib.entry_file(e.id, "_selftest.json").read_text())
         assert sum(hist["histogram"]) == hist["shape"][0] * hist["shape"][1]
         kinds = [r["kind"] for r in lib.runs(e.id) if r["status"] == "done"]
-        assert kinds == ["build:selftest", "build:inpaint", "build:train", "build:generate"]
+        assert kinds == ["build:" + s for s in steps.split(",")]
+        stats = json.loads(lib.entry_file(e.id, "_stats.json").read_text())
+        assert {"flag", "errors", "image2d", "volume3d"} <= stats.keys()
+        assert (lib.root / "export" / e.name / f"{e.name}.tif").exists()
+        assert lib.entry_file(e.id, ".mp4").stat().st_size > 0
         assert e.steps["inpaint"] == "done" and e.steps["train"] == "done"
         log = Path(jobs[0].log).read_text() if e.id == jobs[0].entry_id else Path(jobs[1].log).read_text()
         assert "train: done" in log
     # Nothing left to do: the plan skips both entries.
     opts = BuildOptions(steps=steps.split(","), params={"train": {"preset": "tiny", "iters": 2, "device": "cpu"},
-                                                         "generate": {"size": 32, "device": "cpu"}})
+                                                         "generate": {"size": 32, "device": "cpu"},
+                                                         "media": {"n_frames": 8, "size": 96}})
     plan = plan_build(lib, select_entries(lib, all_curated=True), opts)
     assert [p.skip_reason for p in plan] == ["up to date", "up to date"]
     # A changed mask makes inpainting and everything after it stale, for that entry only.
@@ -75,12 +81,13 @@ def test_local_build_runs_pipeline_and_skips_done_work(tmp_path, shared_data, ca
     lib.write_file(e1.id, "_mask.png", writer=lambda tmp: save_png(tmp, m), produced_by="scalebar")
     assert mask.exists()
     plan = plan_build(lib, [e.id for e in lib.list_entries()], opts)
-    assert plan[0].run == ["inpaint", "train", "generate"] and plan[0].done.keys() == {"selftest"}
+    assert plan[0].run == ["inpaint", "train", "generate", "stats", "media", "export"]
+    assert plan[0].done.keys() == {"selftest"}
     assert plan[1].skip_reason == "up to date"
     # Changed parameters redo the step too.
     opts.params["generate"]["size"] = 48
     plan = plan_build(lib, [lib.list_entries()[1].id], opts)
-    assert plan[0].run == ["generate"]
+    assert plan[0].run == ["generate", "stats", "media", "export"]
 
 
 def test_failure_is_recorded_and_retried_on_request(tmp_path, shared_data, capsys):
