@@ -256,7 +256,7 @@ class BarDetection:
         }
 
 
-def _flat(sub: np.ndarray, tol: float = 3.0) -> np.ndarray:
+def _flat(sub: np.ndarray, tol: float = 0.5) -> np.ndarray:
     """Pixels whose 3x3 neighbourhood has one colour (burnt-in graphics; micrographs are noisy)."""
     rng = np.zeros(sub.shape[:2], np.float32)
     for k in range(sub.shape[2]):
@@ -287,17 +287,29 @@ def detect_scale_bar(image: np.ndarray, read_text: bool = True) -> BarDetection:
         for i, sl in enumerate(ndi.find_objects(lab), start=1):
             if sl is None:
                 continue
-            bh, bw = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-            if bw < 12 or bw < 3 * bh:
-                continue
             comp = lab[sl] == i
-            if comp.sum() < 0.8 * bh * bw:
+            if comp.shape[1] < 12:
                 continue
-            # The flat test erodes the bar by 1 px all round; keep bars at least 3 px thick.
-            colour = np.median(sub[sl][comp], axis=0)
+            # The bar is the longest straight run of the component (it may touch clipped,
+            # same-coloured micrograph pixels, so the component itself need not be a rectangle).
+            r = int(np.argmax(comp.sum(1)))
+            c0, c1 = _longest_run(comp[r])
+            bw = c1 - c0
+            rows = comp[:, c0:c1].mean(1) >= 0.95
+            r0 = r1 = r
+            while r0 > 0 and rows[r0 - 1]:
+                r0 -= 1
+            while r1 < len(rows) - 1 and rows[r1 + 1]:
+                r1 += 1
+            bh = r1 - r0 + 1
+            # The flat test erodes the bar by 1 px all round: a 3 px bar leaves one flat row.
+            if bw < 12 or bw < 3 * (bh + 2):
+                continue
+            y_a, x_a = sl[0].start + r0, sl[1].start + c0
+            colour = np.median(sub[y_a: y_a + bh, x_a: x_a + bw].reshape(-1, sub.shape[2]), axis=0)
             score = bw
             if best is None or score > best[0]:
-                best = (score, corner, colour, (rx + sl[1].start, ry + sl[0].start, rx + sl[1].stop, ry + sl[0].stop))
+                best = (score, corner, colour, (rx + x_a, ry + y_a, rx + x_a + bw, ry + y_a + bh))
     if best is None:
         raise ScaleBarError("no scale bar found near the image corners")
     _, corner, colour, (fx0, fy0, fx1, fy1) = best
@@ -324,6 +336,17 @@ def detect_scale_bar(image: np.ndarray, read_text: bool = True) -> BarDetection:
         if res is not None:
             det.label_text, det.value_um, det.label_score = res
     return det
+
+
+def _longest_run(row: np.ndarray) -> tuple[int, int]:
+    """``(start, stop)`` of the longest run of True in a 1D bool array."""
+    padded = np.concatenate([[False], row, [False]]).astype(np.int8)
+    d = np.diff(padded)
+    starts, stops = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
+    if starts.size == 0:
+        return 0, 0
+    k = int(np.argmax(stops - starts))
+    return int(starts[k]), int(stops[k])
 
 
 def _bar_length(img: np.ndarray, colour: np.ndarray, bar_box) -> tuple[float, list[list[int]]]:

@@ -1,0 +1,40 @@
+"""``microlib segment IMAGE --phases auto|auto:N|G1,G2 [--crop ...] --out SEG.png``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import add_json_flag, emit
+
+
+def register(sub) -> None:
+    p = sub.add_parser("segment", help="segment a micrograph into phases (labels PNG)")
+    p.add_argument("image")
+    p.add_argument("--phases", default="auto",
+                   help="auto (number of phases estimated), auto:N, or phase grey levels G1,G2[,...] (0-255)")
+    p.add_argument("--crop", metavar="x0,y0,x1,y1", help="crop first (pixels of the image)")
+    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="rotate first (degrees, counter-clockwise)")
+    p.add_argument("--out", required=True, help="labels PNG to write (two phases: 0/255; n phases: spread 0..255)")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_segment)
+
+
+def cmd_segment(args) -> int:
+    from ..core.images import load_image, save_png
+    from ..core.preprocess import apply_geometry, parse_box
+    from ..core.segment import labels_to_png, parse_phases_arg, segment
+
+    kwargs = parse_phases_arg(args.phases)
+    crop = parse_box(args.crop) if args.crop else None
+    img = load_image(args.image)
+    data = apply_geometry(img.data, crop=crop, rotation=args.rotate or None)
+    seg = segment(data, **kwargs)
+    out = save_png(args.out, labels_to_png(seg.labels))
+    vf = seg.volume_fractions()
+    obj = {"out": str(Path(out)), "method": seg.method, "n_phases": seg.n_phases,
+           "thresholds": [round(t, 2) for t in seg.thresholds], "phases": seg.phases,
+           "volume_fractions": [round(v, 5) for v in vf], "shape": list(seg.labels.shape)}
+    emit(args, obj, f"{seg.n_phases} phases ({seg.method}), thresholds "
+         + ", ".join(f"{t:.1f}" for t in seg.thresholds)
+         + "; volume fractions " + ", ".join(f"{v:.3f}" for v in vf) + f"; wrote {out}")
+    return 0
