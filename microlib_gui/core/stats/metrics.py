@@ -36,7 +36,10 @@ DEFAULT_R_MAX = 100
 
 
 def _workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    try:  # respect taskset/cgroup CPU limits
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
 
 def check_labels(labels: np.ndarray, name: str = "image") -> np.ndarray:
@@ -190,11 +193,29 @@ def _autocorrelation_torch(field: np.ndarray, R: int, device: str) -> np.ndarray
     return c.double().cpu().numpy()
 
 
+def _running_sums(arr: np.ndarray, ax: int, start: int, count: int, step: int, dtype) -> np.ndarray:
+    """``count + 1`` running sums of ``arr`` along ``ax`` over slices ``start, start+step, ...``
+    (the first is 0). A loop of whole-slice adds: much faster than ``np.cumsum`` along a
+    leading axis of a large array."""
+    shape = list(arr.shape)
+    shape[ax] = count + 1
+    out = np.zeros(shape, dtype=dtype)
+    idx = [slice(None)] * arr.ndim
+    for i in range(count):
+        idx[ax] = i + 1
+        dst = out[tuple(idx)]
+        idx[ax] = i
+        prev = out[tuple(idx)]
+        idx[ax] = start + step * i
+        np.add(prev, arr[tuple(idx)], out=dst, dtype=dtype, casting="unsafe")
+    return out
+
+
 def _prefix_table(ind: np.ndarray, points: list[np.ndarray], R: int) -> np.ndarray:
     """``T[i, j, ...] = sum of ind over x_0 < points[0][i], x_1 < points[1][j], ...``.
 
-    Every point is <= R or >= n - R, so each axis needs cumulative sums over its
-    first and last R slices and one total: far cheaper than a full cumsum.
+    Every point is <= R or >= n - R, so each axis needs running sums over its first
+    and last R slices and one total: far cheaper than a full cumulative sum.
     """
     table = ind
     dtype = np.int64 if ind.size >= 2**31 else np.int32
@@ -202,23 +223,18 @@ def _prefix_table(ind: np.ndarray, points: list[np.ndarray], R: int) -> np.ndarr
         n = table.shape[ax]
         h = min(R, n)
         total = table.sum(axis=ax, keepdims=True, dtype=dtype)
-        head = np.cumsum(table[(slice(None),) * ax + (slice(0, h),)], axis=ax, dtype=dtype)
-        tail = np.cumsum(np.flip(table[(slice(None),) * ax + (slice(n - h, n),)], axis=ax), axis=ax, dtype=dtype)
-        zero = np.zeros_like(total)
-        head = np.concatenate([zero, head], axis=ax)  # head[p]: sum over x < p, p = 0..h
-        tail = total - np.concatenate([zero, tail], axis=ax)  # tail[q]: sum over x < n - q
-        low = pts[pts <= h]
-        high = pts[pts > h]
+        head = _running_sums(table, ax, 0, h, 1, dtype)  # head[p]: sum over x < p
+        tail = total - _running_sums(table, ax, n - 1, h, -1, dtype)  # tail[q]: sum over x < n - q
+        low, high = pts[pts <= h], pts[pts > h]
         table = np.concatenate([np.take(head, low, axis=ax), np.take(tail, n - high, axis=ax)], axis=ax)
-    return table.astype(np.float64)
+    return table
 
 
 def _window_sums(ind: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
     """Per lag d, the sums of ``ind`` over the first points x and over the second points
-    x + d of all valid pairs (x, x + d); box sums by inclusion-exclusion."""
+    x + d of all valid pairs (x, x + d): box sums of a prefix table, differenced axis by axis."""
     lag = _lags(R)
-    boxes = {False: [], True: []}
-    points = []
+    points, boxes = [], {False: [], True: []}
     for n in ind.shape:
         u = np.unique(np.concatenate([np.arange(0, R + 1), np.arange(n - R, n + 1)]))
         points.append(u)
@@ -229,14 +245,10 @@ def _window_sums(ind: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
     table = _prefix_table(ind, points, R)
     out = []
     for second in (False, True):
-        acc = np.zeros((len(lag),) * ind.ndim)
-        for corner in np.ndindex(*(2,) * ind.ndim):
-            sel = [boxes[second][ax][c] for ax, c in enumerate(corner)]
-            if (ind.ndim - sum(corner)) % 2:
-                acc -= table[np.ix_(*sel)]
-            else:
-                acc += table[np.ix_(*sel)]
-        out.append(acc)
+        acc = table
+        for ax, (lo, hi) in enumerate(boxes[second]):
+            acc = np.take(acc, hi, axis=ax) - np.take(acc, lo, axis=ax)
+        out.append(acc.astype(np.float64))
     return out[0], out[1]
 
 
@@ -282,7 +294,8 @@ def two_point_correlation(
         C = _autocorrelation(ind, R, device)
         done[k] = C
         other = 1 - k
-        if n == 2 and other in wanted and other not in done:
+        if n == 2 and other in wanted and other not in done and device == "cpu":
+            # On a GPU a second FFT is cheaper than these CPU-side sums.
             # Pairs both outside phase k: N - (x in k) - (x+d in k) + (both in k).
             first, second = _window_sums(ind, R)
             done[other] = N - first - second + C

@@ -1,0 +1,78 @@
+"""Benchmark the statistics: vf + surface area + S2 up to r on a cube, and TauFactor.
+
+    python bench/bench_stats.py                    # 512^3, r = 100, CPU, all cores
+    python bench/bench_stats.py --device cuda      # FFTs with torch on the GPU
+    python bench/bench_stats.py --tau 128          # also a tortuosity solve on a 128^3 cube
+    taskset -c 0,1 python bench/bench_stats.py     # as on a 2-core machine
+
+Prints one JSON line per measurement (best of --repeat runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def _best(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--r-max", type=int, default=100)
+    ap.add_argument("--phases", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tau", type=int, default=0, metavar="SIDE", help="also time TauFactor on a SIDE^3 cube")
+    ap.add_argument("--tau-device", default=None)
+    args = ap.parse_args(argv)
+
+    from microlib_gui.core.stats import surface_area, tortuosity, two_point_correlation, volume_fraction
+    from microlib_gui.core.stats.metrics import _workers
+
+    rng = np.random.default_rng(0)
+    n = args.size
+    # The structure does not change the cost; thresholded noise is quick to make.
+    vol = np.minimum((rng.random((n, n, n), dtype=np.float32) * args.phases).astype(np.uint8), args.phases - 1)
+    info = {"machine": platform.node(), "cpu_count": os.cpu_count(), "workers": _workers(),
+            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
+    if args.device != "cpu":
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(0)
+        two_point_correlation(vol[:64, :64, :64], r_max=8, device=args.device)  # warm up CUDA / cuFFT
+
+    t_vf, _ = _best(lambda: volume_fraction(vol, args.phases), args.repeat)
+    t_sa, _ = _best(lambda: surface_area(vol), args.repeat)
+    t_2pc, res = _best(lambda: two_point_correlation(vol, r_max=args.r_max, n_phases=args.phases,
+                                                     device=args.device), args.repeat)
+    total = t_vf + t_sa + t_2pc
+    print(json.dumps({"bench": "vf+sa+2pc", "shape": [n] * 3, "r_max": args.r_max, "phases": args.phases,
+                      "device": args.device, "vf_s": round(t_vf, 3), "sa_s": round(t_sa, 3),
+                      "two_point_s": round(t_2pc, 3), "total_s": round(total, 3),
+                      "s2_check": round(res["s2"][0][0], 4), **info}))
+    if args.tau:
+        from scipy import ndimage as ndi
+
+        side = args.tau
+        blobs = (ndi.gaussian_filter(rng.random((side,) * 3), 2) > 0.5).astype(np.uint8)
+        t_tau, tau = _best(lambda: tortuosity(blobs, phases=[1], device=args.tau_device, max_side=None), 1)
+        print(json.dumps({"bench": "tortuosity", "side": side, "device": tau["device"], "seconds": round(t_tau, 2),
+                          "tau": tau["phases"][0], **info}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
