@@ -204,7 +204,7 @@ class Client:
         tries = self.retries + 1
         if kind == "offline":
             self._go_offline(last)
-            raise OfflineError(f"{what}: {last} after {tries} tries; working offline")
+            raise OfflineError(f"{what}: {last} after {tries} tries; offline, only cached pages can be used")
         if kind == "server":
             raise ServerError(f"{what}: {last} after {tries} tries")
         raise DoitpomsError(f"{what}: {last} after {tries} tries")
