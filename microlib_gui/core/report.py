@@ -205,7 +205,14 @@ def write_entry_report(library, entry_id: int, recompute: bool = True, **compare
             raise StatsError(f"{library.entry_dir(entry_id).name}: no {p.name} to compare")
     json_path = library.entry_file(entry_id, JSON_SUFFIX)
     if not recompute and json_path.exists() and not library.is_stale(entry_id, JSON_SUFFIX):
-        return json.loads(json_path.read_text(encoding="utf-8"))
+        try:
+            stored = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if isinstance(stored, dict) and {"kind", "image2d", "volume3d", "errors", "flag"} <= set(stored):
+            # Other writers (the build's stats step) may leave out who the entry is.
+            stored.setdefault("entry", {"id": int(entry_id), "name": library.entry_dir(entry_id).name})
+            return stored
     img, vol, kind = load_pair(img_path, vol_path)
     result = finite_or_none(compare(img, vol, kind=kind, **compare_kw))
     name = library.entry_dir(entry_id).name
