@@ -123,3 +123,13 @@ def test_report_command(library, tmp_path, capsys):
     assert 0 < float(by_name[a.name]["vf_2d"]) <= 0.5  # the rarest phase is reported
     assert library.entry_file(a.id, "_stats.json").exists()
     assert main(["report", str(tmp_path / "nolib"), "--out", str(out)]) == 2
+
+
+def test_volume_missing_a_phase_keeps_phase_meaning(pair, tmp_path, capsys):
+    img, _ = pair
+    vol = tmp_path / "all_white.tif"
+    tifffile.imwrite(vol, np.full((16, 16, 16), 255, np.uint8))  # a generator that lost phase 0
+    assert main(["stats", str(img), str(vol), "--json", "--no-tortuosity", "--r-max", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["volume3d"]["volume_fraction"] == [0.0, 1.0]
+    assert out["flag"]["flagged"]

@@ -202,9 +202,37 @@ def load_pair(image2d: str | os.PathLike, volume3d: str | os.PathLike) -> tuple[
     if vol.ndim != 3:
         raise StatsError(f"{Path(volume3d).name}: expected a 3D TIFF volume, got shape {vol.shape}")
     gray = max(int(img.max()), int(vol.max())) + 1 > MAX_LABEL_PHASES
-    if not gray:
-        return img, vol, "nphase"
-    return load_intensity(image2d), load_intensity(volume3d), "grayscale"
+    if gray:
+        return load_intensity(image2d), load_intensity(volume3d), "grayscale"
+    if int(img.max()) != int(vol.max()):
+        img, vol = _align_phases(image2d, volume3d, img, vol)
+    return img, vol, "nphase"
+
+
+def _raw_values(path) -> np.ndarray:
+    """The stored pixel values of a label file (before any relabelling)."""
+    from ..images import load_image, sniff_format
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if sniff_format(head) == "tiff":
+        import tifffile
+
+        return tifffile.imread(path)
+    return load_image(path, min_side=1).as_uint8()
+
+
+def _align_phases(p2, p3, img, vol):
+    """One file lacks a phase the other has (a generator that lost a phase): relabel the
+    poorer one with the richer one's values, so phase k means the same in both."""
+    r2, r3 = _raw_values(p2), _raw_values(p3)
+    v2, v3 = np.unique(r2), np.unique(r3)
+    if np.isin(v3, v2).all():
+        return img, np.searchsorted(v2, r3).astype(np.uint8)
+    if np.isin(v2, v3).all():
+        return np.searchsorted(v3, r2).astype(np.uint8), vol
+    return img, vol
 
 
 def load_intensity(path: str | os.PathLike) -> np.ndarray:
