@@ -85,3 +85,78 @@ def parse_point(text: str, what: str = "--pick") -> tuple[int, int]:
     if len(vals) != 2:
         raise PreprocessError(f"{what} {text!r}: expected X,Y")
     return vals[0], vals[1]
+
+
+# -- library entries ---------------------------------------------------------------------
+#: Files this stage writes into an entry folder (other steps read them).
+SEGMENTED_SUFFIX = "_segmented.png"
+MASK_SUFFIX = "_mask.png"
+
+
+def entry_image(library, entry_id: int):
+    """The entry's original micrograph (:class:`~.images.Micrograph`)."""
+    from .images import load_image
+
+    return load_image(library.original_path(entry_id))
+
+
+def working_gray(image_data: np.ndarray, ann: dict) -> np.ndarray:
+    """Gray 0-255 float image after the entry's rotation and crop (what Segment works on)."""
+    from .segment import gray255
+
+    return gray255(apply_geometry(image_data, ann.get("crop"), ann.get("rotation")))
+
+
+def segment_from_annotations(gray: np.ndarray, ann: dict):
+    """Labels from the annotations (thresholds, else phases), or None for grayscale/colour entries."""
+    from .segment import deblur, needs_segmentation, segment
+
+    if not needs_segmentation(ann.get("data_type")):
+        return None
+    sigma = float(ann.get("deblur_sigma") or 0)
+    src = deblur(gray, sigma) if sigma else gray
+    if ann.get("thresholds"):
+        return segment(src, thresholds=ann["thresholds"], deblur_sigma=0)
+    if ann.get("phases") and len(ann["phases"]) >= 2:
+        return segment(src, phases=ann["phases"], deblur_sigma=0)
+    return None
+
+
+def write_segmented(library, entry_id: int, labels: np.ndarray, params: dict) -> str:
+    """Write ``_segmented.png`` (two phases 0/255, n phases spread) with provenance."""
+    import io
+
+    from PIL import Image
+
+    from .segment import labels_to_png
+
+    buf = io.BytesIO()
+    Image.fromarray(labels_to_png(labels)).save(buf, format="PNG")
+    original = library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
+    library.write_file(entry_id, SEGMENTED_SUFFIX, buf.getvalue(), produced_by="segment",
+                       inputs=[original], params=params)
+    return SEGMENTED_SUFFIX
+
+
+def mask_in_working_frame(mask_full: np.ndarray, ann: dict) -> np.ndarray:
+    """A mask drawn on the original, rotated and cropped like the image."""
+    return apply_geometry(mask_full.astype(np.uint8), ann.get("crop"), ann.get("rotation"), labels=True) > 0
+
+
+def write_mask(library, entry_id: int, mask_full: np.ndarray, ann: dict, params: dict) -> str | None:
+    """Write ``_mask.png`` (255 = scale bar) in the cropped frame; remove it when the bar is cropped away."""
+    import io
+
+    from PIL import Image
+
+    m = mask_in_working_frame(mask_full, ann)
+    path = library.entry_file(entry_id, MASK_SUFFIX)
+    if not m.any():
+        path.unlink(missing_ok=True)
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(m.astype(np.uint8) * 255).save(buf, format="PNG")
+    original = library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
+    library.write_file(entry_id, MASK_SUFFIX, buf.getvalue(), produced_by="scalebar", inputs=[original],
+                       params=params)
+    return MASK_SUFFIX

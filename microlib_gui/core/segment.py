@@ -152,22 +152,24 @@ def auto_thresholds(gray: np.ndarray, n_phases: int | None = None, ignore: np.nd
 
 
 def segment(image: np.ndarray, *, phases=None, thresholds=None, n_phases: int | None = None,
-            ignore: np.ndarray | None = None, deblur_sigma: float = DEBLUR_SIGMA) -> Segmentation:
+            ignore: np.ndarray | None = None, deblur_sigma: float | None = None) -> Segmentation:
     """Segment ``image`` (gray or colour array) into labels 0..n-1.
 
     Give ``phases`` (grey levels), or ``thresholds``, or neither for automatic
     thresholding (``n_phases`` phases, estimated if None). ``ignore`` (bool
     mask, e.g. the scale bar) is left out of the automatic statistics.
-    Automatic thresholds are chosen on the deblurred image, and labels come from it.
+    ``deblur_sigma``: the blur (px) undone first; by default :data:`DEBLUR_SIGMA`
+    for automatic thresholds and none for levels/thresholds (MicroLib's way).
     """
     g = gray255(image)
-    if phases is not None:
-        t = thresholds_from_phases(phases)
-        return Segmentation(apply_thresholds(g, t), t, "phases", sorted(float(v) for v in phases))
-    if thresholds is not None:
+    if phases is not None or thresholds is not None:
+        d = deblur(g, deblur_sigma) if deblur_sigma else g
+        if phases is not None:
+            t = thresholds_from_phases(phases)
+            return Segmentation(apply_thresholds(d, t), t, "phases", sorted(float(v) for v in phases))
         t = check_thresholds(thresholds)
-        return Segmentation(apply_thresholds(g, t), t, "thresholds")
-    d = deblur(g, deblur_sigma)
+        return Segmentation(apply_thresholds(d, t), t, "thresholds")
+    d = deblur(g, DEBLUR_SIGMA if deblur_sigma is None else deblur_sigma)
     # Flat areas (padding, burnt-in graphics) are not material: leave them out of the statistics.
     stats_ignore = flat_pixels(g) if ignore is None else (np.asarray(ignore, bool) | flat_pixels(g))
     if stats_ignore.all():

@@ -1,0 +1,262 @@
+"""The Segment step: thresholds on a histogram, a live phase overlay, volume fractions.
+
+One draggable line per threshold on a pyqtgraph histogram; while a line moves,
+the overlay and the volume fractions follow (on arrays, within the preview
+budget); when it is dropped, the thresholds are saved (undoable) and
+``_segmented.png`` is written. "Auto" runs multi-Otsu on the deblurred image.
+Grayscale and colour entries are not segmented.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter,
+    QVBoxLayout, QWidget,
+)
+
+from ...core import preprocess as pp
+from ...core import segment as sg
+from ...core.errors import MicrolibError
+from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView, labels_rgba
+from .base import StepPanel
+
+KINDS = {"n-phase (segment)": None, "grayscale (keep)": "grayscale", "colour (keep)": "colour"}
+
+
+class Panel(StepPanel):
+    step = "segment"
+
+    def __init__(self, ctx, parent=None):
+        super().__init__(ctx, parent)
+        self.gray: np.ndarray | None = None  # working image (cropped/rotated), 0-255
+        self.work: np.ndarray | None = None  # what the thresholds apply to (deblurred or not)
+        self.labels: np.ndarray | None = None
+        self.lines: list[pg.InfiniteLine] = []
+
+        self.view = ImageView()
+        self.view.setObjectName("segmentView")
+        self.hist = pg.PlotWidget()
+        self.hist.setObjectName("segmentHistogram")
+        self.hist.setLabel("bottom", "grey level")
+        self.hist.setMouseEnabled(x=False, y=False)
+        self.hist.setMinimumHeight(150)
+        self.hist_curve = self.hist.plot([0, 1], [0], stepMode="center", fillLevel=0,
+                                         brush=(120, 120, 120, 150), pen=pg.mkPen("w"))
+
+        self.kind = QComboBox()
+        self.kind.addItems(list(KINDS))
+        self.kind.setToolTip("Grayscale and colour entries are kept as they are (not segmented)")
+        self.n_spin = QSpinBox()
+        self.n_spin.setRange(2, sg.MAX_PHASES)
+        self.n_spin.setToolTip("Number of phases (changing it spreads new thresholds evenly)")
+        self.auto_btn = QPushButton("Auto")
+        self.auto_btn.setToolTip("Multi-Otsu on the sharpened image; number of phases estimated (A)")
+        self.auto_btn.setShortcut("A")
+        self.auto_n = QCheckBox("estimate number of phases")
+        self.auto_n.setChecked(True)
+        self.sharpen = QCheckBox("sharpen (undo 1 px blur)")
+        self.sharpen.setChecked(True)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.vf_label = QLabel("")
+        self.vf_label.setObjectName("volumeFractions")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.history = AnnotationHistory(self, self._reload)
+
+        form = QFormLayout()
+        form.addRow("Entry kind", self.kind)
+        form.addRow("Phases", self.n_spin)
+        row = QHBoxLayout()
+        row.addWidget(self.auto_btn)
+        row.addWidget(self.auto_n)
+        form.addRow(row)
+        form.addRow(self.sharpen)
+        form.addRow("Overlay opacity", self.opacity)
+        form.addRow("Volume fractions", self.vf_label)
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.addLayout(form)
+        sl.addWidget(self.hist, 1)
+        sl.addWidget(self.history.buttons())
+        sl.addWidget(self.status)
+        split = QSplitter()
+        split.addWidget(self.view)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.auto_btn.clicked.connect(self.run_auto)
+        self.n_spin.valueChanged.connect(self._on_n_changed)
+        self.opacity.valueChanged.connect(lambda _v: self._refresh_overlay())
+        self.sharpen.toggled.connect(self._on_sharpen)
+        self.kind.currentIndexChanged.connect(self._on_kind)
+        ctx.entry_updated.connect(self._on_external_update)
+        self._loading = False
+
+    # -- loading -------------------------------------------------------------------------
+    def load_entry(self, entry_id):
+        self.gray = self.work = self.labels = None
+        self.view.set_image(None)
+        self._set_lines([])
+        if entry_id is None:
+            self.status.setText("No entry selected.")
+            return
+        ann = self.library.get_annotations(entry_id)
+        img = pp.entry_image(self.library, entry_id)
+        self.gray = pp.working_gray(img.data, ann)
+        self.view.set_image(pp.apply_geometry(img.data, ann.get("crop"), ann.get("rotation")))
+        self._reload()
+
+    def _reload(self) -> None:
+        """Show the current annotations (after load, undo or redo)."""
+        if self.entry_id is None or self.gray is None:
+            return
+        ann = self.library.get_annotations(self.entry_id)
+        self._loading = True
+        try:
+            kind = ann.get("data_type")
+            self.kind.setCurrentIndex(1 if kind == "grayscale" else 2 if kind == "colour" else 0)
+            self.sharpen.setChecked(bool(ann.get("deblur_sigma", sg.DEBLUR_SIGMA if not ann.get("phases") else 0)))
+            self._prepare_work()
+            t = ann.get("thresholds") or (sg.thresholds_from_phases(ann["phases"]) if ann.get("phases") and
+                                          len(ann["phases"]) >= 2 else None)
+            if t is None:
+                t = self._even_thresholds(int(ann.get("n_phases") or 2))
+            self.n_spin.setValue(len(t) + 1)
+            self._set_lines(t)
+        finally:
+            self._loading = False
+        self._update_preview()
+
+    def _on_external_update(self, entry_id: int) -> None:
+        # The crop/rotation may have changed in the Crop step.
+        if entry_id == self.entry_id and not self._loading and self.isVisible():
+            self.load_entry(entry_id)
+
+    def activated(self) -> None:
+        if self.entry_id is not None:
+            self.load_entry(self.entry_id)
+
+    def _prepare_work(self) -> None:
+        self.work = sg.deblur(self.gray) if self.sharpen.isChecked() else self.gray
+        lo, hi = np.percentile(self.work, [0.1, 99.9])
+        hist, edges = np.histogram(self.work, bins=128, range=(min(0.0, lo), max(255.0, hi)))
+        self.hist_curve.setData(edges, hist)
+
+    # -- thresholds ------------------------------------------------------------------------
+    def _even_thresholds(self, n: int) -> list[float]:
+        lo, hi = np.percentile(self.work, [2, 98]) if self.work is not None else (0, 255)
+        return [float(lo + (hi - lo) * (k + 1) / n) for k in range(n - 1)]
+
+    def _set_lines(self, thresholds) -> None:
+        for ln in self.lines:
+            self.hist.removeItem(ln)
+        self.lines = []
+        for k, t in enumerate(sorted(thresholds)):
+            ln = pg.InfiniteLine(pos=float(t), angle=90, movable=True,
+                                 pen=pg.mkPen(tuple(int(c) for c in PHASE_COLOURS[(k + 1) % len(PHASE_COLOURS)]), width=3),
+                                 hoverPen=pg.mkPen("y", width=4), label="{value:.0f}",
+                                 labelOpts={"position": 0.9, "color": "w"})
+            ln.sigPositionChanged.connect(lambda *_: self._update_preview())
+            ln.sigPositionChangeFinished.connect(lambda *_: self.commit("thresholds"))
+            self.hist.addItem(ln)
+            self.lines.append(ln)
+
+    def thresholds(self) -> list[float]:
+        return sorted(float(ln.value()) for ln in self.lines)
+
+    # -- preview ---------------------------------------------------------------------------------
+    def _update_preview(self) -> None:
+        if self.work is None or not self.lines or self.kind.currentIndex() != 0:
+            self.labels = None
+            self.view.set_overlay(None)
+            self.vf_label.setText("—")
+            return
+        self.labels = sg.apply_thresholds(self.work, self.thresholds())
+        vf = sg.volume_fractions(self.labels, len(self.lines) + 1)
+        self.vf_label.setText("  ".join(
+            f"<span style='color: rgb{tuple(int(c) for c in PHASE_COLOURS[k])}'>■</span> {v:.3f}"
+            for k, v in enumerate(vf)))
+        self._refresh_overlay()
+
+    def _refresh_overlay(self) -> None:
+        if self.labels is None:
+            self.view.set_overlay(None)
+            return
+        self.view.set_overlay(labels_rgba(self.labels, self.opacity.value() / 100))
+
+    # -- actions ---------------------------------------------------------------------------------
+    def run_auto(self) -> None:
+        if self.work is None:
+            return
+        try:
+            n = None if self.auto_n.isChecked() else self.n_spin.value()
+            flat = sg.flat_pixels(self.gray)
+            t = sg.auto_thresholds(self.work, n, flat if not flat.all() else None)
+        except MicrolibError as exc:
+            self.show_error(str(exc))
+            return
+        self._loading = True
+        self.n_spin.setValue(len(t) + 1)
+        self._loading = False
+        self._set_lines(t)
+        self._update_preview()
+        self.commit("auto")
+
+    def _on_n_changed(self, n: int) -> None:
+        if self._loading or self.work is None:
+            return
+        self._set_lines(self._even_thresholds(n))
+        self._update_preview()
+        self.commit("thresholds")
+
+    def _on_sharpen(self, _on: bool) -> None:
+        if self._loading or self.gray is None:
+            return
+        self._prepare_work()
+        self._update_preview()
+        self.commit("thresholds")
+
+    def _on_kind(self, _i: int) -> None:
+        if self._loading or self.gray is None:
+            return
+        self._update_preview()
+        self.commit("thresholds")
+
+    def commit(self, method: str) -> None:
+        """Save the current state as one annotation edit; write the labels file."""
+        eid = self.entry_id
+        if eid is None or self._loading or self.gray is None:
+            return
+        kind = KINDS[self.kind.currentText()]
+        try:
+            if kind is not None:
+                self.library.set_annotations(eid, {"data_type": kind})
+                self.status.setText(f"Kept as {kind}: no segmentation.")
+            else:
+                t = [round(v, 2) for v in self.thresholds()]
+                n = len(t) + 1
+                sigma = sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0
+                self.library.set_annotations(eid, {
+                    "thresholds": t, "n_phases": n, "segment_method": method, "deblur_sigma": sigma,
+                    "data_type": sg.data_type_for(n)})
+                if self.labels is not None:
+                    pp.write_segmented(self.library, eid, self.labels, {"thresholds": t, "deblur_sigma": sigma})
+                self.status.setText(f"Saved {n} phases (thresholds {', '.join(f'{v:.1f}' for v in t)}).")
+            self.library.set_step_status(eid, "segment", "done")
+            self.library.mark_later_steps_stale(eid, "segment")
+        except MicrolibError as exc:
+            self.show_error(str(exc))
+            return
+        self._loading = True
+        try:
+            self.ctx.notify_updated(eid)
+        finally:
+            self._loading = False
