@@ -21,6 +21,19 @@ def shared_data_path() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_folders(tmp_path_factory):
+    """Tests never touch the user's settings, cache or default library, nor the live site."""
+    mp = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("user")
+    mp.setenv("MICROLIB_CACHE", str(base / "cache"))
+    mp.setenv("MICROLIB_SETTINGS", str(base / "settings.ini"))
+    mp.setenv("MICROLIB_HOME", str(base / "library"))
+    mp.setenv("MICROLIB_DOITPOMS_URL", "http://127.0.0.1:9/miclib/")  # closed port: offline at once
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_path()

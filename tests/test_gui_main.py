@@ -81,6 +81,7 @@ def test_open_good_image_adds_and_selects_entry(window, tmp_path):
 
 def test_geometry_and_last_library_remembered(qtbot, demo_library, tmp_path, monkeypatch):
     monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "s.ini"))
+    monkeypatch.delenv("MICROLIB_HOME", raising=False)  # else it takes precedence over the last library
     from microlib_gui.gui.app import choose_library_path, create_window, make_settings
 
     win = create_window(demo_library.root, make_settings())

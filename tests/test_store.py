@@ -204,11 +204,17 @@ def test_kill_writer_mid_write_leaves_library_consistent(tmp_path, delay):
     out, _ = proc.communicate()
     committed = [int(x) for x in out.split()]
     assert committed, "writer committed nothing before the kill"
-    lib2 = Library(tmp_path / "lib")  # reopening cleans unfinished temporaries
+    lib2 = Library(tmp_path / "lib")
     assert lib2.integrity_check() == "ok"
     ann = lib2.get_annotations(e.id)
     assert ann["counter_note"] >= committed[-1]  # nothing committed is lost
     blob = lib2.entry_file(e.id, "_blob.bin")
     size = blob.stat().st_size
     assert (size - 1_000_000) % 400_000 == 0  # a complete version, never a partial file
+    # An unfinished temporary may remain (it is removed once old, as another process could
+    # still be writing it) but it never carries a finished file's name.
+    from microlib_gui.core.atomic import clean_stale_temps
+
+    leftovers = list(lib2.entry_dir(e.id).glob(".tmp-*"))
+    assert clean_stale_temps(lib2.root, older_than_s=0) == len(leftovers)
     assert not list(lib2.entry_dir(e.id).glob(".tmp-*"))

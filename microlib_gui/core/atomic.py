@@ -69,11 +69,19 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def clean_stale_temps(folder: str | os.PathLike) -> int:
-    """Remove ``.tmp-*`` leftovers of writes killed mid-way; return how many."""
+def clean_stale_temps(folder: str | os.PathLike, older_than_s: float = 3600.0) -> int:
+    """Remove ``.tmp-*`` leftovers of writes killed mid-way; return how many.
+
+    Only temporaries untouched for ``older_than_s`` go: another process (a build
+    job, the GUI) may be writing one right now.
+    """
+    import time
+
     n = 0
+    cutoff = time.time() - older_than_s
     for p in Path(folder).rglob(".tmp-*"):
         with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                n += 1
     return n

@@ -67,10 +67,12 @@ class Panel(StepPanel):
             buttons.addWidget(b)
         buttons.addStretch(1)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("<h2>Export in the MicroLib dataset layout</h2>"
-                             "<p>One folder per entry (<code>microstructureNNN/</code>: volume .tif with its voxel "
-                             "size, rotation .mp4, _long.png, inpainting animation, training image, original, "
-                             "SliceGAN _Gen.pt/_Disc.pt/_params.data) and <code>data_anns.json</code>.</p>"))
+        intro = QLabel("<h2>Export in the MicroLib dataset layout</h2>"
+                       "<p>One folder per entry (<code>microstructureNNN/</code>: volume .tif with its voxel "
+                       "size, rotation .mp4, _long.png, inpainting animation, training image, original, "
+                       "SliceGAN _Gen.pt/_Disc.pt/_params.data) and <code>data_anns.json</code>.</p>")
+        intro.setWordWrap(True)  # long rich text must not set the window's minimum width
+        lay.addWidget(intro)
         lay.addLayout(row)
         lay.addWidget(self.media_check)
         lay.addLayout(buttons)
