@@ -102,3 +102,10 @@ def test_import_export_annotations_from_menu(window, shared_data, tmp_path):
     assert len(window.ctx.library.pending_annotations()) == 79
     window.export_annotations(str(tmp_path))
     assert (tmp_path / "data_anns.json").exists() and (tmp_path / "microlib_anns.json").exists()
+
+
+def test_jobs_view_opens_in_a_dock(window, qtbot, artifacts):
+    window.show_jobs()
+    qtbot.wait(100)
+    assert window.jobs_dock.isVisible() and window.jobs_view is not None
+    window.grab().save(str(artifacts / "main_window_jobs.png"))

@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 1)
         split.setSizes([240, 1000])
         self.setCentralWidget(split)
+        self.jobs_dock = None
+        self.jobs_view = None
         self._build_menus()
 
         self.ctx.entries_changed.connect(self.refresh_entries)
@@ -122,6 +124,8 @@ class MainWindow(QMainWindow):
         self._action(m, "&Export annotations…", self.export_annotations)
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        v = self.menuBar().addMenu("&View")
+        self._action(v, "&Jobs (library build)", self.show_jobs, QKeySequence("Ctrl+J"))
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&About", self.about)
 
@@ -282,6 +286,21 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Wrote data_anns.json and microlib_anns.json to {folder}", 8000)
 
+    def show_jobs(self) -> None:
+        """The Jobs view (queued/running/done/failed builds per entry) in a dock."""
+        if self.jobs_dock is None:
+            from PySide6.QtWidgets import QDockWidget
+
+            from .widgets.jobs_view import JobsView
+
+            self.jobs_view = JobsView(self.ctx)
+            self.jobs_dock = QDockWidget("Jobs", self)
+            self.jobs_dock.setObjectName("jobsDock")
+            self.jobs_dock.setWidget(self.jobs_view)
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self.jobs_dock.show()
+        self.jobs_dock.raise_()
+
     def about(self) -> None:
         QMessageBox.about(
             self, f"About {APP_NAME}",
@@ -310,6 +329,8 @@ class MainWindow(QMainWindow):
             if veto is not None and not veto():
                 event.ignore()
                 return
+        if self.jobs_view is not None:
+            self.jobs_view.stop()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("library/last", str(self.ctx.library.root))
         super().closeEvent(event)

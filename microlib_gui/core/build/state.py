@@ -109,22 +109,10 @@ class EntryJob:
 
 
 def open_library(library_root):
-    """Open an existing library without the start-up clean-up of ``.tmp-*`` files.
+    """Open an existing library (workers, status readers and the Jobs view never create one)."""
+    from ..store import Library
 
-    ``Library()`` deletes every unfinished temporary file under the library when
-    it opens it, which is right for an app starting up but wrong while a build
-    runs: another worker's atomic write in progress would lose its temporary file.
-    Workers, status readers and the Jobs view therefore open the library this way.
-    """
-    from ..errors import StoreError
-    from ..store import DB_NAME, Library
-
-    root = Path(library_root).expanduser().resolve()
-    if not (root / DB_NAME).exists():
-        raise StoreError(f"{root} is not a MicroLib Studio library (no {DB_NAME})")
-    lib = Library.__new__(Library)  # the same object Library() makes, minus the clean-up
-    lib.root = root
-    return lib
+    return Library(library_root, create=False)
 
 
 def list_builds(library_root) -> list[str]:
