@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ...core import preprocess as pp
 from ...core import segment as sg
 from ...core.errors import MicrolibError
-from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView, labels_rgba
+from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView
 from .base import StepPanel
 
 KINDS = {"n-phase (segment)": None, "grayscale (keep)": "grayscale", "colour (keep)": "colour"}
@@ -146,6 +146,7 @@ class Panel(StepPanel):
 
     def _prepare_work(self) -> None:
         self.work = sg.deblur(self.gray) if self.sharpen.isChecked() else self.gray
+        self.preview = sg.ThresholdPreview(self.work)
         lo, hi = np.percentile(self.work, [0.1, 99.9])
         hist, edges = np.histogram(self.work, bins=128, range=(min(0.0, lo), max(255.0, hi)))
         self.hist_curve.setData(edges, hist)
@@ -179,18 +180,19 @@ class Panel(StepPanel):
             self.view.set_overlay(None)
             self.vf_label.setText("—")
             return
-        self.labels = sg.apply_thresholds(self.work, self.thresholds())
-        vf = sg.volume_fractions(self.labels, len(self.lines) + 1)
+        t = self.thresholds()
+        self.labels = None  # computed when saved; the preview works on the quantised image
+        vf = self.preview.fractions(t)
         self.vf_label.setText("  ".join(
             f"<span style='color: rgb{tuple(int(c) for c in PHASE_COLOURS[k])}'>■</span> {v:.3f}"
             for k, v in enumerate(vf)))
         self._refresh_overlay()
 
     def _refresh_overlay(self) -> None:
-        if self.labels is None:
+        if self.work is None or not self.lines or self.kind.currentIndex() != 0:
             self.view.set_overlay(None)
             return
-        self.view.set_overlay(labels_rgba(self.labels, self.opacity.value() / 100))
+        self.view.set_overlay(self.preview.rgba(self.thresholds(), PHASE_COLOURS, self.opacity.value() / 100))
 
     # -- actions ---------------------------------------------------------------------------------
     def run_auto(self) -> None:
@@ -247,6 +249,7 @@ class Panel(StepPanel):
                 self.library.set_annotations(eid, {
                     "thresholds": t, "n_phases": n, "segment_method": method, "deblur_sigma": sigma,
                     "data_type": sg.data_type_for(n)})
+                self.labels = sg.apply_thresholds(self.work, t)
                 if self.labels is not None:
                     pp.write_segmented(self.library, eid, self.labels, {"thresholds": t, "deblur_sigma": sigma})
                 self.status.setText(f"Saved {n} phases (thresholds {', '.join(f'{v:.1f}' for v in t)}).")
