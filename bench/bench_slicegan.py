@@ -151,7 +151,9 @@ def bench_generate(dev, sizes, repeats=5):
     G = Generator(get_preset("microlib").net_params(2), "nphase")
     G.eval()
     rows = []
-    for precision in ("bf16", "fp32") if dev.type == "cuda" else ("fp32",):
+    variants = [("bf16", "1"), ("bf16", "0"), ("fp32", "1")] if dev.type == "cuda" else [("fp32", "0")]
+    for precision, cl in variants:
+        os.environ["MICROLIB_GEN_CHANNELS_LAST"] = cl
         for n in sizes:
             generate(G, size=n, seed=0, device=dev.type, precision=precision)  # warm-up (cudnn autotune)
             ts = []
@@ -159,7 +161,7 @@ def bench_generate(dev, sizes, repeats=5):
                 t0 = time.perf_counter()
                 vol = generate(G, size=n, seed=r, device=dev.type, precision=precision)
                 ts.append(time.perf_counter() - t0)
-            rows.append({"size": n, "precision": precision, "median_s": float(np.median(ts)), "min_s": min(ts),
+            rows.append({"size": n, "precision": precision, "channels_last": cl == "1", "median_s": float(np.median(ts)), "min_s": min(ts),
                          "shape": list(vol.shape), "dtype": str(vol.dtype)})
             print(json.dumps(rows[-1]), flush=True)
     return rows
@@ -170,6 +172,7 @@ def bench_disk(dev, size, path):
     code = f"""
 import json, resource, sys, time, torch
 sys.path.insert(0, {str(REPO)!r})
+torch.backends.cudnn.benchmark = True
 from microlib_gui.core.slicegan.generate import generate_to_file, generate
 from microlib_gui.core.slicegan.nets import Generator
 from microlib_gui.core.slicegan.presets import get_preset
@@ -182,7 +185,12 @@ dt = time.perf_counter() - t0
 print(json.dumps({{"size": {size}, "seconds": dt, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                   "rss_before_gb": rss0 / 1e6, "file_gb": __import__("os").path.getsize({str(path)!r}) / 1e9}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=150)
+    except subprocess.TimeoutExpired:
+        print(json.dumps({"size": size, "error": "timeout 150 s"}), flush=True)
+        Path(path).unlink(missing_ok=True)
+        return {"size": size, "error": "timeout 150 s"}
     if out.returncode:
         print(out.stderr[-3000:], flush=True)
         return {"size": size, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
@@ -232,7 +240,14 @@ def cmd_quality(a):
     runs = {Path(im).stem: Path(im) for im in a.images}
     if not a.evaluate_only:
         procs = []
-        for name, im in runs.items():
+        if a.threads:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "train-many", "--images", *map(str, runs.values()),
+                   "--outs", *[str(work / n) for n in runs], "--iters", str(a.iters), "--device", a.device,
+                   "--seed", str(a.seed), "--preset", a.preset]
+            log = open(work / "train-many.log", "w")
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                          start_new_session=a.detach, env={**os.environ, "PYTHONPATH": str(REPO)}))
+        for name, im in ([] if a.threads else runs.items()):
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed)]
@@ -286,6 +301,46 @@ def cmd_quality(a):
         Path(a.json_out).write_text(json.dumps(res, indent=1))
 
 
+def cmd_train_many(a):
+    """Several trainings in one process, one thread and CUDA stream each, so that their
+    (graph-replayed) iterations can overlap on the GPU."""
+    import threading
+
+    from microlib_gui.core.jobs import run_inline
+
+    def one(image, out, delay):
+        time.sleep(delay)  # stagger the graph captures
+        stream = torch.cuda.Stream() if a.device != "cpu" else None
+        for graphs in ("auto", False):
+            params = dict(images=[image], out=out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
+                          checkpoint_every=500, resume=(Path(out) / "checkpoint.pt").exists(), graphs=graphs,
+                          preset=a.preset)
+            try:
+                with torch.cuda.stream(stream) if stream is not None else _null():
+                    r = run_inline("microlib_gui.core.slicegan.train:train", params,
+                                   on_progress=lambda ev: print(Path(out).name, ev.step, ev.total, " ".join(
+                                       f"{k}={v:.4g}" for k, v in ev.scalars.items()), flush=True))
+                print(json.dumps(r), flush=True)
+                return
+            except Exception:  # noqa: BLE001 - retry once without graphs
+                traceback.print_exc()
+
+    threads = [threading.Thread(target=one, args=(im, out, 8 * i)) for i, (im, out) in
+               enumerate(zip(a.images, a.outs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def cmd_train_one(a):
     from microlib_gui.core.jobs import run_inline
 
@@ -321,11 +376,21 @@ def main():
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--size", type=int, default=320)
+    q.add_argument("--preset", default="microlib")
+    q.add_argument("--threads", action="store_true", help="one process, a thread and CUDA stream per run")
     q.add_argument("--detach", action="store_true", help="start the trainings in their own sessions and return")
     q.add_argument("--evaluate-only", action="store_true", help="wait for runs already started, then evaluate")
     q.add_argument("--wait", type=float, default=1e9, help="seconds to wait for the trainings")
     q.add_argument("--json-out")
     q.set_defaults(func=cmd_quality)
+    m = sub.add_parser("train-many", help="several runs in threads of one process (used by quality)")
+    m.add_argument("--images", nargs="+", required=True)
+    m.add_argument("--outs", nargs="+", required=True)
+    m.add_argument("--iters", type=int, default=5000)
+    m.add_argument("--device", default="auto")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--preset", default="microlib")
+    m.set_defaults(func=cmd_train_many)
     t = sub.add_parser("train-one", help="one training run (used by quality)")
     t.add_argument("image")
     t.add_argument("--out", required=True)

@@ -34,13 +34,13 @@ sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.i
     extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
   fi
   SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 \
-    --device cuda --detach 2>&1 | tee -a "$OUT/quality.log"
+    --device cuda --threads --detach 2>&1 | tee -a "$OUT/quality.log"
 }
 
 quality_wait() {
   python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 --device cuda --evaluate-only \
     --wait "${1:-540}" --json-out "$OUT/quality.json" 2>&1 | tee -a "$OUT/quality.log"
-  for f in "$WORK"/*.log; do tail -n 5 "$f"; done > "$OUT/train_tails.log" 2>/dev/null
+  for f in "$WORK"/*.log; do tail -n 30 "$f"; done > "$OUT/train_tails.log" 2>/dev/null
   tar -C "$WORK" -czf "$OUT/slices.tgz" $(cd "$WORK" && ls *_slice.tif 2>/dev/null) 2>/dev/null || true
 }
 

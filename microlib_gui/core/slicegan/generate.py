@@ -34,8 +34,9 @@ from . import SliceGANError
 from .fileformat import GEN_SUFFIX, load_generator
 from .nets import Generator
 
-#: Output voxels per block by default (GPU memory ≈ 20 bytes per voxel in bf16).
-DEFAULT_BLOCK_VOXELS = {"cuda": 2 ** 28, "cpu": 2 ** 24}
+#: Output voxels per block by default. On CUDA this keeps every intermediate tensor under
+#: 2**31 elements: above that cuDNN refuses the convolution and a very slow fallback runs.
+DEFAULT_BLOCK_VOXELS = {"cuda": 2 ** 27, "cpu": 2 ** 24}
 
 
 def find_generator(source: str | os.PathLike) -> Path:
@@ -157,14 +158,17 @@ class Plan:
 class Runner:
     """The generator on a device, turning latent windows into uint8/float blocks."""
 
-    def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False):
+    def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False,
+                 channels_last: bool | None = None):
         self.G = G.to(device).eval()
         self.dev = device
         self.cuda = device.type == "cuda"
         self.bf16 = self.cuda and precision in ("auto", "bf16")
         self.as_float = as_float and G.imtype != "nphase"
-        if self.cuda:
-            self.G.to(memory_format=torch.channels_last_3d)
+        if channels_last is None:
+            channels_last = self.cuda and os.environ.get("MICROLIB_GEN_CHANNELS_LAST", "1") == "1"
+        self.channels_last = channels_last
+        self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
 
     @torch.no_grad()
     def block(self, plan: Plan, box) -> torch.Tensor:
@@ -176,7 +180,7 @@ class Runner:
             sl.append(slice(t0, t1))
             crop.append(slice(o0 - plan.S * t0, o1 - plan.S * t0))
         z = plan.z[tuple(sl)].to(self.dev, non_blocking=True)
-        if self.cuda:
+        if self.channels_last:
             z = z.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
             x = self.G.logits(z)

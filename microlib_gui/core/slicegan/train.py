@@ -194,7 +194,8 @@ class Trainer:
             g = torch.cuda.CUDAGraph()
             for opt in [self.optG, *self.optDs]:
                 opt.zero_grad(set_to_none=True)
-            with torch.cuda.graph(g):
+            # thread_local: other threads may train their own networks meanwhile
+            with torch.cuda.graph(g, capture_error_mode="thread_local"):
                 self._iteration()
             self._graph = g
         except Exception:  # noqa: BLE001 - capture is an optimisation: fall back to eager
