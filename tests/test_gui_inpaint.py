@@ -99,6 +99,11 @@ def test_entry_without_mask(qtbot, library, shared_data):
     ctx = AppContext(library)
     p = Panel(ctx)
     qtbot.addWidget(p)
+    p.show()
     ctx.set_entry(e.id)
     assert p.inputs.image.kind == "gray"
     assert "No scale-bar mask" in p.info.text() and not p.start_btn.isEnabled()
+    # the Scale bar step writes a mask and says so: the panel picks it up
+    library.write_file(e.id, "_mask.png", (shared_data / "rawlike" / "bar016.png").read_bytes(), produced_by="test")
+    ctx.notify_updated(e.id)
+    assert p.inputs.mask is not None and p.start_btn.isEnabled()

@@ -170,6 +170,17 @@ class Panel(StepPanel):
         self.timer.timeout.connect(self.poll)
         self._update_buttons()
 
+        ctx.entry_updated.connect(self._on_entry_updated)
+
+    def _on_entry_updated(self, entry_id: int) -> None:
+        if entry_id == self.entry_id and self.isVisible():
+            self.activated()
+
+    def activated(self) -> None:
+        """Pick up a mask or segmentation made in another step (unless a result awaits Accept)."""
+        if self.entry_id is not None and not self.running and self.result is None:
+            self._on_entry_changed(self.entry_id)
+
     @staticmethod
     def _spin(lo: int, hi: int, value: int) -> QSpinBox:
         s = QSpinBox()
