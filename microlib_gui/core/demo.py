@@ -79,10 +79,7 @@ def _scale_bar(size: int, spec: DemoSpec) -> dict:
     thick = max(4, size // 80)
     margin = size // 24
     label = f"{um:g} µm"
-    try:
-        font = ImageFont.load_default(size=max(12, size // 22))
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
+    font = _label_font(max(12, size // 22))
     canvas = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(canvas)
     tb = draw.textbbox((0, 0), label, font=font)
@@ -101,6 +98,20 @@ def _scale_bar(size: int, spec: DemoSpec) -> dict:
         "box_xyxy": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
         "label": label,
     }
+
+
+def _label_font(px: int):
+    """DejaVu Sans (shipped with matplotlib, so the same everywhere; it has the µ glyph)."""
+    from pathlib import Path
+
+    import matplotlib
+    from PIL import ImageFont
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), px)
+    except OSError:
+        return ImageFont.load_default()
 
 
 def _nice_length(um: float) -> float:
