@@ -149,32 +149,42 @@ def _radial_mean(s2: np.ndarray, R: int) -> np.ndarray:
     return sums[: R + 1] / counts[: R + 1]
 
 
-def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu") -> np.ndarray:
+def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu", block: int = 16) -> np.ndarray:
     """``C(d) = sum_x f(x) f(x+d)`` for ``|d_i| <= R``, by zero-padded FFT (no wrap-around).
 
-    Padding each axis to ``n + R`` is enough for lags up to R. The inverse transform
-    is pruned axis by axis: only the 2R+1 needed lags of each axis are kept, which
-    is what makes a 512^3 volume tractable on a CPU.
+    Padding each axis to ``n + R`` is enough for lags up to R. The transforms are done
+    in blocks so that no padded copy of the whole volume is ever made: (1) slabs of
+    axis 0 go through the real FFT of the last axis and the FFTs of the middle axes;
+    (2) blocks of axis-1 columns go through the forward FFT of axis 0, the power
+    spectrum and the inverse FFT of axis 0, keeping only the 2R+1 needed lags;
+    (3) the small remainder is inverted along the other axes. Float32 throughout.
     """
     if device != "cpu":
         return _autocorrelation_torch(field, R, device)
     nd = field.ndim
     sizes = [sfft.next_fast_len(n + R, real=True) for n in field.shape]
     w = _workers()
-    F = sfft.rfft(field.astype(np.float32, copy=False), n=sizes[-1], axis=nd - 1, workers=w)
-    for ax in range(nd - 2, -1, -1):
-        F = sfft.fft(F, n=sizes[ax], axis=ax, workers=w, overwrite_x=True)
-    # |F|^2 in place, keeping complex storage for the inverse transforms.
-    re, im = F.real, F.imag
-    np.multiply(re, re, out=re)
-    np.multiply(im, im, out=im)
-    re += im
-    im[...] = 0
     keep = np.r_[0 : R + 1, -R:0]
-    for ax in range(nd - 1):
-        F = sfft.ifft(F, axis=ax, workers=w, overwrite_x=True)
-        F = np.take(F, keep, axis=ax)
-    c = sfft.irfft(F, n=sizes[-1], axis=nd - 1, workers=w)
+    half = sizes[-1] // 2 + 1
+    # (1) last axis real FFT, middle axes complex FFT, slab by slab along axis 0.
+    spec = np.empty((field.shape[0], *sizes[1:-1], half), dtype=np.complex64)
+    for s0 in range(0, field.shape[0], block):
+        part = sfft.rfft(field[s0 : s0 + block].astype(np.float32), n=sizes[-1], axis=nd - 1, workers=w)
+        for ax in range(1, nd - 1):
+            part = sfft.fft(part, n=sizes[ax], axis=ax, workers=w, overwrite_x=True)
+        spec[s0 : s0 + block] = part
+    # (2) axis 0 forward, |F|^2, axis 0 inverse, crop to the kept lags; block by block along axis 1.
+    cropped = np.empty((2 * R + 1, *spec.shape[1:]), dtype=np.complex64)
+    for s1 in range(0, spec.shape[1], block):
+        part = sfft.fft(spec[:, s1 : s1 + block], n=sizes[0], axis=0, workers=w)
+        np.multiply(part, part.conj(), out=part)
+        part = sfft.ifft(part, axis=0, workers=w, overwrite_x=True)
+        cropped[:, s1 : s1 + block] = part[keep]
+    del spec
+    # (3) the rest of the inverse transform on the small cropped array.
+    for ax in range(1, nd - 1):
+        cropped = np.take(sfft.ifft(cropped, axis=ax, workers=w, overwrite_x=True), keep, axis=ax)
+    c = sfft.irfft(cropped, n=sizes[-1], axis=nd - 1, workers=w)
     return np.take(c, keep, axis=nd - 1).astype(np.float64)
 
 
