@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     debug = args.debug or os.environ.get("MICROLIB_DEBUG") == "1"
+    if not debug:
+        # Libraries' own warnings about a bad file would add lines to our one-line answer.
+        import logging
+        import warnings
+
+        logging.getLogger("tifffile").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
     try:
         return int(args.func(args) or 0)
     except MicrolibError as exc:
@@ -52,13 +59,38 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        print("microlib: error: out of memory: try a smaller volume or batch, or fewer jobs at once",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, file too large, permission denied, ...
+        print(f"microlib: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - the user gets one line, not a traceback
         if debug:
             raise
         text = " ".join(str(exc).split())[:200]
+        if "out of memory" in text.lower():  # torch.OutOfMemoryError (GPU) and friends
+            print("microlib: error: out of memory on the device: try a smaller volume or batch, "
+                  "or --device cpu", file=sys.stderr)
+            return 2
         print(f"microlib: internal error: {type(exc).__name__}: {text} (run with --debug for details)",
               file=sys.stderr)
         return 1
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error while reading or writing files."""
+    import errno
+
+    where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"not enough disk space to write{where or ' the output'}; nothing partial was kept"
+    if exc.errno == errno.EFBIG:
+        return f"file too large for this file system or quota{where}; nothing partial was kept"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied{where}"
+    return f"{exc.strerror or type(exc).__name__}{where}"
 
 
 if __name__ == "__main__":

@@ -299,3 +299,26 @@ class JobQueue:
             label, factory = self.pending.pop(0)
             self.current = (label, factory().start())
         return out
+
+
+# -- diagnostics (used by the reliability tests and `microlib build --steps selftest`-style checks) --
+def _selftest_allocate(ctx: JobContext, gigabytes: float = 64.0, headroom_mb: int = 512) -> int:
+    """Ask for more memory than this process may have: proves out-of-memory is reported cleanly."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    limit = usage + headroom_mb * 2**20 + 2**30  # address space is larger than resident memory
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    block = np.ones(int(gigabytes * 2**30), dtype=np.uint8)
+    return int(block[-1])
+
+
+def _selftest_sleep(ctx: JobContext, seconds: float = 10.0) -> float:
+    """Sleep in small steps, reporting progress (a stand-in for long work)."""
+    t0 = time.monotonic()
+    steps = max(1, int(seconds * 10))
+    for i in range(steps):
+        ctx.check_cancelled()
+        time.sleep(0.1)
+        ctx.report(i + 1, steps, "sleeping")
+    return time.monotonic() - t0

@@ -264,6 +264,10 @@ class Library:
 
         if source not in SOURCES:
             raise StoreError(f"unknown source {source!r} (one of {', '.join(SOURCES)})")
+        if doitpoms_id is not None and not (isinstance(doitpoms_id, int) and 0 < doitpoms_id < LOCAL_ID_START):
+            raise StoreError(f"DoITPoMS id {doitpoms_id!r} is out of range (1..{LOCAL_ID_START - 1})")
+        if entry_id is not None and not (isinstance(entry_id, int) and 0 < entry_id < 10**7):
+            raise StoreError(f"entry id {entry_id!r} is out of range")
         if isinstance(original, (str, os.PathLike)):
             p = Path(original)
             try:

@@ -175,7 +175,7 @@ class Client:
             kind, wait_s = None, 0.0
             try:
                 with self._slots:
-                    with self.session.get(url, timeout=self.timeout, stream=True) as resp:
+                    with self._get_same_host(url, what) as resp:
                         if resp.status_code == 404:
                             raise NotFoundError(f"{what} does not exist (404 from {host})")
                         if resp.status_code >= 500:
@@ -208,6 +208,26 @@ class Client:
         if kind == "server":
             raise ServerError(f"{what}: {last} after {tries} tries")
         raise DoitpomsError(f"{what}: {last} after {tries} tries")
+
+    def _get_same_host(self, url: str, what: str, max_redirects: int = 5) -> requests.Response:
+        """GET following redirects only within the same host (scheme and port included).
+
+        A redirect to another host is refused: content for the library must come from
+        the address the user chose, and nothing is fetched from the other host.
+        """
+        origin = urlparse(url)
+        for _ in range(max_redirects + 1):
+            resp = self.session.get(url, timeout=self.timeout, stream=True, allow_redirects=False)
+            if not resp.is_redirect:
+                return resp
+            target = urljoin(url, resp.headers.get("Location", ""))
+            resp.close()
+            dest = urlparse(target)
+            if (dest.scheme, dest.netloc) != (origin.scheme, origin.netloc):
+                raise DoitpomsError(f"{what}: {origin.netloc} redirected to another host "
+                                    f"({dest.scheme}://{dest.netloc}); refused")
+            url = target
+        raise DoitpomsError(f"{what}: too many redirects from {origin.netloc}")
 
     def fetch(self, rel: str, what: str = "", max_age_s: float | None = None) -> bytes:
         """A page's bytes: from the cache if there (and fresh enough), else downloaded and cached.
