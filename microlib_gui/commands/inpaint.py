@@ -64,6 +64,12 @@ def cmd_inpaint(args) -> int:
     params = {"image": Path(args.image), "mask": Path(args.mask), "method": args.method, "kind": args.kind,
               "iters": args.iters or DEFAULT_ITERS, "opt_iters": args.opt_iters or DEFAULT_OPT_ITERS,
               "batch_size": args.batch_size, "device": args.device, "seed": args.seed}
+    if args.method == "gan" and args.device != "cuda" and not (args.quiet or args.json):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("microlib: note: no CUDA GPU, training the GAN on the CPU (can take hours at the default "
+                  "settings; --method fast gives a result in under a second)", file=sys.stderr)
     res = run_inline(inpaint_job, params, on_progress=_progress_printer(args.quiet or args.json))
     if not (args.quiet or args.json):
         print(file=sys.stderr)
