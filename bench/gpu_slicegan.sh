@@ -14,14 +14,15 @@ mkdir -p "$OUT"
 DATA=${MICROLIB_SHARED_DATA:-../shared/data}
 export PYTHONPATH=. PYTHONUNBUFFERED=1
 WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
-IMAGES="$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"
+IMAGES=${SLICEGAN_IMAGES:-"$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"}
+SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
 T0=$(date +%s)
 
 speed() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
   python3 bench/bench_slicegan.py speed --device cuda --image "$DATA/microlib/micro006.png" \
-    --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
+    --sections "$SECTIONS" --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
 }
 
 quality_start() {
