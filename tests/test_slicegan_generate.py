@@ -86,3 +86,17 @@ def test_bad_generation_input(G, tmp_path):
         load_model(tmp_path / "nothing_Gen.pt")
     with pytest.raises(SliceGANError, match="no generator"):
         load_model(tmp_path)
+
+
+def test_cli_generate_published_file_with_latent(shared_data, tmp_path, capsys):
+    from microlib_gui.cli import main
+
+    compat = shared_data / "slicegan-compat"
+    out = tmp_path / "vol.tif"
+    code = main(["generate", str(compat / "tiny_Gen.pt"), "--latent", str(compat / "tiny_noise.npy"),
+                 "--out", str(out), "--device", "cpu", "--precision", "fp32"])
+    assert code == 0, capsys.readouterr().err
+    vol = tifffile.imread(out)
+    expected = np.load(compat / "tiny_expected.npy").reshape(vol.shape)
+    assert vol.dtype == np.uint8 and vol.shape == (96, 96, 96)
+    assert np.array_equal(vol[np.abs(expected - 0.5) > 1e-4], (expected > 0.5)[np.abs(expected - 0.5) > 1e-4])

@@ -62,7 +62,10 @@ def cmd_train(args) -> int:
 
     cancel = threading.Event()
     # Ctrl+C asks the job to stop: it saves a checkpoint first, so --resume continues from here.
-    old = signal.signal(signal.SIGINT, lambda *a: cancel.set())
+    try:
+        old = signal.signal(signal.SIGINT, lambda *a: cancel.set())
+    except ValueError:  # not the main thread (embedded use): Ctrl+C handling stays as it was
+        old = None
     params = dict(images=args.images, out=args.out, preset=args.preset, iters=args.iters, device=args.device,
                   seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, precision=args.precision,
@@ -76,7 +79,8 @@ def cmd_train(args) -> int:
               file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, old)
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     result["wall_seconds"] = time.monotonic() - t0
     emit(args, result, f"trained {result['iteration']} iterations; generator: {result['generator']}")
     return 0
