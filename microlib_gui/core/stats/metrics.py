@@ -121,31 +121,39 @@ def _lags(R: int) -> np.ndarray:
     return np.concatenate([np.arange(0, R + 1), np.arange(-R, 0)])
 
 
+def _lag_axes(ndim: int, R: int) -> list[np.ndarray]:
+    """The lag grid actually computed: since C(-d) = C(d), only d_0 >= 0 along axis 0."""
+    return [np.arange(0, R + 1)] + [_lags(R)] * (ndim - 1)
+
+
 @functools.lru_cache(maxsize=8)
-def _radial_bins(ndim: int, R: int) -> tuple[np.ndarray, np.ndarray]:
-    """For the lag grid: bin index ``floor(|d|)`` (clipped to R+1 = unused) and counts."""
-    lag = _lags(R).astype(np.float32)
-    grids = np.meshgrid(*([lag] * ndim), indexing="ij", sparse=True)
+def _radial_bins(ndim: int, R: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the half lag grid: bin index ``floor(|d|)`` (R+1 = unused), the weight of each
+    lag (2 for d_0 > 0, which stands for d and -d) and the weighted count of each bin."""
+    axes = [a.astype(np.float32) for a in _lag_axes(ndim, R)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
     dist = np.sqrt(sum(g * g for g in grids))
     idx = np.minimum(np.floor(dist).astype(np.int32), R + 1).ravel()
-    counts = np.bincount(idx, minlength=R + 2)
-    idx.setflags(write=False)
-    return idx, counts
+    weight = np.broadcast_to(np.where(axes[0] == 0, 1.0, 2.0).reshape([-1] + [1] * (ndim - 1)),
+                             dist.shape).ravel().copy()
+    counts = np.bincount(idx, weights=weight, minlength=R + 2)
+    for a in (idx, weight, counts):
+        a.setflags(write=False)
+    return idx, weight, counts
 
 
 def _valid_pairs(shape, R: int) -> np.ndarray:
-    """``N(d) = prod(n_i - |d_i|)`` on the lag grid."""
-    lag = np.abs(_lags(R))
+    """``N(d) = prod(n_i - |d_i|)`` on the (half) lag grid."""
     out = np.ones((1,) * len(shape), dtype=np.float64)
-    for ax, n in enumerate(shape):
-        v = (n - lag).astype(np.float64)
+    for ax, (n, lag) in enumerate(zip(shape, _lag_axes(len(shape), R))):
+        v = (n - np.abs(lag)).astype(np.float64)
         out = out * v.reshape([-1 if i == ax else 1 for i in range(len(shape))])
     return out
 
 
 def _radial_mean(s2: np.ndarray, R: int) -> np.ndarray:
-    idx, counts = _radial_bins(s2.ndim, R)
-    sums = np.bincount(idx, weights=s2.ravel(), minlength=R + 2)
+    idx, weight, counts = _radial_bins(s2.ndim, R)
+    sums = np.bincount(idx, weights=s2.ravel() * weight, minlength=R + 2)
     return sums[: R + 1] / counts[: R + 1]
 
 
@@ -173,17 +181,18 @@ def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu", block: int 
         for ax in range(1, nd - 1):
             part = sfft.fft(part, n=sizes[ax], axis=ax, workers=w, overwrite_x=True)
         spec[s0 : s0 + block] = part
-    # (2) axis 0 forward, |F|^2, axis 0 inverse, crop to the kept lags; block by block along axis 1.
-    cropped = np.empty((2 * R + 1, *spec.shape[1:]), dtype=np.complex64)
+    # (2) axis 0 forward, |F|^2, axis 0 inverse, keeping lags 0..R (C(-d) = C(d)); block by
+    # block along axis 1, written back over the rows of ``spec`` already consumed (no new
+    # large array: first touches of fresh memory are a large part of the cost).
     for s1 in range(0, spec.shape[1], block):
         part = sfft.fft(spec[:, s1 : s1 + block], n=sizes[0], axis=0, workers=w)
         np.multiply(part, part.conj(), out=part)
         part = sfft.ifft(part, axis=0, workers=w, overwrite_x=True)
-        cropped[:, s1 : s1 + block] = part[keep]
-    del spec
+        spec[: R + 1, s1 : s1 + block] = part[: R + 1]
+    cropped = spec[: R + 1]
     # (3) the rest of the inverse transform on the small cropped array.
     for ax in range(1, nd - 1):
-        cropped = np.take(sfft.ifft(cropped, axis=ax, workers=w, overwrite_x=True), keep, axis=ax)
+        cropped = np.take(sfft.ifft(cropped, axis=ax, workers=w), keep, axis=ax)
     c = sfft.irfft(cropped, n=sizes[-1], axis=nd - 1, workers=w)
     return np.take(c, keep, axis=nd - 1).astype(np.float64)
 
@@ -198,8 +207,8 @@ def _autocorrelation_torch(field: np.ndarray, R: int, device: str) -> np.ndarray
     F = F.real.square() + F.imag.square()
     c = torch.fft.irfftn(F, s=sizes)
     for ax in range(nd):
-        idx = torch.as_tensor(np.r_[0 : R + 1, sizes[ax] - R : sizes[ax]], device=device)
-        c = torch.index_select(c, ax, idx)
+        kept = np.r_[0 : R + 1] if ax == 0 else np.r_[0 : R + 1, sizes[ax] - R : sizes[ax]]
+        c = torch.index_select(c, ax, torch.as_tensor(kept, device=device))
     return c.double().cpu().numpy()
 
 
@@ -243,9 +252,8 @@ def _prefix_table(ind: np.ndarray, points: list[np.ndarray], R: int) -> np.ndarr
 def _window_sums(ind: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
     """Per lag d, the sums of ``ind`` over the first points x and over the second points
     x + d of all valid pairs (x, x + d): box sums of a prefix table, differenced axis by axis."""
-    lag = _lags(R)
     points, boxes = [], {False: [], True: []}
-    for n in ind.shape:
+    for n, lag in zip(ind.shape, _lag_axes(ind.ndim, R)):
         u = np.unique(np.concatenate([np.arange(0, R + 1), np.arange(n - R, n + 1)]))
         points.append(u)
         for second in (False, True):
