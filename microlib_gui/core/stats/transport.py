@@ -32,6 +32,19 @@ def default_device() -> str:
         return "cpu"
 
 
+def _taufactor(metrics: bool = False):
+    """TauFactor (or its metrics module), with a one-line error when it is not installed."""
+    try:
+        if metrics:
+            import taufactor.metrics as mod
+        else:
+            import taufactor as mod
+    except ImportError as exc:
+        raise StatsError(f"tortuosity and percolation need the taufactor package ({exc}); "
+                         "install it with: pip install taufactor") from None
+    return mod
+
+
 def spread(values: dict[str, float | None]) -> float | None:
     """(max - min) / mean of the finite values, or None when fewer than two are finite."""
     vals = [v for v in values.values() if v is not None and math.isfinite(v)]
@@ -78,8 +91,8 @@ def tortuosity(
         a direction with no percolating path has tortuosity ``None`` (infinite).
     """
     import torch
-    from taufactor import Solver
 
+    Solver = _taufactor().Solver
     vol = check_labels(volume, "volume")
     if vol.ndim != 3:
         raise StatsError("tortuosity needs a 3D volume")
@@ -137,7 +150,8 @@ def percolating_fraction(volume: np.ndarray, phases: list[int] | None = None) ->
         One per phase: ``{"phase", "x", "y", "z", "spread", "largest"}``.
     """
     from scipy import ndimage as ndi
-    from taufactor.metrics import find_spanning_labels
+
+    find_spanning_labels = _taufactor(metrics=True).find_spanning_labels
 
     vol = check_labels(volume, "volume")
     if vol.ndim != 3:
