@@ -276,44 +276,23 @@ def step_export(library_root, entry_id: int, params: dict[str, Any]) -> list[str
     return [manifest.name]
 
 
-def _jsonable(obj: Any) -> Any:
-    """numpy scalars/arrays → Python; NaN/inf → None (JSON has neither)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
 def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
-    """Compare the training image with the generated volume: ``microstructureNNN_stats.json``.
+    """Compare the training image with the generated volume: ``_stats.json`` and ``_stats.png``.
 
     Volume fractions, surface areas, two-point correlations (and, with
     ``tortuosity``, tortuosity factors), their 2D-vs-3D errors and the 5% flag,
-    as :func:`microlib_gui.core.stats.compare.compare` computes them.
+    as :func:`microlib_gui.core.report.write_entry_report` stores them.
     ``params``: ``tortuosity`` (default False: slow on a CPU), ``r_max``, ``device``.
     """
-    compare = _engine("microlib_gui.core.stats.compare", "compare", "stats")
-    from ..stats.compare import load_pair
-
+    write_entry_report = _engine("microlib_gui.core.report", "write_entry_report", "stats")
     lib = _library(library_root)
-    img_p = _need(lib, entry_id, "_inpainted.png", "stats", "inpaint")
-    vol_p = _need(lib, entry_id, ".tif", "stats", "generate")
-    img, vol, kind = load_pair(img_p, vol_p)
-    opts = {"tortuosity": False, **params}
-    res = compare(img, vol, kind=kind, **opts)
-    out = lib.write_file(entry_id, "_stats.json", (json.dumps(_jsonable(res), indent=1) + "\n").encode(),
-                         produced_by="build:stats", inputs=["_inpainted.png", ".tif"], params=opts)
-    return [out.name]
+    _need(lib, entry_id, "_inpainted.png", "stats", "inpaint")
+    _need(lib, entry_id, ".tif", "stats", "generate")
+    write_entry_report(lib, entry_id, recompute=True, **{"tortuosity": False, **params})
+    return [lib.entry_file(entry_id, s).name for s in ("_stats.json", "_stats.png")]
 
 
-step_stats.engine = ("microlib_gui.core.stats.compare", "compare")
+step_stats.engine = ("microlib_gui.core.report", "write_entry_report")
 step_train.engine = ("microlib_gui.core.slicegan.train", "train")
 step_generate.engine = ("microlib_gui.core.export", "generate_entry_volume")
 step_media.engine = ("microlib_gui.core.media", "load_volume")

@@ -22,15 +22,6 @@ from ..widgets.napari_view import NapariView, open_volume_lazily
 from .base import StepPanel
 
 
-def _stats_job(ctx, image_path: str, volume_path: str) -> dict:
-    """Job function: compare the training image with the volume (core.stats)."""
-    from ...core.stats import compare, load_pair
-
-    img, vol, kind = load_pair(image_path, volume_path)
-    ctx.report(0, 1, "computing statistics")
-    return compare(img, vol, kind=kind, tortuosity=vol.size <= 128 ** 3)
-
-
 class Panel(StepPanel):
     step = "inspect"
 
@@ -178,9 +169,14 @@ class Panel(StepPanel):
         if eid is None:
             return
         self.status.setText("Computing statistics…")
-        self.stats_job = ThreadJob(_stats_job, {
-            "image_path": str(self.library.entry_file(eid, "_inpainted.png")),
-            "volume_path": str(self.library.entry_file(eid, ".tif"))}).start()
+        from ...core.report import entry_stats_job
+
+        # Stored as _stats.json/_stats.png with provenance, so reports and builds reuse it.
+        vol_path = self.library.entry_file(eid, ".tif")
+        small = vol_path.exists() and vol_path.stat().st_size <= 128 ** 3 + 65536
+        self._stats_entry = eid
+        self.stats_job = ThreadJob(entry_stats_job, {"library_root": str(self.library.root), "entry_id": eid,
+                                                     "tortuosity": small}).start()
         self.timer.start()
 
     def poll(self) -> None:
@@ -199,7 +195,8 @@ class Panel(StepPanel):
                     if ev.state == DONE:
                         self.stats_view.set_results(ev.result)
                         self.tabs.setCurrentIndex(1)
-                        self.status.setText("Statistics computed.")
+                        self.status.setText("Statistics computed and saved with the entry.")
+                        self.ctx.notify_updated(self._stats_entry)
                     elif ev.error:
                         self.show_error(ev.error)
         if (self.job is None or self.job.done) and self.stats_job is None:
