@@ -72,7 +72,7 @@ def render_micrograph(spec: DemoSpec) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def _scale_bar(size: int, spec: DemoSpec) -> dict:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     um = _nice_length(size * 0.25 * spec.vox_size)
     length_px = int(round(um / spec.vox_size))

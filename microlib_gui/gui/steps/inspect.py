@@ -9,7 +9,6 @@ volumes are shown lazily. The Stats tab holds the statistics view (2D image vs
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QTabWidget,
