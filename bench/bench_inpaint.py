@@ -64,7 +64,7 @@ def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, 
         row = {"id": i, "seconds": dt, "regions": res["regions"], "device": res.get("device", "cpu"),
                **score(res["output"], seg, hidden, bar)}
         rows.append(row)
-        print(f"{method} {i}: {dt:.2f} s, pf err {row['pf_err_inpainted_pp']:.2f} pp "
+        print(f"{method} {i}: {dt:.2f} s, exact outside {row['exact_outside']}, pf err {row['pf_err_inpainted_pp']:.2f} pp "
               f"(truth {row['pf_err_truth_pp']:.2f}), seam ratio {row['seam_ratio']:.2f}", flush=True)
     summary = summarise(rows)
     summary.update({
