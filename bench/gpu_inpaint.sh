@@ -8,8 +8,11 @@
 # settings (1000 training iterations, 300 latent steps per region) and stops starting new
 # images after a 6-minute budget; any image skipped for time is listed in the results.
 set -euo pipefail
+# Paths given relative to where the script was started from are resolved before moving to the repo.
+if [ -n "${1:-}" ]; then DATA="$(cd "$1" && pwd)"; fi
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"; fi
 cd "$(dirname "$0")/.."
-DATA="${1:-../shared/data}"
+DATA="${DATA:-../shared/data}"
 OUT="${OUT:-bench/_out}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
