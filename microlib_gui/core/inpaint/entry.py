@@ -17,7 +17,7 @@ import numpy as np
 from ..images import load_image
 from ..steps import DONE
 from .data import InpaintImage, load_inpaint_image, load_mask, prepare_image
-from .regions import InpaintError, mask_from_array
+from .regions import mask_from_array
 
 #: Label images another step may have written, tried in order.
 SEGMENTED_SUFFIXES = ("_segmented.png", "_labels.png")
