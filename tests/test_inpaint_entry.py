@@ -30,7 +30,8 @@ def test_inputs_from_microlib_annotations(raw612):
     seg = np.array(Image.open(raw / "seg612.png"))
     bar = np.array(Image.open(raw / "bar612.png")) > 0
     assert inp.image.kind == "labels" and inp.inputs == ["_original.png"]
-    assert (inp.image.labels == seg).mean() > 0.95  # phase k is the annotation's phases[k]
+    rank = np.argsort(np.argsort(man["phase_levels"]))  # phase k is the k-th darkest, as in the Segment step
+    assert (inp.image.labels == rank[seg]).mean() > 0.95
     assert inp.mask is not None and (inp.mask & bar).sum() / (inp.mask | bar).sum() > 0.5
 
 
@@ -63,3 +64,14 @@ def test_save_result_marks_step_and_provenance(raw612):
     assert not library.is_stale(eid, INPAINTED_SUFFIX)
     library.write_file(eid, "_mask.png", np.zeros(1, np.uint8).tobytes(), produced_by="test")
     assert library.is_stale(eid, INPAINTED_SUFFIX)  # its mask changed
+
+
+def test_segmented_file_is_the_training_image(raw612):
+    from microlib_gui.core import preprocess as pp
+
+    library, eid, man, raw = raw612
+    seg = np.array(Image.open(raw / "seg612.png"))
+    pp.write_segmented(library, eid, seg, {"test": True})  # what the Segment step writes (0/255)
+    inp = entry_inputs(library, eid)
+    assert inp.inputs == ["_segmented.png"] and inp.image.kind == "labels"
+    assert np.array_equal(inp.image.labels, seg)

@@ -1,10 +1,12 @@
 """Inpainting a library entry: which image and mask to use, and where results go.
 
-The training image is the entry's segmented label image when there is one,
-else its grayscale image. The segment/preprocess engine is being written beside
-this module; until it is there, :func:`entry_inputs` derives the image from the
-annotations itself (crop, rotation, thresholds halfway between ``phases``) in
-:func:`_derive_from_annotations` — the one place to switch over later.
+The training image is the entry's segmented label image (``_segmented.png``,
+written by the Segment step) when there is one; otherwise it is derived as the
+Segment step would (rotation, crop, thresholds from the annotations) with
+:mod:`..preprocess` and :mod:`..segment`, or the grayscale image for entries
+that are not segmented.
+The mask is ``_mask.png`` (Scale bar step), else the bar found from MicroLib's
+``barbox``/``barcol`` annotations.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..images import load_image
+from .. import preprocess as pp
 from ..steps import DONE
 from .data import InpaintImage, load_inpaint_image, load_mask, prepare_image
 from .regions import mask_from_array
 
-#: Label images another step may have written, tried in order.
-SEGMENTED_SUFFIXES = ("_segmented.png", "_labels.png")
-MASK_SUFFIX = "_mask.png"
+SEGMENTED_SUFFIX = pp.SEGMENTED_SUFFIX
+MASK_SUFFIX = pp.MASK_SUFFIX
 INPAINTED_SUFFIX = "_inpainted.png"
 GIF_SUFFIX = "_inpaint.gif"
 
@@ -36,45 +37,32 @@ class EntryInputs:
     description: str  # for the user, e.g. "segmented labels (2 phases)"
 
 
-def _segment_by_phases(gray255: np.ndarray, ann: dict) -> np.ndarray | None:
-    """Labels from explicit ``thresholds``, else phase k = pixels nearest ``phases[k]``.
+def _original_suffix(library, entry_id: int) -> str:
+    return library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
 
-    Nearest level is the same as thresholds halfway between the sorted levels,
-    but keeps the annotation's phase order.
+
+def _derive_from_annotations(library, entry_id: int, ann: dict) -> tuple[InpaintImage, list[str]]:
+    """The training image made from the original as the Segment step makes it.
+
+    Rotation and crop, then the annotated thresholds (or phase levels) through
+    :func:`..segment.segment`; entries typed grayscale/colour, or with no levels
+    yet, stay grayscale.
     """
-    if ann.get("thresholds"):
-        return np.digitize(gray255, sorted(float(t) for t in ann["thresholds"])).astype(np.uint8)
-    phases = ann.get("phases")
-    if not phases or len(phases) < 2:
-        return None
-    levels = np.asarray([float(v) for v in phases], np.float32)
-    lut = np.argmin(np.abs(np.arange(256, dtype=np.float32)[:, None] - levels[None]), axis=1).astype(np.uint8)
-    return lut[gray255]
+    from .. import segment as sg
 
-
-def _crop_rotate(arr: np.ndarray, ann: dict, order: int) -> np.ndarray:
-    from scipy import ndimage
-
-    if ann.get("rotation"):
-        arr = ndimage.rotate(arr, float(ann["rotation"]), reshape=False, order=order, mode="nearest")
-    if ann.get("crop"):
-        x0, y0, x1, y1 = ann["crop"]
-        arr = arr[y0:y1, x0:x1]
-    return arr
-
-
-def _derive_from_annotations(library, entry_id: int, ann: dict) -> tuple[InpaintImage, np.ndarray, list[str]]:
-    """(training image, the full original as gray 0-255, inputs) from the original and the annotations."""
-    src = library.original_path(entry_id)
-    gray255 = np.clip(np.rint(load_image(src).gray() * 255), 0, 255).astype(np.uint8)
-    work = _crop_rotate(gray255, ann, order=1)
-    labels = _segment_by_phases(work, ann)
-    suffix = src.name[len(library.entry_file(entry_id, "").name):]
-    if labels is not None and np.unique(labels).size >= 2:
-        image = prepare_image(labels, "labels")
+    work = pp.apply_geometry(pp.entry_image(library, entry_id).data, ann.get("crop"), ann.get("rotation"))
+    seg = None
+    if sg.needs_segmentation(ann.get("data_type")):
+        sigma = float(ann.get("deblur_sigma") or 0)
+        if ann.get("thresholds"):
+            seg = sg.segment(work, thresholds=ann["thresholds"], deblur_sigma=sigma)
+        elif ann.get("phases") and len(ann["phases"]) >= 2:
+            seg = sg.segment(work, phases=ann["phases"], deblur_sigma=sigma)
+    if seg is not None and np.unique(seg.labels).size >= 2:
+        image = prepare_image(seg.labels, "labels")
     else:
-        image = prepare_image(work, "gray")
-    return image, gray255, [suffix]
+        image = prepare_image(np.clip(np.rint(sg.gray255(work)), 0, 255).astype(np.uint8), "gray")
+    return image, [_original_suffix(library, entry_id)]
 
 
 def entry_inputs(library, entry_id: int) -> EntryInputs:
@@ -86,16 +74,11 @@ def entry_inputs(library, entry_id: int) -> EntryInputs:
         The mask file does not fit the image, or the image cannot be used.
     """
     ann = library.get_annotations(entry_id)
-    inputs: list[str] = []
-    image = None
-    for suffix in SEGMENTED_SUFFIXES:
-        if library.entry_file(entry_id, suffix).exists():
-            image = load_inpaint_image(library.entry_file(entry_id, suffix), "labels")
-            inputs = [suffix]
-            break
-    original_gray = None
-    if image is None:
-        image, original_gray, inputs = _derive_from_annotations(library, entry_id, ann)
+    seg_path = library.entry_file(entry_id, SEGMENTED_SUFFIX)
+    if seg_path.exists():
+        image, inputs = load_inpaint_image(seg_path, "labels"), [SEGMENTED_SUFFIX]
+    else:
+        image, inputs = _derive_from_annotations(library, entry_id, ann)
     desc = (f"segmented labels ({image.n_phases} phases)" if image.kind == "labels"
             else "grayscale image (not segmented)")
     mask = None
@@ -104,20 +87,17 @@ def entry_inputs(library, entry_id: int) -> EntryInputs:
         mask = mask_from_array(load_mask(mask_path), image.shape, mask_path.name)
         inputs.append(MASK_SUFFIX)
     elif ann.get("barbox") and ann.get("barcol"):
-        mask = _mask_from_annotations(library, entry_id, ann, image.shape, original_gray)
+        mask = _mask_from_annotations(library, entry_id, ann, image.shape)
     return EntryInputs(image, mask, inputs, desc)
 
 
-def _mask_from_annotations(library, entry_id, ann, shape, original_gray) -> np.ndarray | None:
-    """MicroLib's annotations give a box and a colour: mask the bar in the original, then crop/rotate."""
+def _mask_from_annotations(library, entry_id, ann, shape) -> np.ndarray | None:
+    """MicroLib's annotations give a box and a colour: mask the bar in the original, then rotate/crop."""
     from ..scalebar import bar_mask, tolerance_from_barcol
 
-    if original_gray is None:
-        original_gray = np.clip(np.rint(load_image(library.original_path(entry_id)).gray() * 255), 0, 255
-                                ).astype(np.uint8)
     grey, tol = tolerance_from_barcol(ann["barcol"])
-    full = bar_mask(original_gray, grey, tol, box=ann["barbox"])
-    m = _crop_rotate(full.astype(np.uint8), ann, order=0) > 0
+    full = bar_mask(pp.entry_image(library, entry_id).data, grey, tol, box=ann["barbox"])
+    m = pp.mask_in_working_frame(full, ann)
     if m.shape != tuple(shape) or not m.any() or m.all():
         return None
     return m
