@@ -203,3 +203,20 @@ def test_cuda_refused_without_gpu():
     m[5:9, 5:9] = 1
     with pytest.raises(InpaintError, match="no CUDA GPU is available"):
         inpaint(img, m, method="gan", device="cuda")
+
+
+def test_harmonise_border_keeps_known_pixels_and_removes_seam_noise():
+    from microlib_gui.core.inpaint.gan import harmonise_border
+    from microlib_gui.core.inpaint.quality import border_changes
+
+    y, x = np.mgrid[0:80, 0:80]
+    truth = (x < 40).astype(np.uint8)  # two half-planes
+    mask = np.zeros_like(truth, bool)
+    mask[30:50, 20:60] = True
+    noisy = truth.copy()
+    rng = np.random.default_rng(0)
+    noisy[mask] = rng.integers(0, 2, int(mask.sum()))  # a fill that ignores its surroundings
+    out = harmonise_border(noisy, mask, 2, 2)
+    assert np.array_equal(out[~mask], truth[~mask])
+    assert border_changes(out, mask)[0] < border_changes(noisy, mask)[0] / 2
+    assert np.array_equal(harmonise_border(noisy, mask, 0, 0), noisy)
