@@ -34,7 +34,7 @@ def main() -> None:
         bar = read_pixels(p.with_name(f"bar{i}.png")) > 0
         hidden = seg.copy()
         hidden[bar] = 0
-        res = inpaint(hidden, bar, method="gan", kind="labels", device="cuda", seed=0)
+        res = inpaint(hidden, bar, method="gan", kind="labels", device="cuda", seed=0, harmonise=(0, 0))
         raw = res["output"]
         for name, (w, n) in VARIANTS.items():
             lab = harmonise_border(raw, bar, w, n)
