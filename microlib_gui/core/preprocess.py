@@ -107,21 +107,6 @@ def working_gray(image_data: np.ndarray, ann: dict) -> np.ndarray:
     return gray255(apply_geometry(image_data, ann.get("crop"), ann.get("rotation")))
 
 
-def segment_from_annotations(gray: np.ndarray, ann: dict):
-    """Labels from the annotations (thresholds, else phases), or None for grayscale/colour entries."""
-    from .segment import deblur, needs_segmentation, segment
-
-    if not needs_segmentation(ann.get("data_type")):
-        return None
-    sigma = float(ann.get("deblur_sigma") or 0)
-    src = deblur(gray, sigma) if sigma else gray
-    if ann.get("thresholds"):
-        return segment(src, thresholds=ann["thresholds"], deblur_sigma=0)
-    if ann.get("phases") and len(ann["phases"]) >= 2:
-        return segment(src, phases=ann["phases"], deblur_sigma=0)
-    return None
-
-
 def write_segmented(library, entry_id: int, labels: np.ndarray, params: dict) -> str:
     """Write ``_segmented.png`` (two phases 0/255, n phases spread) with provenance."""
     import io
