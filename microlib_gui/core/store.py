@@ -23,7 +23,6 @@ collide with DoITPoMS ids.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -31,10 +30,11 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_json, clean_stale_temps
 from .errors import ImageError, StoreError
+from .sqlite_tx import transaction
 from .steps import DONE, STALE, STEPS, TODO
 
 DB_NAME = "library.sqlite"
@@ -171,28 +171,14 @@ class Library:
         clean_stale_temps(self.root)
 
     # -- connection -------------------------------------------------------
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _db(self):
         """A connection in a transaction: committed on success, rolled back on error."""
-        try:
-            con = sqlite3.connect(self.root / DB_NAME, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.root / DB_NAME}: {exc}") from None
-        try:
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA foreign_keys = ON")
-            con.execute("PRAGMA busy_timeout = 30000")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"library database error: {exc}") from None
-        finally:
-            con.close()
+        def fail(stage: str, exc: Exception) -> StoreError:
+            if stage == "open":
+                return StoreError(f"cannot open {self.root / DB_NAME}: {exc}")
+            return StoreError(f"library database error: {exc}")
+
+        return transaction(self.root / DB_NAME, fail, ("foreign_keys = ON", "busy_timeout = 30000"))
 
     def _migrate(self) -> None:
         try:

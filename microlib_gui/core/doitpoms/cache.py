@@ -13,7 +13,6 @@ site shares the cache with the original. Every write is atomic.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,10 +20,10 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import platformdirs
 
+from ..sqlite_tx import transaction
 from ..atomic import atomic_write_bytes
 from ..errors import MicrolibError
 from ..paths import APP_DIR_NAME
@@ -84,24 +83,13 @@ class Cache:
         return atomic_write_bytes(self.path_for(key), data)
 
     # -- record index ---------------------------------------------------------
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            con = sqlite3.connect(self.root / "index.sqlite", timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise CacheError(f"cannot open the DoITPoMS index in {self.root}: {exc}") from None
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise CacheError(f"DoITPoMS index error ({exc}); delete {self.root} to rebuild it") from None
-        finally:
-            con.close()
+    def _db(self):
+        def fail(stage: str, exc: Exception) -> CacheError:
+            if stage == "open":
+                return CacheError(f"cannot open the DoITPoMS index in {self.root}: {exc}")
+            return CacheError(f"DoITPoMS index error ({exc}); delete {self.root} to rebuild it")
+
+        return transaction(self.root / "index.sqlite", fail)
 
     def _init_index(self) -> None:
         try:
