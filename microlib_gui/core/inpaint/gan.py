@@ -268,7 +268,7 @@ def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_i
     harmonise : (width, passes)
         Label images: majority passes over the masked ring next to known pixels
         (:func:`harmonise_border`); ``(0, 0)`` keeps MicroLib's raw argmax. On the
-        lent H100 it lowered the seam ratio from 1.76 to 1.17 (issue target 1.25).
+        H100 it lowered the seam ratio from 1.76 to 1.17 (issue target 1.25).
 
     Returns
     -------
