@@ -7,7 +7,9 @@ except under ``MICROLIB_REQUIRE_SHARED=1`` (CI), where absence fails.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,43 @@ def artifacts() -> Path:
     """Folder for screenshots and other files a person should look at after a run."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+# -- the stand-in DoITPoMS site (tests/fixtures/doitpoms/site.py) on a local HTTP server ------------
+def load_doitpoms_site_module():
+    """The fixture site's module (it lives beside its pages, not in a package)."""
+    spec = importlib.util.spec_from_file_location("doitpoms_site", REPO / "tests/fixtures/doitpoms/site.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def doitpoms_jpegs(shared_data):
+    """Large and thumbnail JPEGs of the fixture records, made from ``rawlike/raw*.png``."""
+    return load_doitpoms_site_module().make_jpegs(shared_data / "rawlike")
+
+
+@pytest.fixture
+def make_doitpoms_site(doitpoms_jpegs):
+    """``make(**FakeSite options)`` → a running stand-in site with ``.base_url`` and ``.server``."""
+    from pytest_httpserver import HTTPServer
+
+    mod = load_doitpoms_site_module()
+    servers = []
+
+    def make(**options):
+        site = mod.FakeSite(doitpoms_jpegs, **options)
+        srv = HTTPServer(host="127.0.0.1", threaded=True)  # a slow answer must not hold up a retry
+        srv.start()
+        srv.expect_request(re.compile(r"^/miclib/.*")).respond_with_handler(site.handler)
+        site.base_url = srv.url_for("/miclib/")
+        site.server = srv
+        servers.append(srv)
+        return site
+
+    yield make
+    for srv in servers:
+        srv.clear()
+        if srv.is_running():
+            srv.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -15,43 +14,22 @@ from microlib_gui.core.doitpoms.importer import import_micrographs, pending_impo
 from microlib_gui.core.doitpoms.parse import elements_from_composition, parse_browse_page, parse_full_record
 from microlib_gui.core.jobs import run_inline
 
+from conftest import load_doitpoms_site_module
+
 FIXTURES = Path(__file__).parent / "fixtures" / "doitpoms"
 
 
-def _load_site_module():
-    spec = importlib.util.spec_from_file_location("doitpoms_site", FIXTURES / "site.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-site_mod = _load_site_module()
-
-
-@pytest.fixture(scope="session")
-def jpegs(shared_data):
-    return site_mod.make_jpegs(shared_data / "rawlike")
+site_mod = load_doitpoms_site_module()
 
 
 @pytest.fixture
-def server():
-    """A threaded local HTTP server (a slow answer must not hold up the retry)."""
-    from pytest_httpserver import HTTPServer
-
-    srv = HTTPServer(host="127.0.0.1", threaded=True)
-    srv.start()
-    yield srv
-    srv.clear()
-    if srv.is_running():
-        srv.stop()
+def site(make_doitpoms_site):
+    return make_doitpoms_site()
 
 
 @pytest.fixture
-def site(server, jpegs):
-    s = site_mod.FakeSite(jpegs)
-    server.expect_request(re.compile(r"^/miclib/.*")).respond_with_handler(s.handler)
-    s.base_url = server.url_for("/miclib/")
-    return s
+def server(site):
+    return site.server
 
 
 @pytest.fixture

@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 pytestmark = pytest.mark.gui
 
-FIXTURES = Path(__file__).parent / "fixtures" / "doitpoms"
-
-
-def _load_site_module():
-    spec = importlib.util.spec_from_file_location("doitpoms_site_gui", FIXTURES / "site.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-site_mod = _load_site_module()
-
-
-@pytest.fixture(scope="module")
-def jpegs(shared_data):
-    return site_mod.make_jpegs(shared_data / "rawlike")
-
 
 @pytest.fixture
-def site(jpegs):
-    from pytest_httpserver import HTTPServer
-
-    s = site_mod.FakeSite(jpegs)
-    srv = HTTPServer(host="127.0.0.1", threaded=True)
-    srv.start()
-    srv.expect_request(re.compile(r"^/miclib/.*")).respond_with_handler(s.handler)
-    s.base_url = srv.url_for("/miclib/")
-    yield s
-    srv.clear()
-    srv.stop()
+def site(make_doitpoms_site):
+    return make_doitpoms_site()
 
 
 def _panel(qtbot, library, tmp_path, monkeypatch, base_url):

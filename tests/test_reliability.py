@@ -6,7 +6,6 @@ keeps that table true.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import resource
@@ -108,29 +107,16 @@ def test_kill_during_export_leaves_only_whole_files(library, tmp_path, delay):
     assert (out / library.get_entry(eid).name / f"{library.get_entry(eid).name}.mp4").exists()
 
 
-def _site_module():
-    spec = importlib.util.spec_from_file_location("doitpoms_site", REPO / "tests/fixtures/doitpoms/site.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture
-def slow_site(shared_data):
-    from pytest_httpserver import HTTPServer
+def slow_site(make_doitpoms_site):
+    from conftest import load_doitpoms_site_module
 
-    site_mod = _site_module()
-    site = site_mod.FakeSite(site_mod.make_jpegs(shared_data / "rawlike"), sleep_s=0.6)
-    for did in site_mod.RAW_FOR_ID:  # every large image answers slowly: the kill lands mid-import
+    ids = sorted(load_doitpoms_site_module().RAW_FOR_ID)
+    site = make_doitpoms_site(sleep_s=0.6)
+    for did in ids:  # every large image answers slowly: the kill lands mid-import
         site.faults[f"micrographs/large/{did:06d}.jpg"] = ["sleep"]
-    srv = HTTPServer(host="127.0.0.1", threaded=True)
-    srv.start()
-    srv.expect_request(re.compile(r"^/miclib/.*")).respond_with_handler(site.handler)
-    site.base_url = srv.url_for("/miclib/")
-    site.ids = sorted(site_mod.RAW_FOR_ID)
-    yield site
-    srv.clear()
-    srv.stop()
+    site.ids = ids
+    return site
 
 
 def test_kill_during_bulk_import_then_resume(slow_site, tmp_path):
