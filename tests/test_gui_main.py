@@ -109,3 +109,43 @@ def test_jobs_view_opens_in_a_dock(window, qtbot, artifacts):
     qtbot.wait(100)
     assert window.jobs_dock.isVisible() and window.jobs_view is not None
     window.grab().save(str(artifacts / "main_window_jobs.png"))
+
+
+def test_close_with_kept_training_exits_without_waiting(window, monkeypatch):
+    import microlib_gui.gui.main_window as mw
+
+    exits = []
+    monkeypatch.setattr(mw, "exit_now", exits.append)
+    window.panels["train"].detach_on_exit = True  # as after "Keep running" in the close dialog
+    window.close()
+    assert exits == [0]
+
+
+def test_a_worker_process_outlives_an_app_that_exits_without_waiting(tmp_path):
+    """What "Keep running" relies on: the training process goes on after the app's os._exit."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys\n"
+            "from microlib_gui.core.jobs import ProcessJob\n"
+            "from microlib_gui.gui.main_window import exit_now\n"
+            "job = ProcessJob('microlib_gui.core.jobs:_selftest_sleep', {'seconds': 30}).start()\n"
+            "print(job.pid, flush=True)\n"
+            "exit_now(0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pid = int(r.stdout.split()[0])
+    time.sleep(1.0)
+    try:
+        os.kill(pid, 0)  # still alive after its parent left
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert alive

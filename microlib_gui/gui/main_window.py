@@ -37,6 +37,16 @@ from .steps.base import NotBuiltPanel, StepPanel
 _STATUS_MARK = {DONE: "✔", STALE: "↻"}
 
 
+def exit_now(code: int) -> None:
+    """Leave the app without waiting for worker processes (kept-running training)."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def load_panel(ctx: AppContext, step: str) -> StepPanel:
     """The panel of ``step`` from ``gui/steps/<step>.py``, or a 'not built yet' panel."""
     try:
@@ -334,3 +344,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("library/last", str(self.ctx.library.root))
         super().closeEvent(event)
+        if any(getattr(p, "detach_on_exit", False) for p in self.panels.values()):
+            # Python would otherwise wait at exit for the training process it started.
+            # Everything the app wrote is committed (atomic files, transactions).
+            self.settings.sync()
+            exit_now(0)

@@ -87,6 +87,7 @@ class Panel(StepPanel):
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
+        self.detach_on_exit = False  # set by "Keep running" when the app closes
         self.queue = JobQueue()
         #: label -> {"entry_id", "run_id", "out", "library"} for queued and running jobs
         self.jobs: dict[str, dict] = {}
@@ -605,6 +606,9 @@ class Panel(StepPanel):
         if answer == "cancel":
             return False
         self.queue.pending.clear()
+        # "keep": the worker process outlives the app (the main window exits without
+        # waiting for it); the next start finds the finished run and publishes it.
+        self.detach_on_exit = answer == "keep"
         if answer == "stop" and self.queue.current is not None:
             label, job = self.queue.current
             job.cancel()
