@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSlider, QSpinBox,
 )
 
 from ...core import preprocess as pp
 from ...core.errors import MicrolibError
-from ..widgets.image_view import AnnotationHistory, ImageView
+from ..widgets.image_view import AnnotationHistory, ImageView, lay_out_view_and_side
 from .base import StepPanel
 
 
@@ -52,17 +52,7 @@ class Panel(StepPanel):
         self.size_label = QLabel("")
         form.addRow("Result", self.size_label)
         self.history = AnnotationHistory(self, self._reload)
-        side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.addLayout(form)
-        sl.addStretch(1)
-        sl.addWidget(self.history.buttons())
-        split = QSplitter()
-        split.addWidget(self.view)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        QVBoxLayout(self).addWidget(split)
+        lay_out_view_and_side(self, self.view, [form, None, self.history.buttons()])
 
         self.view.box_changed.connect(lambda *_: self.commit())
         self.view.box_moving.connect(lambda *_: self._show_box_values())

@@ -14,13 +14,12 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSlider,
-    QSplitter, QVBoxLayout, QWidget,
 )
 
 from ...core import preprocess as pp
 from ...core import scalebar as sb
 from ...core.errors import MicrolibError
-from ..widgets.image_view import AnnotationHistory, ImageView, mask_rgba
+from ..widgets.image_view import AnnotationHistory, ImageView, lay_out_view_and_side, mask_rgba
 from .base import StepPanel
 
 
@@ -85,18 +84,7 @@ class Panel(StepPanel):
         form.addRow("Bar length", self.length_label)
         form.addRow("Bar value", self.um)
         form.addRow("µm per pixel", self.vox_label)
-        side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.addLayout(form)
-        sl.addStretch(1)
-        sl.addWidget(self.history.buttons())
-        sl.addWidget(self.status)
-        split = QSplitter()
-        split.addWidget(self.view)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
-        QVBoxLayout(self).addWidget(split)
+        lay_out_view_and_side(self, self.view, [form, None, self.history.buttons(), self.status])
 
         self.view.clicked.connect(self._on_click)
         self.view.box_moving.connect(lambda *_: self._update_mask())

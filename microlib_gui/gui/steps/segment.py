@@ -13,14 +13,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QSplitter,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
 )
 
 from ...core import preprocess as pp
 from ...core import segment as sg
 from ...core.errors import MicrolibError
-from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView
+from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView, lay_out_view_and_side
 from .base import StepPanel
 
 KINDS = {"n-phase (segment)": None, "grayscale (keep)": "grayscale", "colour (keep)": "colour"}
@@ -78,19 +77,8 @@ class Panel(StepPanel):
         form.addRow(self.sharpen)
         form.addRow("Overlay opacity", self.opacity)
         form.addRow("Volume fractions", self.vf_label)
-        side = QWidget()
-        sl = QVBoxLayout(side)
-        sl.addLayout(form)
-        sl.addWidget(self.hist, 1)
-        sl.addWidget(self.history.buttons())
-        sl.addWidget(self.status)
-        split = QSplitter()
-        split.addWidget(self.view)
-        split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        lay_out_view_and_side(self, self.view, [form, (self.hist, 1), self.history.buttons(), self.status],
+                              side_stretch=2)
 
         self.auto_btn.clicked.connect(self.run_auto)
         self.n_spin.valueChanged.connect(self._on_n_changed)

@@ -218,3 +218,30 @@ class AnnotationHistory(QObject):
             self.reload()
             self.panel.ctx.notify_updated(eid)
             self.changed.emit()
+
+
+def lay_out_view_and_side(panel: QWidget, view: QWidget, side_items: list, side_stretch: int = 1) -> None:
+    """The annotation steps' layout: the image view on the left, a column of controls on the right.
+
+    ``side_items`` are widgets, layouts or ``None`` (a stretch), top to bottom; a
+    ``(widget, stretch)`` pair gives that widget a stretch factor.
+    """
+    from PySide6.QtWidgets import QLayout, QSplitter, QVBoxLayout
+
+    side = QWidget()
+    column = QVBoxLayout(side)
+    for item in side_items:
+        if item is None:
+            column.addStretch(1)
+        elif isinstance(item, tuple):
+            column.addWidget(*item)
+        elif isinstance(item, QLayout):
+            column.addLayout(item)
+        else:
+            column.addWidget(item)
+    split = QSplitter()
+    split.addWidget(view)
+    split.addWidget(side)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, side_stretch)
+    QVBoxLayout(panel).addWidget(split)
