@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from .self_test import run_self_test
 
-        return run_self_test(args.self_test_report)
+        code = run_self_test(args.self_test_report)
+        # The verdict is written and printed; skip interpreter teardown, where OpenGL
+        # drivers and Qt can crash while destroying contexts in arbitrary order.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     from PySide6.QtWidgets import QApplication, QMessageBox
 

@@ -156,19 +156,33 @@ class Plan:
 
 
 class Runner:
-    """The generator on a device, turning latent windows into uint8/float blocks."""
+    """The generator on a device, turning latent windows into uint8/float blocks.
+
+    Generators with kernel 4 and stride 2 everywhere (MicroLib's) run through
+    :class:`.subpixel.SubpixelGenerator` (ordinary convolutions instead of
+    transposed ones; same result up to rounding); ``MICROLIB_GEN_SUBPIXEL=0``
+    turns that off.
+    """
 
     def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False,
-                 channels_last: bool | None = None):
+                 channels_last: bool | None = None, subpixel: bool | None = None):
+        from .subpixel import SubpixelGenerator, supported
+
         self.G = G.to(device).eval()
         self.dev = device
         self.cuda = device.type == "cuda"
         self.bf16 = self.cuda and precision in ("auto", "bf16")
         self.as_float = as_float and G.imtype != "nphase"
-        if channels_last is None:
-            channels_last = self.cuda and os.environ.get("MICROLIB_GEN_CHANNELS_LAST", "1") == "1"
+        if channels_last is None:  # faster on both cuDNN and oneDNN (measured in bench/bench_slicegan.py)
+            channels_last = os.environ.get("MICROLIB_GEN_CHANNELS_LAST", "1") == "1"
         self.channels_last = channels_last
-        self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+        if subpixel is None:
+            subpixel = os.environ.get("MICROLIB_GEN_SUBPIXEL", "1") == "1"
+        self.fast = None
+        if subpixel and supported(G):
+            self.fast = SubpixelGenerator(self.G, torch.bfloat16 if self.bf16 else torch.float32, channels_last)
+        else:
+            self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
 
     @torch.no_grad()
     def block(self, plan: Plan, box) -> torch.Tensor:
@@ -180,10 +194,13 @@ class Runner:
             sl.append(slice(t0, t1))
             crop.append(slice(o0 - plan.S * t0, o1 - plan.S * t0))
         z = plan.z[tuple(sl)].to(self.dev, non_blocking=True)
-        if self.channels_last:
-            z = z.contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            x = self.G.logits(z)
+        if self.fast is not None:
+            x = self.fast.logits(z)
+        else:
+            if self.channels_last:
+                z = z.contiguous(memory_format=torch.channels_last_3d)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
+                x = self.G.logits(z)
         x = x[0][(slice(None), *crop)]
         if self.G.imtype == "nphase":  # argmax of the logits = argmax of the softmax
             return x.argmax(0).to(torch.uint8)
@@ -232,8 +249,11 @@ def generate(G: Generator, size=None, periodic=(False, False, False), seed: int 
     plan = Plan(G, size, periodic, seed, latent)
     run = Runner(G, dev, precision, as_float)
     budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
+    boxes = list(plan.blocks(budget))
+    if len(boxes) == 1:  # one block: its host copy is the result
+        return np.ascontiguousarray(run.block(plan, boxes[0]).cpu().numpy())
     out = np.empty(plan.out_shape, dtype=np.float32 if run.as_float else np.uint8)
-    for box in plan.blocks(budget):
+    for box in boxes:
         out[tuple(slice(a, b) for a, b in box)] = run.block(plan, box).cpu().numpy()
     return out
 
