@@ -151,9 +151,14 @@ def bench_generate(dev, sizes, repeats=5):
     G = Generator(get_preset("microlib").net_params(2), "nphase")
     G.eval()
     rows = []
-    variants = [("bf16", "1"), ("bf16", "0"), ("fp32", "1")] if dev.type == "cuda" else [("fp32", "0")]
-    for precision, cl in variants:
+    # (precision, channels-last, sub-pixel convolutions); the first row of each device is the default
+    if dev.type == "cuda":
+        variants = [("bf16", "1", "1"), ("bf16", "1", "0"), ("bf16", "0", "0"), ("fp32", "1", "1")]
+    else:
+        variants = [("fp32", "1", "1"), ("fp32", "1", "0"), ("fp32", "0", "0")]
+    for precision, cl, sub in variants:
         os.environ["MICROLIB_GEN_CHANNELS_LAST"] = cl
+        os.environ["MICROLIB_GEN_SUBPIXEL"] = sub
         for n in sizes:
             generate(G, size=n, seed=0, device=dev.type, precision=precision)  # warm-up (cudnn autotune)
             ts = []
@@ -161,9 +166,12 @@ def bench_generate(dev, sizes, repeats=5):
                 t0 = time.perf_counter()
                 vol = generate(G, size=n, seed=r, device=dev.type, precision=precision)
                 ts.append(time.perf_counter() - t0)
-            rows.append({"size": n, "precision": precision, "channels_last": cl == "1", "median_s": float(np.median(ts)), "min_s": min(ts),
+            rows.append({"size": n, "precision": precision, "channels_last": cl == "1", "subpixel": sub == "1",
+                         "median_s": float(np.median(ts)), "min_s": min(ts),
                          "shape": list(vol.shape), "dtype": str(vol.dtype)})
             print(json.dumps(rows[-1]), flush=True)
+    os.environ.pop("MICROLIB_GEN_SUBPIXEL", None)
+    os.environ.pop("MICROLIB_GEN_CHANNELS_LAST", None)
     return rows
 
 
@@ -224,7 +232,7 @@ def cmd_speed(a):
         res["tflop_per_iter_executed"] = iteration_flops(preset, imgs[0].nc, published=False) / 1e12
         res["train"] = rows
     if "generate" in a.sections:
-        res["generate"] = bench_generate(dev, [int(s) for s in a.gen_sizes.split(",")])
+        res["generate"] = bench_generate(dev, [int(s) for s in a.gen_sizes.split(",")], a.gen_repeats)
     if "disk" in a.sections:
         res["disk"] = bench_disk(dev, a.disk_size, Path(a.disk_path))
     text = json.dumps(res, indent=1)
@@ -365,6 +373,7 @@ def main():
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")
+    s.add_argument("--gen-repeats", type=int, default=5)
     s.add_argument("--disk-size", type=int, default=2048)
     s.add_argument("--disk-path", default="/tmp/slicegan_bench_vol.tif")
     s.add_argument("--json-out")

@@ -33,6 +33,7 @@ class Preset:
     iters: int = 5000        # generator iterations
     checkpoint_every: int = 500
     log_every: int = 50
+    ema: float = 0.0         # decay of an exponential moving average of the generator's weights (0: off)
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)

@@ -18,6 +18,7 @@ as a CUDA graph and replayed.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -99,6 +100,12 @@ class Trainer:
         self.acc_n = 0
         self._graph = None
         self._warmup_left = 3
+        self.iteration = 0
+        # optional moving average of the generator's weights (the exported generator when on)
+        self.G_ema = None
+        if preset.ema > 0:
+            self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+            self._ema_w = torch.zeros((), device=device)  # lerp weight, a tensor so graphs can replay it
 
     # -- one iteration ------------------------------------------------------
     def _autocast(self):
@@ -155,14 +162,23 @@ class Trainer:
         self.optG.zero_grad(set_to_none=True)
         with self._autocast():
             fake = self.G(self._noise(self.p.batch_g))
-            loss = 0.0
-            for axis in range(3):
-                D = self.Ds[axis if self.anisotropic else 0]
-                loss = loss - D(volume_slices(fake, axis, self.channels_last)).float().mean()
+            if self.anisotropic:
+                loss = 0.0
+                for axis in range(3):
+                    loss = loss - self.Ds[axis](volume_slices(fake, axis, self.channels_last)).float().mean()
+            else:  # one shared critic: the three axes in one call (the same sum of three equal-size means)
+                slices = torch.cat([volume_slices(fake, axis, self.channels_last) for axis in range(3)])
+                if self.channels_last:
+                    slices = slices.contiguous(memory_format=torch.channels_last)
+                loss = -3.0 * self.Ds[0](slices).float().mean()
         loss.backward()
         self.optG.step()
         for D in self.Ds:
             D.requires_grad_(True)
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for e, g in zip(self.G_ema.parameters(), self.G.parameters()):
+                    e.lerp_(g, self._ema_w)
         return loss.detach()
 
     def _iteration(self):
@@ -173,6 +189,10 @@ class Trainer:
 
     def step(self) -> None:
         """One generator iteration (``critic_iters`` critic steps + one generator step)."""
+        if self.G_ema is not None:  # warm-up: average over the run so far until that is longer than 1/(1-ema)
+            decay = min(self.p.ema, (1.0 + self.iteration) / (10.0 + self.iteration))
+            self._ema_w.fill_(1.0 - decay)
+        self.iteration += 1
         if not self.graphs:
             self._iteration()
         elif self._graph is not None:
@@ -226,9 +246,32 @@ class Trainer:
         m = img.shape[0] // 2
         return {"slice_x": img[m], "slice_y": img[:, m], "slice_z": img[:, :, m]}
 
+    def export_generator(self) -> Generator:
+        """The generator to save: ``G``, or the moving average with batch-norm statistics
+        re-estimated for its own weights (from a private random stream)."""
+        if self.G_ema is None:
+            return self.G
+        G = copy.deepcopy(self.G_ema)
+        for bn in G.bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the batches below
+        G.train()
+        gen = torch.Generator(device=self.dev).manual_seed(4321)
+        s = self.p.latent_side
+        with torch.no_grad(), self._autocast_eager():
+            for _ in range(16):
+                G(torch.randn(self.p.batch_d, self.p.nz, s, s, s, device=self.dev, generator=gen))
+        for bn in G.bns:
+            bn.momentum = 0.1
+        return G.eval()
+
+    def _autocast_eager(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
+
     # -- checkpoints --------------------------------------------------------
     def state(self) -> dict:
         return {"G": self.G.state_dict(), "D": [D.state_dict() for D in self.Ds],
+                "G_ema": None if self.G_ema is None else self.G_ema.state_dict(), "iteration_in_run": self.iteration,
                 "optG": self.optG.state_dict(), "optD": [o.state_dict() for o in self.optDs],
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(self.dev) if self.cuda else None}
@@ -240,6 +283,9 @@ class Trainer:
         self.optG.load_state_dict(ck["optG"])
         for o, sd in zip(self.optDs, ck["optD"]):
             o.load_state_dict(sd)
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(ck["G_ema"] if ck.get("G_ema") is not None else ck["G"])
+        self.iteration = int(ck.get("iteration_in_run", ck.get("iteration", 0)))
         torch.set_rng_state(ck["rng_cpu"])
         if self.cuda and ck.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(ck["rng_cuda"], self.dev)
@@ -262,14 +308,16 @@ def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict) 
     ck["config"] = config
     with atomic_path(out / CHECKPOINT) as tmp:
         torch.save(ck, tmp)
-    save_generator(out / GEN_NAME, trainer.G, {"phases": config.get("phases"), "iteration": iteration,
-                                              "preset": config["preset"]["name"]})
+    save_generator(out / GEN_NAME, trainer.export_generator(),
+                   {"phases": config.get("phases"), "iteration": iteration, "preset": config["preset"]["name"],
+                    "ema": config["preset"].get("ema", 0.0)})
     atomic_write_json(out / RUN_JSON, {**config, "iteration": iteration})
 
 
 def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, imtype: str = "auto", checkpoint_every: int | None = None,
-          log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto") -> dict:
+          log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto",
+          ema: float | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -294,6 +342,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         On CUDA, ``auto`` is bf16 autocast; the CPU always uses float32.
     graphs : bool or "auto"
         Capture each iteration as a CUDA graph (``auto``: on CUDA).
+    ema : float, optional
+        Keep an exponential moving average of the generator's weights with this
+        decay (e.g. 0.999) and save that as the generator (default: the preset's, off).
 
     Returns
     -------
@@ -321,6 +372,10 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = get_preset(preset)
     p = replace(p, **{k: int(v) for k, v in (("iters", iters), ("checkpoint_every", checkpoint_every),
                                              ("log_every", log_every)) if v is not None})
+    if ema is not None and ck is None:
+        p = replace(p, ema=float(ema))
+    if not 0.0 <= p.ema < 1.0:
+        raise SliceGANError(f"--ema must be at least 0 and below 1 (got {p.ema})")
     if min(p.iters, p.checkpoint_every, p.log_every) < 1:
         raise SliceGANError("iterations, checkpoint and log intervals must be at least 1")
     dev = resolve_device(device)
