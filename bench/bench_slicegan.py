@@ -251,14 +251,15 @@ def cmd_quality(a):
         if a.threads:
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-many", "--images", *map(str, runs.values()),
                    "--outs", *[str(work / n) for n in runs], "--iters", str(a.iters), "--device", a.device,
-                   "--seed", str(a.seed), "--preset", a.preset]
+                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema)]
             log = open(work / "train-many.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                           start_new_session=a.detach, env={**os.environ, "PYTHONPATH": str(REPO)}))
         for name, im in ([] if a.threads else runs.items()):
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
-                   "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed)]
+                   "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed), "--ema", str(a.ema),
+                   "--preset", a.preset]
             cmd += os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()
             log = open(work / f"{name}.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
@@ -289,21 +290,32 @@ def cmd_quality(a):
     for name, im in runs.items():
         lab2 = labels_2d(im)
         G, meta = load_model(work / name)
-        vol = generate(G, size=a.size, seed=1, device=a.device)
-        # phase 1 of the volume = the brightest grey level (phases are sorted)
-        vol = (vol == len(meta["phases"]) - 1).astype(np.uint8)
-        vf2, vf3 = volume_fraction(lab2), volume_fraction(vol)
-        sa2, sa3 = surface_share(lab2), surface_share(vol)
-        info = read_run(work / name)
-        rows.append({"image": name, "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
-                     "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
-        print(json.dumps(rows[-1]), flush=True)
-        import tifffile
+        variants = [("saved", G)]
+        ck = torch.load(work / name / "checkpoint.pt", map_location="cpu", weights_only=True)
+        if ck.get("G_ema") is not None:  # a moving-average run also holds the plain generator: compare both
+            import copy
 
-        mid = vol[vol.shape[0] // 2] * 255
-        tifffile.imwrite(work / f"{name}_slice.tif", mid.astype(np.uint8))
-    res = {"rows": rows, "mean_vf_err": float(np.mean([r["vf_err"] for r in rows])),
-           "mean_sa_err": float(np.mean([r["sa_err"] for r in rows]))}
+            raw = copy.deepcopy(G)
+            raw.load_state_dict(ck["G"])
+            variants.append(("plain", raw))
+        for variant, g in variants:
+            vol = generate(g, size=a.size, seed=1, device=a.device)
+            # phase 1 of the volume = the brightest grey level (phases are sorted)
+            vol = (vol == len(meta["phases"]) - 1).astype(np.uint8)
+            vf2, vf3 = volume_fraction(lab2), volume_fraction(vol)
+            sa2, sa3 = surface_share(lab2), surface_share(vol)
+            info = read_run(work / name)
+            rows.append({"image": name, "generator": variant, "ema": read_run(work / name)["preset"].get("ema", 0.0),
+                         "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
+                         "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
+            print(json.dumps(rows[-1]), flush=True)
+            import tifffile
+
+            mid = vol[vol.shape[0] // 2] * 255
+            tifffile.imwrite(work / f"{name}_{variant}_slice.tif", mid.astype(np.uint8))
+    rows_saved = [r for r in rows if r["generator"] == "saved"]
+    res = {"rows": rows, "mean_vf_err": float(np.mean([r["vf_err"] for r in rows_saved])),
+           "mean_sa_err": float(np.mean([r["sa_err"] for r in rows_saved]))}
     print(json.dumps(res, indent=1))
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(res, indent=1))
@@ -322,7 +334,7 @@ def cmd_train_many(a):
         for graphs in ("auto", False):
             params = dict(images=[image], out=out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                           checkpoint_every=500, resume=(Path(out) / "checkpoint.pt").exists(), graphs=graphs,
-                          preset=a.preset)
+                          preset=a.preset, ema=a.ema or None)
             try:
                 with torch.cuda.stream(stream) if stream is not None else _null():
                     r = run_inline("microlib_gui.core.slicegan.train:train", params,
@@ -357,7 +369,7 @@ def cmd_train_one(a):
 
     params = dict(images=[a.image], out=a.out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                   checkpoint_every=500, resume=(Path(a.out) / "checkpoint.pt").exists(),
-                  graphs=False if a.no_graphs else "auto")
+                  graphs=False if a.no_graphs else "auto", ema=a.ema or None, preset=a.preset)
     print(json.dumps(run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=show)), flush=True)
 
 
@@ -384,6 +396,7 @@ def main():
     q.add_argument("--iters", type=int, default=5000)
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
     q.add_argument("--size", type=int, default=320)
     q.add_argument("--preset", default="microlib")
     q.add_argument("--threads", action="store_true", help="one process, a thread and CUDA stream per run")
@@ -398,6 +411,7 @@ def main():
     m.add_argument("--iters", type=int, default=5000)
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
     m.add_argument("--preset", default="microlib")
     m.set_defaults(func=cmd_train_many)
     t = sub.add_parser("train-one", help="one training run (used by quality)")
@@ -406,7 +420,9 @@ def main():
     t.add_argument("--iters", type=int, default=5000)
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
     t.add_argument("--no-graphs", action="store_true")
+    t.add_argument("--preset", default="microlib")
     t.set_defaults(func=cmd_train_one)
     a = ap.parse_args()
     a.func(a)
