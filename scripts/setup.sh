@@ -14,7 +14,7 @@ WITH_TEST=0
 DEB_PKGS="libgl1 libegl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon0 \
 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1 \
-libxrender1 libxi6 libsm6 libice6"
+libxrender1 libxi6 libsm6 libice6 tesseract-ocr"  # tesseract: reads thin scale-bar labels (optional)
 [ "$WITH_TEST" = 1 ] && DEB_PKGS="$DEB_PKGS xvfb xauth"
 [ -n "${MICROLIB_EXTRA_DEB:-}" ] && DEB_PKGS="$DEB_PKGS $MICROLIB_EXTRA_DEB"
 

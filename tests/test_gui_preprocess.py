@@ -111,8 +111,11 @@ def test_scalebar_panel_pick_and_tolerance(qtbot, demo_library, artifacts):
     panel.grab().save(str(artifacts / "scalebar_panel_loose_tolerance.png"))
     ann = demo_library.get_annotations(panel.entry_id)
     assert ann["bar_tolerance"] == 80 and ann["barcol"][0] == 255
-    # Auto-detect, then the bar value: µm per pixel follows.
+    # Auto-detect (in the background: the window stays live), then the bar value: µm per pixel follows.
     panel.run_auto()
+    assert not panel.auto_btn.isEnabled()
+    qtbot.waitUntil(lambda: not panel.auto_running(), timeout=30000)
+    assert panel.auto_btn.isEnabled() and "Found a" in panel.status.text()
     assert abs(panel.bar_length() - bar["bar_length_px"]) <= 1.5
     panel.um.setValue(bar["bar_value_um"])
     panel.commit()

@@ -40,6 +40,9 @@ def test_auto_detection(figures):
     assert a["mean_coverage"] >= 0.97
     assert a["mean_stray"] <= 0.10
     v = figures["voxel_size"]
-    assert v["labels_read"] >= 6  # labels that are read must be right
+    from microlib_gui.core import ocr
+
+    # templates read the bold labels; Tesseract (installed by scripts/setup.sh) most thin ones
+    assert v["labels_read"] >= (14 if ocr.available() else 6)  # labels that are read must be right
     assert v["wrong_reads"] == 0 and v["max_rel_error_where_read"] <= 0.02
     assert v["max_length_error_px"] <= 1.5

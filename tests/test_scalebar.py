@@ -121,3 +121,28 @@ def test_cli_scalebar(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["mask_pixels"] > 100
     assert main(["scalebar", str(src), "--pick", "5000,5", "--out", str(out)]) == 2
     assert "outside" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("50 um", ("50 µm", 50.0)), ("10 pm", ("10 µm", 10.0)), ("200µm", ("200 µm", 200.0)),
+    ("5 ym", ("5 µm", 5.0)), ("500 nm", ("500 nm", 0.5)), ("2 mm", ("2 mm", 2000.0)), ("0,5 um", ("0.5 µm", 0.5)),
+    ("5 un", ("5 µm", 5.0)), ("20 pum", ("20 µm", 20.0)),
+    ("640 pm", None), ("54m", None), ("", None), ("5 umbrella", None)])
+def test_label_text_parsing(text, expected):
+    # OCR output: µ is often read as u, p or y; only usual scale-bar values are taken
+    assert sb.parse_label_text(text) == expected
+
+
+def test_demo_labels_read_when_ocr_is_installed():
+    from microlib_gui.core import ocr
+
+    if not ocr.available():
+        pytest.skip("tesseract is not installed (scripts/setup.sh installs tesseract-ocr)")
+    read = 0
+    for i in range(len(CATALOG)):
+        raw, bar = _demo(i)
+        det = sb.detect_scale_bar(raw)
+        if det.value_um is not None:
+            assert det.value_um == pytest.approx(bar["bar_value_um"])
+            read += 1
+    assert read >= len(CATALOG) - 1

@@ -20,6 +20,7 @@ or uint8/uint16 arrays. Colours and tolerances are in grey levels 0-255.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -562,10 +563,13 @@ def label_ink(img: np.ndarray, colour, label_box, bar_box=None) -> np.ndarray | 
 
 
 def read_label(img: np.ndarray, colour, label_box, bar_box=None) -> tuple[str, float, float] | None:
-    """Read a label like ``50 µm``: ``(text, value in µm, match score)``, or None if unsure.
+    """Read a label like ``50 µm``: ``(text, value in µm, score)``, or None if unsure.
 
-    Renders every usual label (values x units x fonts) at the observed text height
-    and keeps the one whose ink overlaps the observed strokes best. No OCR engine.
+    First renders every usual label (values x units x fonts) at the observed text
+    height and keeps the one whose ink overlaps the observed strokes best (score =
+    overlap). Thin labels in regular weight overlap poorly; then, when Tesseract is
+    installed, the ink is read by OCR at several scales and a reading is taken only
+    when most scales agree on a usual value and a unit (score = share agreeing).
     ``img`` is a float image in grey levels 0-255, ``(H, W, C)``.
     """
     ink = label_ink(img, colour, label_box, bar_box)
@@ -583,8 +587,46 @@ def read_label(img: np.ndarray, colour, label_box, bar_box=None) -> tuple[str, f
                     score = _overlap(ink, r)
                     if score > best[0]:
                         best = (score, text, value * factor)
-    if best[1] is None or best[0] < LABEL_MIN_SCORE:
+    if best[1] is not None and best[0] >= LABEL_MIN_SCORE:
+        return best[1], float(best[2]), best[0]
+    return _read_label_ocr(ink)
+
+
+#: OCR scales tried, and how many of them must agree on the reading.
+OCR_SCALES = (3, 4, 5, 6)
+OCR_MIN_AGREE = 3
+# A number, then nm, mm, or µm: Tesseract reads µm as "um", "pm", "ym", "un", "pum"..., so any
+# short word starting with a µ look-alike counts as µm (agreement across scales guards the rest).
+_LABEL_RE = re.compile(r"(\d+(?:[.,]\d+)?)\s*(nm|mm|[µμuyp][a-z]{0,2})(?![a-z])", re.IGNORECASE)
+
+
+def parse_label_text(text: str) -> tuple[str, float] | None:
+    """``"50 um"`` → ``("50 µm", 50.0)`` (value in µm) for usual scale-bar values, else None."""
+    m = _LABEL_RE.search(text)
+    if not m:
         return None
-    return best[1], float(best[2]), best[0]
+    value = float(m.group(1).replace(",", "."))
+    unit = m.group(2).lower()
+    unit = unit if unit in ("nm", "mm") else "µm"
+    if value not in LABEL_VALUES:
+        return None
+    return f"{value:g} {unit}", value * LABEL_UNITS[unit]
 
 
+def _read_label_ocr(ink: np.ndarray) -> tuple[str, float, float] | None:
+    from . import ocr
+
+    if not ocr.available():
+        return None
+    page = np.pad((255 - np.clip(ink, 0, 1) * 255).astype(np.uint8), 6, constant_values=255)
+    readings = [parse_label_text(ocr.read_line(page, scale)) for scale in OCR_SCALES]
+    votes: dict[tuple[str, float], int] = {}
+    for r in readings:
+        if r is not None:
+            votes[r] = votes.get(r, 0) + 1
+    if not votes:
+        return None
+    (text, value), n = max(votes.items(), key=lambda kv: kv[1])
+    if n < OCR_MIN_AGREE:
+        return None
+    return text, float(value), n / len(OCR_SCALES)

@@ -11,7 +11,7 @@ the cropped frame for the Inpaint step.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSlider,
 )
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from ...core import preprocess as pp
 from ...core import scalebar as sb
 from ...core.errors import MicrolibError
+from ...core.jobs import DONE, Finished, ThreadJob
 from ..widgets.image_view import AnnotationHistory, ImageView, lay_out_view_and_side, mask_rgba
 from .base import StepPanel
 
@@ -33,6 +34,10 @@ class Panel(StepPanel):
         self.mask: np.ndarray | None = None
         self.ends: list[tuple[int, int]] = []
         self._loading = False
+        self._auto_job: ThreadJob | None = None
+        self._auto_timer = QTimer(self)
+        self._auto_timer.setInterval(50)
+        self._auto_timer.timeout.connect(self._poll_auto)
 
         self.view = ImageView()
         self.view.setObjectName("scalebarView")
@@ -166,13 +171,39 @@ class Panel(StepPanel):
         self.commit()
 
     def run_auto(self) -> None:
-        if self.image is None:
+        """Detect the bar in the background (label reading may take a second); results land in
+        :meth:`_auto_done`."""
+        if self.image is None or (self._auto_job is not None and not self._auto_job.done):
             return
-        try:
-            det = sb.detect_scale_bar(self.image)
-        except MicrolibError as exc:
-            self.show_error(str(exc))
+        image, entry = self.image, self.entry_id
+        self._auto_job = ThreadJob(lambda ctx: (entry, sb.detect_scale_bar(image))).start()
+        self.auto_btn.setEnabled(False)
+        self.status.setText("Looking for the scale bar and reading its label…")
+        self._auto_timer.start()
+
+    def _poll_auto(self) -> None:
+        job = self._auto_job
+        if job is None:
+            self._auto_timer.stop()
             return
+        for ev in job.poll():
+            if not isinstance(ev, Finished):
+                continue
+            self._auto_timer.stop()
+            self._auto_job = None
+            self.auto_btn.setEnabled(True)
+            if ev.state == DONE:
+                entry, det = ev.result
+                if entry == self.entry_id and self.image is not None:  # still the same entry
+                    self._auto_done(det)
+            else:
+                self.status.setText("")
+                self.show_error(ev.error or "scale-bar detection failed")
+
+    def auto_running(self) -> bool:
+        return self._auto_job is not None
+
+    def _auto_done(self, det) -> None:
         self._loading = True
         try:
             self.colour = np.asarray(det.colour, np.float32)
