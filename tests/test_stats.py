@@ -58,6 +58,19 @@ def test_fft_matches_brute_force(shape, R):
         np.testing.assert_allclose(res["s2"][k], brute_s2(labels == k, R), atol=1e-9)
 
 
+@pytest.mark.parametrize("shape,R", [((37, 50), 9), ((13, 17, 21), 5)])
+def test_float32_path_matches_brute_force(shape, R, monkeypatch):
+    """Large inputs are transformed in float32: same algorithm, float32 rounding."""
+    from microlib_gui.core.stats import metrics
+
+    monkeypatch.setattr(metrics, "_FLOAT64_MAX_SIZE", 0)
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, size=shape).astype(np.uint8)
+    res = two_point_correlation(labels, r_max=R)  # phase 0 from the window sums, phase 1 by FFT
+    for k in range(2):
+        np.testing.assert_allclose(res["s2"][k], brute_s2(labels == k, R), atol=2e-6)
+
+
 def test_two_phase_shortcut_equals_direct_fft():
     from scipy import ndimage as ndi
 
