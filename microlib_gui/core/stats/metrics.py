@@ -169,6 +169,14 @@ _BLOCK_BYTES = 2 * 2**20
 _FLOAT64_MAX_SIZE = 2**21
 
 
+def _fft_in_place(a: np.ndarray, axis: int) -> None:
+    """Complex FFT of ``a`` along ``axis``, written into ``a``. scipy transforms in place when
+    allowed to (``overwrite_x``); should a version decline, the result is copied back."""
+    res = sfft.fft(a, axis=axis, overwrite_x=True)
+    if not np.may_share_memory(res, a):
+        a[...] = res
+
+
 def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu", block: int | None = None) -> np.ndarray:
     """``C(d) = sum_x f(x) f(x+d)`` for ``|d_i| <= R``, by zero-padded FFT (no wrap-around).
 
@@ -212,7 +220,7 @@ def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu", block: int 
             for ax in range(1, nd - 1):
                 slab[(every,) * ax + (slice(shape[ax], None),)] = 0  # padding of the middle axes
             for ax in range(1, nd - 1):
-                sfft.fft(slab, axis=ax, overwrite_x=True)
+                _fft_in_place(slab, ax)
 
     def axis0_columns(starts):
         # (2) axis 0 forward, |F|^2, axis 0 inverse keeping lags 0..R (C(-d) = C(d)), written
@@ -227,7 +235,7 @@ def _autocorrelation(field: np.ndarray, R: int, device: str = "cpu", block: int 
             wk, pw, sq = work[:, :k], power[:, :k], square[:, :k]
             wk[: shape[0]] = spec[:, s1 : s1 + k]
             wk[shape[0] :] = 0
-            sfft.fft(wk, axis=0, overwrite_x=True)
+            _fft_in_place(wk, 0)
             np.square(wk.real, out=pw)
             np.square(wk.imag, out=sq)
             pw += sq
