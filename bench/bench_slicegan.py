@@ -87,28 +87,8 @@ def bench_prep(image, dev, preset):
 
 
 def iteration_flops(preset, nc: int, published: bool) -> float:
-    """FLOPs of one generator iteration, counted from the layer shapes.
-
-    Forward = 1 unit, a backward = 2 (input and weight gradients), the gradient
-    penalty's forward + input gradient + its backward ≈ 6 units. ``published``:
-    the published code also computes the critics' weight gradients in the
-    generator step (3 units there instead of our 2).
-    """
-    from microlib_gui.core.slicegan.nets import conv_flops
-
-    params = preset.net_params(nc)
-    side = params.out_side(preset.latent_side)
-
-    def g(b):
-        return conv_flops(params, preset.latent_side, b, 0)[0]
-
-    def d(n):
-        return conv_flops(params, preset.latent_side, 0, n)[1]
-
-    br, bd, bg = preset.batch_real, preset.batch_d, preset.batch_g
-    critic = g(bd) + 3 * (3 * d(br + bd * side) + 6 * d(br))
-    gen = 3 * g(bg) + 3 * (3 if published else 2) * d(bg * side)
-    return preset.critic_iters * critic + gen
+    """FLOPs of one generator iteration (see ``Preset.iteration_flops``)."""
+    return preset.iteration_flops(nc, published)
 
 
 def bench_train(imgs, dev, preset, modes, iters, warmup):

@@ -52,6 +52,8 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     ctx.set_entry(e.id)
     assert "_inpainted.png" in train.image_info.text() and train.start_btn.isEnabled()
     assert "about" in train.estimate_label.text()
+    if not train.cuda:  # MicroLib's network for 5000 iterations on a CPU: days, and the panel says what helps
+        assert "GPU machine" in train.estimate_label.text()
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("tiny"))
     train.device_combo.setCurrentIndex(train.device_combo.findData("cpu"))
     train.iters_spin.setValue(4)
@@ -154,3 +156,17 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert exp.open_btn.isEnabled()
     exp.grab().save(str(artifacts / "export_panel.png"))
     insp.view.close_viewer()
+
+
+def test_training_time_estimate(monkeypatch):
+    from microlib_gui.gui.steps import train as train_step
+
+    monkeypatch.setattr(train_step.os, "cpu_count", lambda: 2)
+    # our measurements: 0.07 s per iteration on an H100, 240 core-seconds on a CPU
+    assert train_step.estimate_seconds("microlib", 5000, cuda=True) == pytest.approx(350)
+    two = train_step.estimate_seconds("microlib", 5000, cuda=False)
+    monkeypatch.setattr(train_step.os, "cpu_count", lambda: 8)
+    assert train_step.estimate_seconds("microlib", 5000, cuda=False) == pytest.approx(two / 4)
+    # a speed measured on this entry wins
+    assert train_step.estimate_seconds("microlib", 100, cuda=False, measured_s_per_iter=2.0) == 200
+    assert train_step.fmt_duration(two) == "166 h 40 min"

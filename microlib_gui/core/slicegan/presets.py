@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from . import SliceGANError
-from .nets import NetParams
+from .nets import NetParams, conv_flops
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,28 @@ class Preset:
         n_g, n_d = len(self.gp), len(self.dp)
         return NetParams(dk=(self.dk,) * n_d, ds=(self.ds,) * n_d, df=(nc, *self.d_hidden, 1), dp=self.dp,
                          gk=(self.gk,) * n_g, gs=(self.gs,) * n_g, gf=(self.nz, *self.g_hidden, nc), gp=self.gp)
+
+    def iteration_flops(self, nc: int, published: bool = False) -> float:
+        """FLOPs of one generator iteration, counted from the layer shapes.
+
+        Forward = 1 unit, a backward = 2 (input and weight gradients), the gradient
+        penalty's forward + input gradient + its backward ≈ 6 units. ``published``:
+        the published code also computes the critics' weight gradients in the
+        generator step (3 units there instead of our 2).
+        """
+        params = self.net_params(nc)
+        side = params.out_side(self.latent_side)
+
+        def g(b):
+            return conv_flops(params, self.latent_side, b, 0)[0]
+
+        def d(n):
+            return conv_flops(params, self.latent_side, 0, n)[1]
+
+        br, bd, bg = self.batch_real, self.batch_d, self.batch_g
+        critic = g(bd) + 3 * (3 * d(br + bd * side) + 6 * d(br))
+        gen = 3 * g(bg) + 3 * (3 if published else 2) * d(bg * side)
+        return self.critic_iters * critic + gen
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preset":

@@ -71,7 +71,6 @@ class Panel(StepPanel):
         self.status = QLabel()
         self.status.setObjectName("inspectStatus")
         self.status.setWordWrap(True)
-        f.addRow(self.status)
         self.stats_btn = QPushButton("Compute statistics")
         self.stats_btn.clicked.connect(self.compute_stats)
         f.addRow(self.stats_btn)
@@ -79,6 +78,7 @@ class Panel(StepPanel):
         side = QWidget()
         sv = QVBoxLayout(side)
         sv.addWidget(gen)
+        sv.addWidget(self.status)  # outside the form: a wrapped label there gets one line's height
         sv.addStretch(1)
         side.setMaximumWidth(320)
         lay = QHBoxLayout(self)

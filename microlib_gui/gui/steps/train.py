@@ -45,20 +45,26 @@ def detect_devices() -> tuple[bool, str]:
         return False, "CPU only"
 
 
+#: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
+#: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
+MEASURED_SPEED = {"microlib": {"cuda": 0.070, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
+
+
 def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: float | None = None) -> float | None:
-    """Rough time for ``iters`` iterations: a measured speed if known, else from the network's FLOPs."""
+    """Rough time for ``iters`` iterations: this entry's measured speed if known, else our measured
+    speeds (H100; CPU core-seconds divided by the cores here), else from the network's FLOPs."""
     if measured_s_per_iter:
         return measured_s_per_iter * iters
+    cores = max(1, min(os.cpu_count() or 1, 32))
+    known = MEASURED_SPEED.get(preset)
+    if known:
+        return iters * (known["cuda"] if cuda else known["cpu_core_s"] / cores)
     try:
-        from ...core.slicegan.nets import conv_flops
         from ...core.slicegan.presets import get_preset
 
-        p = get_preset(preset)
-        g, d = conv_flops(p.net_params(2), p.latent_side, p.batch_d, p.batch_real)
-        # critic steps: generator forward + 3 critics fwd/bwd (+GP); generator step: fwd/bwd
-        per_iter = p.critic_iters * (g + 3 * 3 * 2 * d) + 3 * (g * p.batch_g / max(p.batch_d, 1))
-        rate = 20e12 if cuda else 5e9  # sustained FLOP/s for these small convs, order of magnitude
-        return per_iter * iters / rate
+        flops = get_preset(preset).iteration_flops(2)
+        rate = 140e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
+        return flops * iters / rate
     except Exception:  # noqa: BLE001
         return None
 
@@ -157,6 +163,7 @@ class Panel(StepPanel):
             f.addRow(b)
         self.estimate_label = QLabel()
         self.estimate_label.setObjectName("estimate")
+        self.estimate_label.setWordWrap(True)
         f.addRow("Estimate", self.estimate_label)
 
         self.start_btn = QPushButton("Start")
@@ -259,8 +266,11 @@ class Panel(StepPanel):
         cuda = self.cuda and dev in ("auto", "cuda")
         measured = self._measured_speed()
         est = estimate_seconds(self.preset_combo.currentData(), self.iters_spin.value(), cuda, measured)
-        how = "from an earlier run" if measured else "rough, from the network size"
-        self.estimate_label.setText(f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})")
+        how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
+        text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
+        if est is not None and not cuda and est > 12 * 3600:
+            text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
+        self.estimate_label.setText(text)
 
     def _aniso_toggled(self, on: bool) -> None:
         for b in self.aniso_btns:
