@@ -142,3 +142,19 @@ def test_generation_uses_subpixel_path_and_agrees_with_reference(G):
         del os.environ["MICROLIB_GEN_SUBPIXEL"]
     # float32 rounding may flip a voxel whose two phase logits are within rounding of each other
     assert (fast != plain).mean() < 1e-3
+
+
+def test_subpixel_weights_reused_until_the_generator_changes():
+    from microlib_gui.core.slicegan.subpixel import for_generator
+
+    G = Generator(get_preset("tiny").net_params(2)).eval()
+    a = for_generator(G, torch.float32, False)
+    assert for_generator(G, torch.float32, False) is a
+    assert for_generator(G, torch.float32, True) is not a  # another layout
+    with torch.no_grad():
+        G.bns[0].running_mean.add_(1.0)  # e.g. a checkpoint loaded into the same module
+    b = for_generator(G, torch.float32, False)
+    assert b is not a
+    z = torch.randn(1, G.params.nz, 4, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(b.logits(z), G.logits(z), atol=1e-4)

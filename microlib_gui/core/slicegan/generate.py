@@ -166,7 +166,7 @@ class Runner:
 
     def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False,
                  channels_last: bool | None = None, subpixel: bool | None = None):
-        from .subpixel import SubpixelGenerator, supported
+        from .subpixel import for_generator, supported
 
         self.G = G.to(device).eval()
         self.dev = device
@@ -180,7 +180,7 @@ class Runner:
             subpixel = os.environ.get("MICROLIB_GEN_SUBPIXEL", "1") == "1"
         self.fast = None
         if subpixel and supported(G):
-            self.fast = SubpixelGenerator(self.G, torch.bfloat16 if self.bf16 else torch.float32, channels_last)
+            self.fast = for_generator(self.G, torch.bfloat16 if self.bf16 else torch.float32, channels_last)
         else:
             self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
 

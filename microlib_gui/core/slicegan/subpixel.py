@@ -24,6 +24,20 @@ import torch.nn.functional as F
 from .nets import Generator
 
 
+def for_generator(G: Generator, dtype: torch.dtype, channels_last: bool) -> "SubpixelGenerator":
+    """A :class:`SubpixelGenerator` for ``G``, reused while G's weights and statistics are
+    unchanged (rebuilding costs a few tenths of a second on a CPU)."""
+    tensors = [*G.parameters(), *G.buffers()]
+    key = (dtype, channels_last, str(tensors[0].device), tuple(t._version for t in tensors),
+           tuple(t.data_ptr() for t in tensors))
+    cached = getattr(G, "_subpixel_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fast = SubpixelGenerator(G, dtype, channels_last)
+    G._subpixel_cache = (key, fast)
+    return fast
+
+
 def supported(G: Generator) -> bool:
     """True when every layer has kernel 4 and stride 2 (MicroLib's generators)."""
     p = G.params
@@ -45,25 +59,26 @@ class SubpixelGenerator:
         self.channels_last = channels_last
         self.layers = []
         n = len(G.convs)
-        # parity-major channel order (r·C + c): the interleave then moves whole C-vectors
-        parities = [(rx, ry, rz) for rx in (0, 1) for ry in (0, 1) for rz in (0, 1)]
+        work = torch.float64 if dtype == torch.float64 else torch.float32  # bf16 only at the end
+        # Along each axis, parity r uses kernel taps [r + 2, r] (for x[m − 1], x[m]): gather them as
+        # (r, tap) pairs in one indexing per axis.
+        idx = torch.tensor([2, 0, 3, 1], device=dev)
         with torch.no_grad():
             for i, (conv, bn) in enumerate(zip(G.convs, G.bns)):
-                w = conv.weight.detach().double()  # (Cin, Cout, 4, 4, 4)
-                cout = w.shape[1]
+                w = conv.weight.detach().to(work)  # (Cin, Cout, 4, 4, 4)
+                cin, cout = w.shape[:2]
+                k = w.index_select(2, idx).index_select(3, idx).index_select(4, idx)
+                # (Cin, Cout, rx, tx, ry, ty, rz, tz) → (rx, ry, rz, Cout, Cin, tx, ty, tz): parity-major
+                # channel order (r·C + c), so the interleave moves whole C-vectors
+                k = k.view(cin, cout, 2, 2, 2, 2, 2, 2).permute(2, 4, 6, 1, 0, 3, 5, 7)
                 if i < n - 1:  # fold eval-mode batch norm: y = s·x + t
-                    s = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-                    t = bn.bias.double() - bn.running_mean.double() * s
+                    s = bn.weight.to(work) / torch.sqrt(bn.running_var.to(work) + bn.eps)
+                    t = bn.bias.to(work) - bn.running_mean.to(work) * s
+                    k = k * s.view(1, 1, 1, cout, 1, 1, 1, 1)
+                    b8 = t.repeat(8).to(dtype)
                 else:
-                    s = torch.ones(cout, dtype=torch.float64, device=dev)
-                    t = None
-                blocks = []
-                for rx, ry, rz in parities:
-                    # taps: index 0 multiplies x[m − 1] (kernel r + 2), index 1 multiplies x[m] (kernel r)
-                    k = w[:, :, [rx + 2, rx]][:, :, :, [ry + 2, ry]][:, :, :, :, [rz + 2, rz]]
-                    blocks.append(k.permute(1, 0, 2, 3, 4) * s.view(-1, 1, 1, 1, 1))
-                w8 = torch.cat(blocks).to(dtype)  # (8·Cout, Cin, 2, 2, 2)
-                b8 = None if t is None else t.repeat(8).to(dtype)
+                    b8 = None
+                w8 = k.reshape(8 * cout, cin, 2, 2, 2).to(dtype)
                 if channels_last:
                     w8 = w8.contiguous(memory_format=torch.channels_last_3d)
                 self.layers.append((w8, b8, cout, int(G.params.gp[i]), i < n - 1))
