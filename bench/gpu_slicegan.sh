@@ -2,6 +2,7 @@
 # SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
+#   bash bench/gpu_slicegan.sh profile           # ~1 min: per-phase times and the top kernels of an eager iteration
 #   bash bench/gpu_slicegan.sh quality-start     # start 3 x 5000-iteration trainings in the background
 #   bash bench/gpu_slicegan.sh quality-wait SECS # wait up to SECS, then evaluate vf / surface-area errors
 #   bash bench/gpu_slicegan.sh all               # all three, finishing within about 9 minutes
@@ -46,8 +47,14 @@ quality_wait() {
   tar -C "$WORK" -czf "$OUT/slices.tgz" $(cd "$WORK" && ls *_slice.tif 2>/dev/null) 2>/dev/null || true
 }
 
+profile() {
+  python3 bench/profile_slicegan.py --device cuda --image "$DATA/microlib/micro006.png" \
+    --json-out "$OUT/profile.json" 2>&1 | tee "$OUT/profile.log"
+}
+
 case "${1:-all}" in
   speed) speed ;;
+  profile) profile ;;
   quality-start) quality_start ;;
   quality-wait) quality_wait "${2:-540}" ;;
   all)
@@ -55,5 +62,5 @@ case "${1:-all}" in
     quality_start
     quality_wait $(( 540 - ($(date +%s) - T0) ))
     ;;
-  *) echo "usage: $0 speed|quality-start|quality-wait SECS|all" >&2; exit 2 ;;
+  *) echo "usage: $0 speed|profile|quality-start|quality-wait SECS|all" >&2; exit 2 ;;
 esac
