@@ -19,6 +19,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import os
 import subprocess
@@ -97,7 +98,8 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
     for mode in modes:
         torch.manual_seed(0)
         precision = "fp32" if mode.startswith("fp32") else "bf16"
-        tr = Trainer(preset, imgs, dev, precision, graphs="graphs" in mode)
+        pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
+        tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -231,7 +233,7 @@ def cmd_quality(a):
         if a.threads:
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-many", "--images", *map(str, runs.values()),
                    "--outs", *[str(work / n) for n in runs], "--iters", str(a.iters), "--device", a.device,
-                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema)]
+                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema), "--critic-axes", a.critic_axes]
             log = open(work / "train-many.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                           start_new_session=a.detach, env={**os.environ, "PYTHONPATH": str(REPO)}))
@@ -239,7 +241,7 @@ def cmd_quality(a):
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed), "--ema", str(a.ema),
-                   "--preset", a.preset]
+                   "--preset", a.preset, "--critic-axes", a.critic_axes]
             cmd += os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()
             log = open(work / f"{name}.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
@@ -286,6 +288,7 @@ def cmd_quality(a):
             sa2, sa3 = surface_share(lab2), surface_share(vol)
             info = read_run(work / name)
             rows.append({"image": name, "generator": variant, "ema": read_run(work / name)["preset"].get("ema", 0.0),
+                         "critic_axes": read_run(work / name)["preset"].get("critic_axes", "sequential"),
                          "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
                          "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
             print(json.dumps(rows[-1]), flush=True)
@@ -314,7 +317,7 @@ def cmd_train_many(a):
         for graphs in ("auto", False):
             params = dict(images=[image], out=out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                           checkpoint_every=500, resume=(Path(out) / "checkpoint.pt").exists(), graphs=graphs,
-                          preset=a.preset, ema=a.ema or None)
+                          preset=a.preset, ema=a.ema or None, critic_axes=a.critic_axes)
             try:
                 with torch.cuda.stream(stream) if stream is not None else _null():
                     r = run_inline("microlib_gui.core.slicegan.train:train", params,
@@ -349,7 +352,8 @@ def cmd_train_one(a):
 
     params = dict(images=[a.image], out=a.out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                   checkpoint_every=500, resume=(Path(a.out) / "checkpoint.pt").exists(),
-                  graphs=False if a.no_graphs else "auto", ema=a.ema or None, preset=a.preset)
+                  graphs=False if a.no_graphs else "auto", ema=a.ema or None, preset=a.preset,
+                  critic_axes=a.critic_axes)
     print(json.dumps(run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=show)), flush=True)
 
 
@@ -361,7 +365,8 @@ def main():
     s.add_argument("--preset", default="microlib")
     s.add_argument("--image", default=str(default_image()))
     s.add_argument("--sections", default="train,generate,disk")
-    s.add_argument("--modes", default="fp32,bf16,bf16-graphs", help="fp32 (TF32) | bf16 | bf16-graphs")
+    s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
+                   help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes)")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")
@@ -377,6 +382,7 @@ def main():
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
+    q.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     q.add_argument("--size", type=int, default=320)
     q.add_argument("--preset", default="microlib")
     q.add_argument("--threads", action="store_true", help="one process, a thread and CUDA stream per run")
@@ -392,6 +398,7 @@ def main():
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
+    m.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     m.add_argument("--preset", default="microlib")
     m.set_defaults(func=cmd_train_many)
     t = sub.add_parser("train-one", help="one training run (used by quality)")
@@ -401,6 +408,7 @@ def main():
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
+    t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     t.add_argument("--no-graphs", action="store_true")
     t.add_argument("--preset", default="microlib")
     t.set_defaults(func=cmd_train_one)

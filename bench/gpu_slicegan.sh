@@ -17,7 +17,8 @@ export PYTHONPATH=. PYTHONUNBUFFERED=1
 WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
 IMAGES=${SLICEGAN_IMAGES:-"$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"}
 SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
-EMA=${SLICEGAN_EMA:-0.999}  # the quality runs save the moving average and also score the plain generator
+EMA=${SLICEGAN_EMA:-0.999}
+CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential}  # joint: one critic update for the three axes (faster; compare quality)  # the quality runs save the moving average and also score the plain generator
 T0=$(date +%s)
 
 speed() {
@@ -37,7 +38,7 @@ sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.i
     extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
   fi
   SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 \
-    --device cuda --threads --detach --ema "$EMA" 2>&1 | tee -a "$OUT/quality.log"
+    --device cuda --threads --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" 2>&1 | tee -a "$OUT/quality.log"
 }
 
 quality_wait() {

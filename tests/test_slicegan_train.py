@@ -197,3 +197,18 @@ def test_shared_critic_called_once_for_three_axes_gives_the_same_step(shared_dat
     for a, b in zip(*weights):
         assert torch.allclose(a, b, atol=1e-6)
     assert not torch.equal(weights[0][0], before)  # the step did move the generator
+
+
+def test_joint_critic_axes_option(tmp_path, img):
+    base = dict(images=[img], preset="tiny", iters=2, device="cpu", seed=1, log_every=1, checkpoint_every=10)
+    events = []
+    run_inline(TARGET, {**base, "out": str(tmp_path / "j"), "critic_axes": "joint"}, on_progress=events.append)
+    assert all(np.isfinite(v) for e in events for v in e.scalars.values())
+    assert read_run(tmp_path / "j")["preset"]["critic_axes"] == "joint"
+    run_inline(TARGET, {**base, "out": str(tmp_path / "s")})
+    assert read_run(tmp_path / "s")["preset"]["critic_axes"] == "sequential"
+    # one update per critic step instead of three: another generator
+    assert not torch.allclose(_gen_state(tmp_path / "j")["convs.0.weight"],
+                              _gen_state(tmp_path / "s")["convs.0.weight"])
+    with pytest.raises(SliceGANError, match="critic-axes"):
+        run_inline(TARGET, {**base, "out": str(tmp_path / "x"), "critic_axes": "both"})

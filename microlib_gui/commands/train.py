@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--no-graphs", action="store_true", help="do not capture iterations as CUDA graphs")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="save a moving average of the generator's weights (e.g. 0.999; default off)")
+    p.add_argument("--critic-axes", choices=["sequential", "joint"],
+                   help="isotropic runs: one critic update per axis (sequential, published; default) or one "
+                        "for all three (joint, faster)")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
@@ -71,7 +74,8 @@ def cmd_train(args) -> int:
     params = dict(images=args.images, out=args.out, preset=args.preset, iters=args.iters, device=args.device,
                   seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, precision=args.precision,
-                  graphs=False if args.no_graphs else "auto", ema=args.ema)
+                  graphs=False if args.no_graphs else "auto", ema=args.ema,
+                  critic_axes=args.critic_axes)
     t0 = time.monotonic()
     try:
         result = run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=ProgressBar(),
