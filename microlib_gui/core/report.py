@@ -310,6 +310,25 @@ def library_report(library, out_dir: str | os.PathLike, recompute: bool = False,
     return {"results": results, "skipped": skipped, "png": str(png), "csv": str(csv_path)}
 
 
+def library_report_job(ctx, library_root: str, out_dir: str, recompute: bool = False, **compare_kw) -> dict:
+    """Job function (``core.jobs``) around :func:`library_report`, for the GUI.
+
+    Returns a JSON-able summary: ``png``, ``csv``, ``computed`` and ``flagged``
+    (entry names) and ``skipped`` (entry, name, reason).
+    """
+    from .store import Library
+
+    def progress(done, total, message):
+        ctx.check_cancelled()
+        ctx.report(done, max(total, 1), message)
+
+    rep = library_report(Library(library_root, create=False), out_dir, recompute=recompute, progress=progress,
+                         **compare_kw)
+    return {"png": rep["png"], "csv": rep["csv"], "computed": [r["entry"]["name"] for r in rep["results"]],
+            "flagged": [r["entry"]["name"] for r in rep["results"] if r["flag"]["flagged"]],
+            "skipped": rep["skipped"]}
+
+
 def write_csv(results: list[dict], skipped: list[dict], path: str | os.PathLike) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -390,5 +409,8 @@ def _ordered_panel(ax, rows, key, label):
                         fontsize=7, color="#c0392b")
             ax.plot(x[i], v3[i], "o", ms=9, mfc="none", color="#c0392b")
     ax.set_xlabel("entry (ordered by 2D value)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # entry ranks, not fractions
     ax.set_ylabel(label + (" (rarest phase)" if key == "vf" else ""))
     ax.legend(fontsize=8)

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         v = self.menuBar().addMenu("&View")
         self._action(v, "&Jobs (library build)", self.show_jobs, QKeySequence("Ctrl+J"))
+        self._action(v, "Library &report (2D vs 3D)…", self.show_report, QKeySequence("Ctrl+R"))
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&About", self.about)
 
@@ -310,6 +311,13 @@ class MainWindow(QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
         self.jobs_dock.show()
         self.jobs_dock.raise_()
+
+    def show_report(self) -> None:
+        """The library-wide 2D-vs-3D report (MicroLib Figure 4) in a dialog."""
+        from .widgets.report_dialog import LibraryReportDialog
+
+        self.report_dialog = LibraryReportDialog(self.ctx.library, self)
+        self.report_dialog.show()
 
     def about(self) -> None:
         QMessageBox.about(
