@@ -137,18 +137,6 @@ def _start_xvfb(state: dict) -> str | None:
     return f":{number}"
 
 
-def _close_windows(state: dict) -> None:
-    """Close the main window (and its library) while Qt is fully alive."""
-    win = state.get("window")
-    if win is None:
-        return
-    try:
-        win.close()
-        state["app"].processEvents()
-    except Exception:  # noqa: BLE001 - closing is best effort; the checks already ran
-        pass
-
-
 def run_self_test(report_path: str | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="microlib-selftest-")
     os.environ.setdefault("MICROLIB_SETTINGS", str(Path(tmp) / "settings.ini"))
@@ -167,7 +155,6 @@ def run_self_test(report_path: str | None = None) -> int:
         print(f"[{'ok' if ok else 'FAILED'}] {name}: {detail}", file=sys.stderr if not ok else sys.stdout, flush=True)
         if not ok and name in ("Qt application", "main window with demo library"):
             break  # later checks need these
-    _close_windows(state)
     report = {"passed": all(r["ok"] for r in results), "checks": results,
               "frozen": bool(getattr(sys, "frozen", False)), "python": sys.version.split()[0]}
     path = Path(report_path or Path(tmp) / "self-test.json")
