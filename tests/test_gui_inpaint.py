@@ -63,6 +63,8 @@ def test_fast_inpaint_accept(panel, qtbot, library, entry, artifacts):
 def test_gan_progress_stop_and_resample(panel, qtbot, library, entry, artifacts):
     panel.method.setCurrentIndex(panel.method.findData("gan"))
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    # the defaults on a CPU: a long job, and the panel says so before it starts
+    assert "CPU" in panel.estimate.text() and "fast method" in panel.estimate.text()
     panel.iters.setValue(400)
     panel.batch.setValue(2)  # small: this runs on a 2-core CI machine
     panel.start_btn.click()
@@ -107,3 +109,13 @@ def test_entry_without_mask(qtbot, library, shared_data):
     library.write_file(e.id, "_mask.png", (shared_data / "rawlike" / "bar016.png").read_bytes(), produced_by="test")
     ctx.notify_updated(e.id)
     assert p.inputs.mask is not None and p.start_btn.isEnabled()
+
+
+def test_gan_inpaint_estimate(monkeypatch):
+    from microlib_gui.gui.steps import inpaint
+
+    # the H100 measurement with the defaults, and the 2-core CPU one it is scaled from
+    assert inpaint.gan_inpaint_estimate(1000, 32, 300, cuda=True) == pytest.approx(37.0)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert inpaint.gan_inpaint_estimate(300, 8, 300, cuda=False) == pytest.approx(883.0)
+    assert inpaint.gan_inpaint_estimate(1000, 32, 300, cuda=False) > 3600

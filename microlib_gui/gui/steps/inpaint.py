@@ -23,6 +23,7 @@ from ...core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS
 from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
 from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
 from .base import StepPanel
+from .train import fmt_duration
 
 JOB_TARGET = "microlib_gui.core.inpaint:inpaint_job"
 OUTLINE = (255, 40, 40)
@@ -45,6 +46,18 @@ def outlined(display: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         ring = ndimage.binary_dilation(mask, iterations=2) & ~mask
         rgb[ring] = OUTLINE
     return rgb
+
+
+def gan_inpaint_estimate(iters: int, batch: int, opt_iters: int, cuda: bool) -> float:
+    """Rough seconds for one image, scaled from measurements (docs/benchmarks.md, "Inpainting"):
+    37 s on an H100 with the defaults (1000 iterations × batch 32, 300 latent steps), and 883 s on
+    a 2-core CPU for 300 × 8 with 300 latent steps (CPU core-seconds divided by the cores here)."""
+    import os
+
+    if cuda:
+        return 37.0 * (0.85 * iters * batch / (1000 * 32) + 0.15 * opt_iters / 300)
+    cores = max(1, min(os.cpu_count() or 1, 32))
+    return 883.0 * 2 / cores * (0.8 * iters * batch / (300 * 8) + 0.2 * opt_iters / 300)
 
 
 class ImageBox(QLabel):
@@ -127,6 +140,14 @@ class Panel(StepPanel):
         form.addRow("Batch size", self.batch)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
+        self.estimate = QLabel()
+        self.estimate.setObjectName("inpaintEstimate")
+        self.estimate.setWordWrap(True)
+        form.addRow("Estimate", self.estimate)
+        for w in (self.iters, self.batch, self.opt_iters):
+            w.valueChanged.connect(lambda *_: self._update_estimate())
+        self.device.currentIndexChanged.connect(lambda *_: self._update_estimate())
+        self.method.currentIndexChanged.connect(lambda *_: self._update_estimate())
 
         self.start_btn = QPushButton("Start")
         self.stop_btn = QPushButton("Stop")
@@ -169,6 +190,7 @@ class Panel(StepPanel):
         self.timer.setInterval(100)
         self.timer.timeout.connect(self.poll)
         self._update_buttons()
+        self._update_estimate()
 
         ctx.entry_updated.connect(self._on_entry_updated)
 
@@ -318,6 +340,21 @@ class Panel(StepPanel):
         """Closing the window stops a running job (nothing unsaved is lost: results need Accept)."""
         self._abandon_job()
         return True
+
+    def _update_estimate(self) -> None:
+        from .train import detect_devices
+
+        if self.method.currentData() != "gan":
+            self.estimate.setText("under a second")
+            return
+        if not hasattr(self, "_cuda"):
+            self._cuda = detect_devices()[0]
+        cuda = self._cuda and self.device.currentData() in ("auto", "cuda")
+        est = gan_inpaint_estimate(self.iters.value(), self.batch.value(), self.opt_iters.value(), cuda)
+        text = f"about {fmt_duration(est)} per image on the {'GPU' if cuda else 'CPU'} (rough)"
+        if not cuda and est > 600:
+            text += ": on a CPU use the fast method, or fewer iterations for a first look"
+        self.estimate.setText(text)
 
     def _update_buttons(self) -> None:
         ready = self.inputs is not None and self.inputs.mask is not None
