@@ -138,11 +138,13 @@ def test_demo_labels_read_when_ocr_is_installed():
 
     if not ocr.available():
         pytest.skip("tesseract is not installed (scripts/setup.sh installs tesseract-ocr)")
-    read = 0
+    read, readers = 0, set()
     for i in range(len(CATALOG)):
         raw, bar = _demo(i)
         det = sb.detect_scale_bar(raw)
         if det.value_um is not None:
             assert det.value_um == pytest.approx(bar["bar_value_um"])
             read += 1
+            readers.add(det.to_dict()["label_reader"])
     assert read >= len(CATALOG) - 1
+    assert "ocr" in readers and readers <= {"template", "ocr"}  # the demo's thin labels need OCR

@@ -238,6 +238,7 @@ class BarDetection:
     label_text: str | None = None
     value_um: float | None = None
     label_score: float = 0.0
+    label_reader: str | None = None  # "template" or "ocr"
     corner: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -253,7 +254,7 @@ class BarDetection:
             "bar_box": list(self.bar_box), "bar_length_px": round(self.bar_length_px, 2),
             "bar_ends": self.bar_ends, "label_box": list(self.label_box) if self.label_box else None,
             "label_text": self.label_text, "value_um": self.value_um,
-            "label_score": round(self.label_score, 3), "um_per_px": self.um_per_px, "corner": self.corner,
+            "label_score": round(self.label_score, 3), "label_reader": self.label_reader, "um_per_px": self.um_per_px, "corner": self.corner,
         }
 
 
@@ -333,9 +334,9 @@ def detect_scale_bar(image: np.ndarray, read_text: bool = True) -> BarDetection:
                        bar_box=(int(bx0), int(by0), int(bx1), int(by1)), bar_length_px=float(length),
                        bar_ends=ends, label_box=label_box, corner=corner)
     if read_text and label_box is not None:
-        res = read_label(img, colour, label_box, det.bar_box)
+        res = _read_label(img, colour, label_box, det.bar_box)
         if res is not None:
-            det.label_text, det.value_um, det.label_score = res
+            det.label_text, det.value_um, det.label_score, det.label_reader = res
     return det
 
 
@@ -563,14 +564,20 @@ def label_ink(img: np.ndarray, colour, label_box, bar_box=None) -> np.ndarray | 
 
 
 def read_label(img: np.ndarray, colour, label_box, bar_box=None) -> tuple[str, float, float] | None:
-    """Read a label like ``50 µm``: ``(text, value in µm, score)``, or None if unsure.
+    """Read a label like ``50 µm``: ``(text, value in µm, score)``, or None (see :func:`_read_label`)."""
+    res = _read_label(img, colour, label_box, bar_box)
+    return None if res is None else res[:3]
+
+
+def _read_label(img: np.ndarray, colour, label_box, bar_box=None) -> tuple[str, float, float, str] | None:
+    """Read a label like ``50 µm``: ``(text, value in µm, score, reader)``, or None if unsure.
 
     First renders every usual label (values x units x fonts) at the observed text
     height and keeps the one whose ink overlaps the observed strokes best (score =
     overlap). Thin labels in regular weight overlap poorly; then, when Tesseract is
     installed, the ink is read by OCR at several scales and a reading is taken only
     when most scales agree on a usual value and a unit (score = share agreeing).
-    ``img`` is a float image in grey levels 0-255, ``(H, W, C)``.
+    ``reader`` says which: ``"template"`` or ``"ocr"``. ``img`` is a float image in grey levels 0-255, ``(H, W, C)``.
     """
     ink = label_ink(img, colour, label_box, bar_box)
     if ink is None or ink.shape[0] < 5:
@@ -588,8 +595,9 @@ def read_label(img: np.ndarray, colour, label_box, bar_box=None) -> tuple[str, f
                     if score > best[0]:
                         best = (score, text, value * factor)
     if best[1] is not None and best[0] >= LABEL_MIN_SCORE:
-        return best[1], float(best[2]), best[0]
-    return _read_label_ocr(ink)
+        return best[1], float(best[2]), best[0], "template"
+    res = _read_label_ocr(ink)
+    return None if res is None else (*res, "ocr")
 
 
 #: OCR scales tried, and how many of them must agree on the reading.
