@@ -217,7 +217,8 @@ class Panel(StepPanel):
         self._update_mask()
         self._update_vox()
         self.commit()
-        read = f"label read as “{det.label_text}”" if det.label_text else "label not read: type its value"
+        read = (f"label read as “{det.label_text}”" + (" by OCR: check it" if det.label_reader == "ocr" else "")
+                if det.label_text else "label not read: type its value")
         self.status.setText(f"Found a {det.bar_length_px:.1f} px bar ({det.corner} corner); {read}.")
 
     # -- previews ------------------------------------------------------------------------------------
