@@ -319,16 +319,25 @@ class MainWindow(QMainWindow):
         self.report_dialog = LibraryReportDialog(self.ctx.library, self)
         self.report_dialog.show()
 
-    def about(self) -> None:
-        QMessageBox.about(
-            self, f"About {APP_NAME}",
+    def about(self) -> QMessageBox:
+        from ..core.sysinfo import summary_lines
+
+        box = QMessageBox(self)
+        box.setWindowTitle(f"About {APP_NAME}")
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.setText(
             f"<h3>{APP_NAME} {__version__}</h3>"
             "<p>Curate micrographs, inpaint scale bars, train SliceGAN generators and inspect "
             "3D microstructures — in MicroLib's dataset layout.</p>"
             "<p>Based on MicroLib (Kench, Squires, Dahari, Cooper, <i>Scientific Data</i> 2022) and "
             "SliceGAN (Kench &amp; Cooper, <i>Nature Machine Intelligence</i> 2021). Micrographs from "
-            "the DoITPoMS Micrograph Library, University of Cambridge, under its own licence terms.</p>",
-        )
+            "the DoITPoMS Micrograph Library, University of Cambridge, under its own licence terms.</p>")
+        lines = summary_lines()
+        box.setInformativeText(lines[3])  # the compute device: what most questions are about
+        box.setDetailedText("\n".join(lines))  # the same as `microlib info`, to copy into a report
+        box.setObjectName("aboutBox")
+        box.open()
+        return box
 
     def error(self, message: str) -> None:
         QMessageBox.warning(self, APP_NAME, message)
