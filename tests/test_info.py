@@ -50,3 +50,24 @@ def test_about_box_shows_the_system(qtbot, demo_library):
     assert box.informativeText().startswith("Compute:")
     assert "PyTorch" in box.detailedText() and "Default library" in box.detailedText()
     box.close()
+
+
+@pytest.mark.gui
+def test_user_guide_renders_pages_and_follows_links(qtbot, demo_library, artifacts):
+    from PySide6.QtCore import QUrl
+
+    from microlib_gui.gui.app import make_settings
+    from microlib_gui.gui.main_window import MainWindow
+
+    win = MainWindow(demo_library, make_settings())
+    qtbot.addWidget(win)
+    win.show_guide()
+    dlg = win.guide_dialog
+    qtbot.waitUntil(dlg.isVisible)
+    assert dlg.list.count() >= 10 and dlg.current == "README.md"
+    assert "MicroLib Studio" in dlg.text.toPlainText()
+    dlg.text.anchorClicked.emit(QUrl("docs/inpainting.md"))  # a link as the README writes it
+    assert dlg.current == "inpainting.md" and "Re-sample" in dlg.text.toPlainText()
+    assert dlg.list.currentItem().data(256) == "inpainting.md"
+    dlg.grab().save(str(artifacts / "user_guide.png"))
+    dlg.close()

@@ -25,3 +25,9 @@ def resources_dir() -> Path:
     if frozen:
         return Path(frozen) / "resources"
     return Path(__file__).resolve().parents[2] / "resources"
+
+
+def docs_dir() -> Path:
+    """The user guide (``README.md`` and ``docs/*.md``): beside the package, or inside a frozen build."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    return Path(frozen) / "docs" if frozen else Path(__file__).resolve().parents[2] / "docs"

@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self._action(v, "&Jobs (library build)", self.show_jobs, QKeySequence("Ctrl+J"))
         self._action(v, "Library &report (2D vs 3D)…", self.show_report, QKeySequence("Ctrl+R"))
         h = self.menuBar().addMenu("&Help")
+        self._action(h, "&User guide", self.show_guide, QKeySequence.StandardKey.HelpContents)
         self._action(h, "&About", self.about)
 
     def _action(self, menu, text, slot, shortcut=None) -> QAction:
@@ -318,6 +319,13 @@ class MainWindow(QMainWindow):
 
         self.report_dialog = LibraryReportDialog(self.ctx.library, self)
         self.report_dialog.show()
+
+    def show_guide(self) -> None:
+        """The README and docs/, rendered in a dialog (works offline)."""
+        from .widgets.guide_dialog import GuideDialog
+
+        self.guide_dialog = GuideDialog(self)
+        self.guide_dialog.show()
 
     def about(self) -> QMessageBox:
         from ..core.sysinfo import summary_lines
