@@ -32,7 +32,8 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     from microlib_gui.gui.steps.export import Panel as ExportPanel
     from microlib_gui.gui.steps.inspect import Panel as InspectPanel
     from microlib_gui.gui.steps.train import Panel as TrainPanel
-    from PySide6.QtCore import Qt
+    from PySide6.QtCore import QTimer, Qt
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     lib = demo_library
     entries = lib.list_entries()
@@ -54,6 +55,18 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert "about" in train.estimate_label.text()
     if not train.cuda:  # MicroLib's network for 5000 iterations on a CPU: days, and the panel says what helps
         assert "GPU machine" in train.estimate_label.text()
+        # ... and asks before starting such a run; Cancel starts nothing
+        seen = []
+
+        def answer():
+            box = QApplication.activeModalWidget()
+            seen.append(box.objectName() if box else None)
+            if box:
+                box.button(QMessageBox.StandardButton.Cancel).click()
+
+        QTimer.singleShot(300, answer)
+        assert train.start() is None
+        assert seen == ["longCpuRun"] and not train.jobs and not train.running
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("tiny"))
     train.device_combo.setCurrentIndex(train.device_combo.findData("cpu"))
     train.iters_spin.setValue(4)

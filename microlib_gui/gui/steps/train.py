@@ -250,6 +250,26 @@ class Panel(StepPanel):
         self.iters_spin.setValue(get_preset(self.preset_combo.currentData()).iters)
         self._update_estimate()
 
+    def _confirm_long_cpu_run(self, preset: str) -> bool:
+        """Ask before a CPU run estimated at more than 12 hours (MicroLib's network on a laptop)."""
+        cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
+        est = estimate_seconds(preset, self.iters_spin.value(), cuda, self._measured_speed())
+        if cuda or est is None or est <= 12 * 3600:
+            return True
+        box = QMessageBox(self)
+        box.setObjectName("longCpuRun")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("A long training run")
+        box.setText(f"Training {self.iters_spin.value()} iterations on this CPU will take about "
+                    f"{fmt_duration(est)}.")
+        box.setInformativeText("A GPU does it in minutes (README: installing a CUDA build; or `microlib build` "
+                               "on a cluster). Fewer iterations give a first look sooner. Start anyway?")
+        start = box.addButton("Start anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is start
+
     def _measured_speed(self) -> float | None:
         """s/iteration of the latest finished run with the same preset and device kind."""
         if self.entry_id is None:
@@ -349,6 +369,8 @@ class Panel(StepPanel):
                 out = None
         except MicrolibError as exc:
             self.show_error(str(exc))
+            return None
+        if not resume and not self._confirm_long_cpu_run(preset):
             return None
         params = {"images": images, "preset": preset, "iters": self.iters_spin.value(),
                   "device": self.device_combo.currentData(), "seed": self.seed_spin.value(),
