@@ -250,3 +250,32 @@ def test_reliability_doc_names_real_tests():
     for path, name in refs:
         text = (REPO / path).read_text(encoding="utf-8")
         assert re.search(rf"^(async )?def {name}\(", text, re.M), f"{path}::{name} named in docs/reliability.md"
+
+
+# -- an OCR engine that fails or hangs --------------------------------------------------------------
+@pytest.mark.parametrize("behaviour", ["exit 3", "sleep 30", "echo garbage"])
+def test_scale_bar_detection_survives_a_broken_ocr_engine(tmp_path, monkeypatch, shared_data, behaviour):
+    # A real program named tesseract that fails, hangs or talks nonsense comes first on PATH:
+    # detection still finds the bar, reads nothing wrong, and returns within the time limit.
+    import time
+
+    from microlib_gui.core import ocr
+    from microlib_gui.core import scalebar as sb
+    from microlib_gui.core.images import load_image
+
+    fake = tmp_path / "bin" / "tesseract"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncat > /dev/null\n{behaviour}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setattr(ocr, "TIMEOUT_S", 1.0)
+    ocr.tesseract_path.cache_clear()
+    try:
+        img = load_image(shared_data / "rawlike" / "raw006.png").data  # a label only OCR reads
+        t0 = time.monotonic()
+        det = sb.detect_scale_bar(img)
+        assert time.monotonic() - t0 < 4 * 1.0 + 5
+        assert abs(det.bar_length_px - 89.26) < 1.5
+        assert det.value_um is None and det.label_reader is None
+    finally:
+        ocr.tesseract_path.cache_clear()

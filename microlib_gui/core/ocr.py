@@ -16,6 +16,9 @@ import subprocess
 
 import numpy as np
 
+#: Seconds one OCR call may take before it is abandoned (a hung engine must not hang detection).
+TIMEOUT_S = 10.0
+
 #: Characters a scale-bar label is made of (µ in both of its code points).
 LABEL_CHARS = "0123456789.,µμumnp "
 
@@ -33,7 +36,7 @@ def available() -> bool:
 
 
 def read_line(dark_on_light: np.ndarray, scale: int = 4, chars: str = LABEL_CHARS,
-              timeout: float = 10.0) -> str:
+              timeout: float | None = None) -> str:
     """Text of a single line in a uint8 grey image (dark text on a light ground).
 
     The image is enlarged ``scale`` times (Tesseract wants glyphs some 20-30 px
@@ -50,7 +53,7 @@ def read_line(dark_on_light: np.ndarray, scale: int = 4, chars: str = LABEL_CHAR
     im.save(buf, format="PNG")
     try:
         r = subprocess.run([exe, "stdin", "stdout", "--psm", "7", "-c", f"tessedit_char_whitelist={chars}"],
-                           input=buf.getvalue(), capture_output=True, timeout=timeout,
+                           input=buf.getvalue(), capture_output=True, timeout=timeout or TIMEOUT_S,
                            env={**os.environ, "OMP_THREAD_LIMIT": "1"})
     except (OSError, subprocess.SubprocessError):
         return ""
