@@ -274,7 +274,7 @@ def test_scale_bar_detection_survives_a_broken_ocr_engine(tmp_path, monkeypatch,
         img = load_image(shared_data / "rawlike" / "raw006.png").data  # a label only OCR reads
         t0 = time.monotonic()
         det = sb.detect_scale_bar(img)
-        assert time.monotonic() - t0 < 4 * 1.0 + 5
+        assert time.monotonic() - t0 < 2 * len(sb.OCR_SCALES) * 1.0 + 5  # every call cut at its limit
         assert abs(det.bar_length_px - 89.26) < 1.5
         assert det.value_um is None and det.label_reader is None
     finally:
