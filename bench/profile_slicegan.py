@@ -70,7 +70,7 @@ def phased_iteration(tr: Trainer, tm: Timer):
                 return nr
 
             nr = tm("critic step: critic fwd+bwd (real + fake slices)", critic)
-            gp = tm("critic step: gradient penalty fwd+bwd",
+            tm("critic step: gradient penalty fwd+bwd",
                     lambda: tr._gradient_penalty(D, real, fs[:nr]).backward())
             tm("critic step: Adam", opt.step)
     tm("generator step (forward, 3 critics, backward, Adam)", tr._generator_step)

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.gui
 
 
 def test_library_report_dialog(qtbot, library, tmp_path, artifacts):
-    from microlib_gui.gui.context import AppContext  # noqa: F401 - the app's Qt side must import
     from microlib_gui.gui.widgets.report_dialog import LibraryReportDialog
 
     a = _entry_with_files(library, 4)

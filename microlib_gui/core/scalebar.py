@@ -516,8 +516,6 @@ def _render(text: str, font_path: str, height: int) -> np.ndarray | None:
     if out is None:
         return None
     if out.shape[0] != height:  # hinting: rescale to the exact height
-        from PIL import Image
-
         w = max(1, int(round(out.shape[1] * height / out.shape[0])))
         out = np.asarray(Image.fromarray((out * 255).astype(np.uint8)).resize((w, height), Image.BILINEAR),
                          np.float32) / 255.0

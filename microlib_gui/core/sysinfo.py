@@ -7,6 +7,7 @@ Tesseract) or where the library lives.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 
 
+@functools.lru_cache(maxsize=16)  # About and `info` ask again; the programs do not change meanwhile
 def _tool_version(exe: str | None, *args: str) -> str | None:
     if exe is None:
         return None

@@ -102,9 +102,8 @@ class SubpixelGenerator:
 def _interleave(y: torch.Tensor, c: int, pad: int) -> torch.Tensor:
     """(B, 8·C, D, H, W) in parity-major channel order → (B, C, 2D − 2p, 2H − 2p, 2W − 2p)."""
     B, _, D, H, W = y.shape
-    # work on the (B, D, H, W, 8C) view: free for channels-last y, a view for any y
-    v = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 2, 2, 2, c) if not y.permute(0, 2, 3, 4, 1).is_contiguous() \
-        else y.permute(0, 2, 3, 4, 1).view(B, D, H, W, 2, 2, 2, c)
+    # work on (B, D, H, W, 8C): a free view for channels-last y (reshape copies only otherwise)
+    v = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 2, 2, 2, c)
     h = pad // 2  # whole (m) steps cropped on each side; an odd pad leaves one voxel more
     v = v[:, h:D - h, h:H - h, h:W - h]
     d, hh, w = v.shape[1:4]

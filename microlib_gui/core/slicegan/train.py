@@ -68,7 +68,7 @@ class Trainer:
     """Networks, optimisers and one training iteration (eager or as a CUDA graph)."""
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
-                 precision: str = "auto", graphs: bool = False):
+                 precision: str = "auto", graphs: bool = False, channels_last: bool = True):
         self.p = preset
         self.dev = device
         self.cuda = device.type == "cuda"
@@ -78,7 +78,7 @@ class Trainer:
         if self.params.out_side(preset.latent_side) != preset.img_side:
             raise SliceGANError("preset: the generator's output side does not match the training side")
         self.bf16 = self.cuda and precision in ("auto", "bf16")
-        self.channels_last = True  # NHWC: faster in cuDNN and in oneDNN (CPU: 16-20 % per iteration)
+        self.channels_last = channels_last  # NHWC: faster in cuDNN and in oneDNN (CPU: 16-20 % per iteration)
         self.graphs = graphs and self.cuda
         self.anisotropic = len(images) == 3
         self.G = Generator(self.params, self.imtype).to(device)
@@ -279,20 +279,17 @@ class Trainer:
         G.train()
         gen = torch.Generator(device=self.dev).manual_seed(4321)
         s = self.p.latent_side
-        with torch.no_grad(), self._autocast_eager():
+        with torch.no_grad(), self._autocast():
             for _ in range(16):
                 G(torch.randn(self.p.batch_d, self.p.nz, s, s, s, device=self.dev, generator=gen))
         for bn in G.bns:
             bn.momentum = 0.1
         return G.eval()
 
-    def _autocast_eager(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
-
     # -- checkpoints --------------------------------------------------------
     def state(self) -> dict:
         return {"G": self.G.state_dict(), "D": [D.state_dict() for D in self.Ds],
-                "G_ema": None if self.G_ema is None else self.G_ema.state_dict(), "iteration_in_run": self.iteration,
+                "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
                 "optG": self.optG.state_dict(), "optD": [o.state_dict() for o in self.optDs],
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(self.dev) if self.cuda else None}
@@ -306,7 +303,7 @@ class Trainer:
             o.load_state_dict(sd)
         if self.G_ema is not None:
             self.G_ema.load_state_dict(ck["G_ema"] if ck.get("G_ema") is not None else ck["G"])
-        self.iteration = int(ck.get("iteration_in_run", ck.get("iteration", 0)))
+        self.iteration = int(ck.get("iteration", 0))  # written beside the state by _save_checkpoint
         torch.set_rng_state(ck["rng_cpu"])
         if self.cuda and ck.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(ck["rng_cuda"], self.dev)

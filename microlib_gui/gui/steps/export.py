@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.jobs import DONE, Finished, Progress, ThreadJob
+from ..widgets.progress import show_progress
 from .base import StepPanel
 
 _STATUS_MARK = {"written": "✔ written", "copied": "✔ copied", "generated": "✔ generated",
@@ -127,8 +128,7 @@ class Panel(StepPanel):
             return
         for ev in self.job.poll():
             if isinstance(ev, Progress):
-                self.progress.setRange(0, max(ev.total, 1))
-                self.progress.setValue(ev.step)
+                show_progress(self.progress, ev)
                 self.status.setText(ev.message)
             elif isinstance(ev, Finished):
                 self._finished(ev)

@@ -23,7 +23,7 @@ from ...core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS
 from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
 from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
 from .base import StepPanel
-from .train import fmt_duration
+from .train import detect_devices, fmt_duration
 
 JOB_TARGET = "microlib_gui.core.inpaint:inpaint_job"
 OUTLINE = (255, 40, 40)
@@ -140,6 +140,7 @@ class Panel(StepPanel):
         form.addRow("Batch size", self.batch)
         form.addRow("Seed", self.seed)
         form.addRow("Device", self.device)
+        self._cuda = detect_devices()[0]
         self.estimate = QLabel()
         self.estimate.setObjectName("inpaintEstimate")
         self.estimate.setWordWrap(True)
@@ -342,13 +343,9 @@ class Panel(StepPanel):
         return True
 
     def _update_estimate(self) -> None:
-        from .train import detect_devices
-
         if self.method.currentData() != "gan":
             self.estimate.setText("under a second")
             return
-        if not hasattr(self, "_cuda"):
-            self._cuda = detect_devices()[0]
         cuda = self._cuda and self.device.currentData() in ("auto", "cuda")
         est = gan_inpaint_estimate(self.iters.value(), self.batch.value(), self.opt_iters.value(), cuda)
         text = f"about {fmt_duration(est)} per image on the {'GPU' if cuda else 'CPU'} (rough)"

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from ...core.errors import MicrolibError
 from ...core.jobs import CANCELLED, DONE, Finished, Progress, ThreadJob
 from ..widgets.napari_view import NapariView, open_volume_lazily
+from ..widgets.progress import show_progress
 from .base import StepPanel
 
 
@@ -182,8 +183,7 @@ class Panel(StepPanel):
         if self.job is not None:
             for ev in self.job.poll():
                 if isinstance(ev, Progress):
-                    self.progress.setRange(0, max(ev.total, 1))
-                    self.progress.setValue(ev.step)
+                    show_progress(self.progress, ev)
                     self.status.setText(f"Generating: {ev.message}")
                 elif isinstance(ev, Finished):
                     self._generated(ev)

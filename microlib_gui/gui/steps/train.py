@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from ...core.errors import MicrolibError
 from ...core.jobs import CANCELLED, DONE, FAILED, Finished, JobQueue, ProcessJob, Progress
 from ..widgets.loss_plot import LossPlot
+from ..widgets.progress import show_progress
 from .base import StepPanel
 
 JOB_TARGET = "microlib_gui.core.slicegan.train:train_job"
@@ -44,6 +45,9 @@ def detect_devices() -> tuple[bool, str]:
     except Exception:  # noqa: BLE001 - a broken torch install must not stop the panel
         return False, "CPU only"
 
+
+#: CPU runs estimated longer than this get advice in the panel and a question before they start.
+LONG_CPU_RUN_S = 12 * 3600
 
 #: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
 #: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
@@ -250,11 +254,16 @@ class Panel(StepPanel):
         self.iters_spin.setValue(get_preset(self.preset_combo.currentData()).iters)
         self._update_estimate()
 
-    def _confirm_long_cpu_run(self, preset: str) -> bool:
-        """Ask before a CPU run estimated at more than 12 hours (MicroLib's network on a laptop)."""
+    def _estimate(self, preset: str) -> tuple[float | None, bool, float | None]:
+        """(seconds, on the GPU, measured s/iteration or None) for the current settings."""
         cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
-        est = estimate_seconds(preset, self.iters_spin.value(), cuda, self._measured_speed())
-        if cuda or est is None or est <= 12 * 3600:
+        measured = self._measured_speed()
+        return estimate_seconds(preset, self.iters_spin.value(), cuda, measured), cuda, measured
+
+    def _confirm_long_cpu_run(self, preset: str) -> bool:
+        """Ask before a CPU run estimated at more than LONG_CPU_RUN_S (MicroLib's network on a laptop)."""
+        est, cuda, _ = self._estimate(preset)
+        if cuda or est is None or est <= LONG_CPU_RUN_S:
             return True
         box = QMessageBox(self)
         box.setObjectName("longCpuRun")
@@ -282,13 +291,10 @@ class Panel(StepPanel):
         return None
 
     def _update_estimate(self, *_):
-        dev = self.device_combo.currentData()
-        cuda = self.cuda and dev in ("auto", "cuda")
-        measured = self._measured_speed()
-        est = estimate_seconds(self.preset_combo.currentData(), self.iters_spin.value(), cuda, measured)
+        est, cuda, measured = self._estimate(self.preset_combo.currentData())
         how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
         text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
-        if est is not None and not cuda and est > 12 * 3600:
+        if est is not None and not cuda and est > LONG_CPU_RUN_S:
             text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
         self.estimate_label.setText(text)
 
@@ -461,8 +467,7 @@ class Panel(StepPanel):
     def _on_progress(self, info: dict, ev: Progress) -> None:
         self.events_seen += 1
         self.iter_label.setText(f"{info['name']}: iteration {ev.step} / {ev.total}")
-        self.progress.setRange(0, max(ev.total, 1))
-        self.progress.setValue(ev.step)
+        show_progress(self.progress, ev)
         spi = ev.scalars.get("s_per_iter")
         eta = spi * (ev.total - ev.step) if spi and np.isfinite(spi) else ev.eta_s
         self.eta_label.setText(f"ETA {fmt_duration(eta)}" + (f" · {spi:.2f} s/iteration" if spi else ""))

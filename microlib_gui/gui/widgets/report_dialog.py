@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.jobs import CANCELLED, DONE, Finished, Progress, ThreadJob
+from .progress import show_progress
 
 JOB_TARGET = "microlib_gui.core.report:library_report_job"
 
@@ -109,8 +110,7 @@ class LibraryReportDialog(QDialog):
             return
         for ev in self.job.poll():
             if isinstance(ev, Progress):
-                self.progress.setRange(0, max(ev.total, 1))
-                self.progress.setValue(ev.step)
+                show_progress(self.progress, ev)
                 self.status.setText(f"{ev.step}/{ev.total}: {ev.message}")
             elif isinstance(ev, Finished):
                 self._finished(ev)
