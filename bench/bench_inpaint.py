@@ -38,7 +38,9 @@ def machine() -> str:
     return f"{platform.node()} ({platform.processor() or platform.machine()}, torch {torch.__version__}, {gpu})"
 
 
-def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, **opts) -> dict:
+def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, partial: Path | None = None,
+        **opts) -> dict:
+    """Score `method` on the labelled raw-like images; rows so far also go to `partial` after each image."""
     rows = []
     skipped = []
     t_start = time.perf_counter()
@@ -64,6 +66,8 @@ def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, 
         row = {"id": i, "seconds": dt, "regions": res["regions"], "device": res.get("device", "cpu"),
                **score(res["output"], seg, hidden, bar)}
         rows.append(row)
+        if partial is not None:  # a run cut short still leaves its scored images
+            partial.write_text(json.dumps({"method": method, "options": opts, "images": rows}, indent=2))
         print(f"{method} {i}: {dt:.2f} s, exact outside {row['exact_outside']}, pf err {row['pf_err_inpainted_pp']:.2f} pp "
               f"(truth {row['pf_err_truth_pp']:.2f}), seam ratio {row['seam_ratio']:.2f}", flush=True)
     summary = summarise(rows)
@@ -116,7 +120,7 @@ def main(argv=None) -> int:
     if args.method in ("gan", "both"):
         opts = {"iters": args.iters, "opt_iters": args.opt_iters, "batch_size": args.batch_size,
                 "device": args.device, "seed": args.seed}
-        results.append(run("gan", Path(args.data), ids, args.budget, **opts))
+        results.append(run("gan", Path(args.data), ids, args.budget, partial=out / "inpaint_gan.partial.json", **opts))
     for r in results:
         r["summary"]["machine"] = host
         (out / f"inpaint_{r['summary']['method']}.json").write_text(json.dumps(r, indent=2))

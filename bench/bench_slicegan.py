@@ -227,21 +227,26 @@ def cmd_speed(a):
 def cmd_quality(a):
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    runs = {Path(im).stem: Path(im) for im in a.images}
+    # one run per image and critic-axes variant; sequential runs keep the image's name
+    variants = a.critic_axes.split(",")
+    runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}"): (Path(im), ax)
+            for ax in variants for im in a.images}
     if not a.evaluate_only:
         procs = []
         if a.threads:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "train-many", "--images", *map(str, runs.values()),
+            cmd = [sys.executable, str(Path(__file__).resolve()), "train-many",
+                   "--images", *[str(im) for im, _ in runs.values()],
                    "--outs", *[str(work / n) for n in runs], "--iters", str(a.iters), "--device", a.device,
-                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema), "--critic-axes", a.critic_axes]
+                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema),
+                   "--critic-axes", *[ax for _, ax in runs.values()]]
             log = open(work / "train-many.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                           start_new_session=a.detach, env={**os.environ, "PYTHONPATH": str(REPO)}))
-        for name, im in ([] if a.threads else runs.items()):
+        for name, (im, axes) in ([] if a.threads else runs.items()):
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed), "--ema", str(a.ema),
-                   "--preset", a.preset, "--critic-axes", a.critic_axes]
+                   "--preset", a.preset, "--critic-axes", axes]
             cmd += os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()
             log = open(work / f"{name}.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
@@ -269,7 +274,7 @@ def cmd_quality(a):
     from microlib_gui.core.slicegan.generate import load_model
 
     rows = []
-    for name, im in runs.items():
+    for name, (im, _) in runs.items():
         lab2 = labels_2d(im)
         G, meta = load_model(work / name)
         variants = [("saved", G)]
@@ -311,13 +316,13 @@ def cmd_train_many(a):
 
     from microlib_gui.core.jobs import run_inline
 
-    def one(image, out, delay):
+    def one(image, out, axes, delay):
         time.sleep(delay)  # stagger the graph captures
         stream = torch.cuda.Stream() if a.device != "cpu" else None
         for graphs in ("auto", False):
             params = dict(images=[image], out=out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                           checkpoint_every=500, resume=(Path(out) / "checkpoint.pt").exists(), graphs=graphs,
-                          preset=a.preset, ema=a.ema or None, critic_axes=a.critic_axes)
+                          preset=a.preset, ema=a.ema or None, critic_axes=axes)
             try:
                 with torch.cuda.stream(stream) if stream is not None else _null():
                     r = run_inline("microlib_gui.core.slicegan.train:train", params,
@@ -328,8 +333,9 @@ def cmd_train_many(a):
             except Exception:  # noqa: BLE001 - retry once without graphs
                 traceback.print_exc()
 
-    threads = [threading.Thread(target=one, args=(im, out, 8 * i)) for i, (im, out) in
-               enumerate(zip(a.images, a.outs))]
+    axes = a.critic_axes * len(a.images) if len(a.critic_axes) == 1 else a.critic_axes
+    threads = [threading.Thread(target=one, args=(im, out, ax, 8 * i)) for i, (im, out, ax) in
+               enumerate(zip(a.images, a.outs, axes))]
     for t in threads:
         t.start()
     for t in threads:
@@ -382,7 +388,8 @@ def main():
     q.add_argument("--device", default="auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
-    q.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
+    q.add_argument("--critic-axes", default="sequential",
+                   help="sequential | joint | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
     q.add_argument("--preset", default="microlib")
     q.add_argument("--threads", action="store_true", help="one process, a thread and CUDA stream per run")
@@ -398,7 +405,8 @@ def main():
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
-    m.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
+    m.add_argument("--critic-axes", nargs="+", default=["sequential"], choices=["sequential", "joint"],
+                   help="one value for all runs, or one per run")
     m.add_argument("--preset", default="microlib")
     m.set_defaults(func=cmd_train_many)
     t = sub.add_parser("train-one", help="one training run (used by quality)")

@@ -18,7 +18,7 @@ WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
 IMAGES=${SLICEGAN_IMAGES:-"$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"}
 SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
 EMA=${SLICEGAN_EMA:-0.999}
-CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential}  # joint: one critic update for the three axes (faster; compare quality)  # the quality runs save the moving average and also score the plain generator
+CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential,joint}  # one run per image and variant; joint: one critic update for the three axes
 T0=$(date +%s)
 
 speed() {
