@@ -18,7 +18,7 @@ WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
 IMAGES=${SLICEGAN_IMAGES:-"$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"}
 SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
 EMA=${SLICEGAN_EMA:-0.999}
-CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential,joint}  # one run per image and variant; joint: one critic update for the three axes
+CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential}  # one run per image and variant; joint: one critic update for the three axes
 T0=$(date +%s)
 
 speed() {
@@ -28,7 +28,17 @@ speed() {
     --sections "$SECTIONS" --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
 }
 
+mps_on() {
+  # several training processes share the GPU concurrently only through MPS (else they time-slice)
+  command -v nvidia-cuda-mps-control >/dev/null || return 0
+  pgrep -x nvidia-cuda-mps >/dev/null && return 0
+  nvidia-cuda-mps-control -d && sleep 1
+  python3 -c "import torch; torch.zeros(1, device='cuda')" 2>/dev/null && { echo "MPS on" | tee -a "$OUT/quality.log"; return 0; }
+  echo quit | nvidia-cuda-mps-control; echo "MPS could not start: runs time-slice" | tee -a "$OUT/quality.log"
+}
+
 quality_start() {
+  mps_on
   # fall back to eager iterations if graph capture failed or diverged in the speed run
   local extra=""
   if [ -f "$OUT/speed.json" ] && ! python3 -c "
@@ -38,7 +48,7 @@ sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.i
     extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
   fi
   SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 \
-    --device cuda --threads --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" 2>&1 | tee -a "$OUT/quality.log"
+    --device cuda --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" 2>&1 | tee -a "$OUT/quality.log"
 }
 
 quality_wait() {

@@ -50,7 +50,8 @@ def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
 
 def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "auto", iters: int = DEFAULT_ITERS,
                 opt_iters: int = DEFAULT_OPT_ITERS, batch_size: int = 32, device: str = "auto", seed: int = 0,
-                generator_state: dict | None = None, harmonise: tuple[int, int] = (2, 2)) -> dict:
+                generator_state: dict | None = None, harmonise: tuple[int, int] = (2, 2),
+                restarts: int | None = None) -> dict:
     """Job function (see :mod:`microlib_gui.core.jobs`): inpaint ``mask`` in ``image``.
 
     Parameters
@@ -63,7 +64,7 @@ def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "a
     method : {"gan", "fast"}
     kind : {"auto", "labels", "gray"}
         How to read ``image`` (auto: few distinct values → labels).
-    iters, opt_iters, batch_size, device, seed, generator_state, harmonise
+    iters, opt_iters, batch_size, device, seed, generator_state, harmonise, restarts
         GAN options (see :func:`.gan.inpaint_gan`); ignored by ``fast``.
 
     Returns
@@ -94,7 +95,7 @@ def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "a
 
     res = inpaint_gan(img, m, iters=iters, opt_iters=opt_iters, batch_size=batch_size, device=device, seed=seed,
                       generator_state=generator_state, report=ctx.report, check=ctx.check_cancelled,
-                      harmonise=tuple(harmonise))
+                      harmonise=tuple(harmonise), **({} if restarts is None else {"restarts": restarts}))
     return {**res, "method": "gan", "kind": img.kind}
 
 
