@@ -6,6 +6,7 @@ redone with each number of restarts, and each fill is scored raw and with
 the generator against the image's known pixels (is the generator itself biased?).
 
     python3 bench/bench_inpaint_variants.py --data DATA --out OUT [--restarts 1,8] [--budget S] [--ids 001,006]
+        [--save-fills FILLS.npz]   # then: python3 bench/inpaint_paste_study.py DATA FILLS.npz
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ def main() -> int:
     ap.add_argument("--opt-iters", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--budget", type=float, default=1e9, help="stop starting images after this many seconds")
+    ap.add_argument("--save-fills", help="write the last restarts variant's fill probabilities (float16) to this .npz,"
+                                         " to study paste variants offline")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     restarts = [int(x) for x in a.restarts.split(",")]
     rows: dict[str, list] = {f"r{r}_{h}": [] for r in restarts for h in HARMONISE}
     extra = []
+    fills: dict[str, np.ndarray] = {}
     t_start = time.perf_counter()
     for p in sorted((Path(a.data) / "rawlike").glob("seg*.png")):
         i = p.stem[3:]
@@ -72,13 +76,16 @@ def main() -> int:
         img = prepare_image(hidden, "labels")
         t0 = time.perf_counter()
         trained = inpaint_gan(img, bar, iters=a.iters, opt_iters=1, batch_size=a.batch_size, device=a.device,
-                              seed=0, harmonise=(0, 0), restarts=1)
+                              seed=0, harmonise=(0, 0), restarts=1, blend=0)
         info = {"id": i, "train_s": time.perf_counter() - t0,
                 "sample_bias_pp": sample_bias(trained["generator_state"], img, ~bar, a.device)}
         for r in restarts:
             t1 = time.perf_counter()
             res = inpaint_gan(img, bar, opt_iters=a.opt_iters, device=a.device, seed=0, harmonise=(0, 0),
-                              restarts=r, generator_state=trained["generator_state"])
+                              restarts=r, generator_state=trained["generator_state"], blend=0,
+                              return_probabilities=bool(a.save_fills))
+            if a.save_fills:
+                fills[i] = res["probabilities"].astype(np.float16)
             info[f"fit_s_r{r}"] = time.perf_counter() - t1
             for h, (w, n) in HARMONISE.items():
                 rows[f"r{r}_{h}"].append({"id": i, **score(harmonise_border(res["output"], bar, w, n), seg, hidden, bar)})
@@ -86,6 +93,8 @@ def main() -> int:
         print(json.dumps(info), {k: round(v[-1]["seam_ratio"], 2) for k, v in rows.items()},
               {k: round(v[-1]["pf_err_inpainted_pp"], 2) for k, v in rows.items()}, flush=True)
         (out / "variants.json").write_text(json.dumps({"rows": rows, "images": extra}, indent=1))
+        if a.save_fills:
+            np.savez_compressed(a.save_fills, **fills)
     result = {k: summarise(v) for k, v in rows.items() if v}
     (out / "variants.json").write_text(json.dumps({"summary": result, "rows": rows, "images": extra}, indent=1))
     for k, v in result.items():

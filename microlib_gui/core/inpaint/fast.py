@@ -18,16 +18,23 @@ from .regions import find_regions
 FAST_BORDER = 6
 
 
-def inpaint_fast(img: InpaintImage, mask: np.ndarray) -> np.ndarray:
-    """Fill the masked pixels of ``img``; returns the image in its stored encoding.
-
-    Pixels outside ``mask`` are copied from the original unchanged.
-    """
+def fast_fill(img: InpaintImage, mask: np.ndarray) -> np.ndarray:
+    """``(H, W, C)`` float: the biharmonic continuation inside ``mask``, the image's own values elsewhere
+    (one-hot phases for label images)."""
     data = img.as_float()
     filled = data.copy()
     for reg in find_regions(mask, FAST_BORDER):
         sl = reg.slices
         filled[sl] = inpaint_biharmonic(data[sl], mask[sl], channel_axis=-1)
+    return filled
+
+
+def inpaint_fast(img: InpaintImage, mask: np.ndarray) -> np.ndarray:
+    """Fill the masked pixels of ``img``; returns the image in its stored encoding.
+
+    Pixels outside ``mask`` are copied from the original unchanged.
+    """
+    filled = fast_fill(img, mask)
     if img.kind == "labels":
         return img.encode(np.argmax(filled, axis=-1).astype(np.uint8), mask)
     return img.encode(filled, mask)
