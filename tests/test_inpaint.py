@@ -220,3 +220,53 @@ def test_harmonise_border_keeps_known_pixels_and_removes_seam_noise():
     assert np.array_equal(out[~mask], truth[~mask])
     assert border_changes(out, mask)[0] < border_changes(noisy, mask)[0] / 2
     assert np.array_equal(harmonise_border(noisy, mask, 0, 0), noisy)
+
+
+def test_blend_border_joins_on_the_first_ring_only():
+    from microlib_gui.core.inpaint.gan import blend_border
+
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 10:30] = True
+    gan = np.zeros((40, 40, 2), np.float32)
+    gan[..., 0] = 1.0
+    smooth = np.zeros_like(gan)
+    smooth[..., 1] = 1.0
+    out = blend_border(gan, smooth, mask, 1.0)
+    assert np.array_equal(out[~mask], gan[~mask])  # known pixels untouched
+    ring = mask.copy()
+    ring[11:29, 11:29] = False  # the masked pixels next to known ones
+    assert np.allclose(out[ring], 0.5)  # averaged there
+    assert np.array_equal(out[11:29, 11:29], gan[11:29, 11:29])  # the GAN's fill deeper in
+    wide = blend_border(gan, smooth, mask, 3.0)
+    assert wide[ring][:, 1].min() > 0.8 and 0.0 < wide[12, 20, 1] < 0.5 and wide[15, 20, 1] == 0.0
+    assert blend_border(gan, smooth, mask, 0) is gan
+
+
+def test_best_of_several_latent_fits_is_the_one_matching_the_border():
+    import torch
+
+    from microlib_gui.core.inpaint.data import prepare_image
+    from microlib_gui.core.inpaint.gan import _best_fit
+
+    lab = np.zeros((20, 20), np.uint8)
+    lab[:, 10:] = 1
+    mask = np.zeros_like(lab, bool)
+    mask[8:12, 4:16] = True
+    img = prepare_image(lab, "labels")
+    target = torch.from_numpy(np.moveaxis(np.eye(2, dtype=np.float32)[lab], -1, 0))[None]
+    known = torch.from_numpy((~mask).astype(np.float32))[None, None]
+    flipped = 1.0 - target  # wrong everywhere next to the mask
+    out = torch.cat([flipped, target, flipped])
+    # the loss would prefer the first candidate; the labels on the border ring decide
+    assert _best_fit(img, out, target, known, mask, torch.tensor([0.1, 0.5, 0.2])) == 1
+    assert _best_fit(img, out[:1], target, known, mask, torch.tensor([0.1])) == 0
+
+
+def test_gan_restarts_and_blend_keep_known_pixels_exact(crop):
+    seg, bar = crop
+    for opts in ({"restarts": 3, "blend": 2.0}, {"restarts": 1, "blend": 0.0, "harmonise": (2, 2)}):
+        res = inpaint(seg, bar, method="gan", seed=1, **GAN_FAST, **opts)
+        out, m = res["output"], bar > 0
+        assert np.array_equal(out[~m], seg[~m])
+        assert set(np.unique(out[m])) <= set(np.unique(seg))
+        assert res["frames"] and res["frames"][0].shape == res["frames"][-1].shape

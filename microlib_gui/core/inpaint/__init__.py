@@ -50,8 +50,8 @@ def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
 
 def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "auto", iters: int = DEFAULT_ITERS,
                 opt_iters: int = DEFAULT_OPT_ITERS, batch_size: int = 32, device: str = "auto", seed: int = 0,
-                generator_state: dict | None = None, harmonise: tuple[int, int] = (2, 2),
-                restarts: int | None = None) -> dict:
+                generator_state: dict | None = None, harmonise: tuple[int, int] = (0, 0),
+                restarts: int | None = None, blend: float | None = None) -> dict:
     """Job function (see :mod:`microlib_gui.core.jobs`): inpaint ``mask`` in ``image``.
 
     Parameters
@@ -64,7 +64,7 @@ def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "a
     method : {"gan", "fast"}
     kind : {"auto", "labels", "gray"}
         How to read ``image`` (auto: few distinct values → labels).
-    iters, opt_iters, batch_size, device, seed, generator_state, harmonise, restarts
+    iters, opt_iters, batch_size, device, seed, generator_state, harmonise, restarts, blend
         GAN options (see :func:`.gan.inpaint_gan`); ignored by ``fast``.
 
     Returns
@@ -95,7 +95,8 @@ def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "a
 
     res = inpaint_gan(img, m, iters=iters, opt_iters=opt_iters, batch_size=batch_size, device=device, seed=seed,
                       generator_state=generator_state, report=ctx.report, check=ctx.check_cancelled,
-                      harmonise=tuple(harmonise), **({} if restarts is None else {"restarts": restarts}))
+                      harmonise=tuple(harmonise),
+                      **{k: v for k, v in (("restarts", restarts), ("blend", blend)) if v is not None})
     return {**res, "method": "gan", "kind": img.kind}
 
 

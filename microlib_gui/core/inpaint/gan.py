@@ -37,8 +37,10 @@ NEAR_WEIGHT = 0.0
 NEAR_SCALE = 3.0
 #: Latents fitted per masked region (one batch); the best match is kept.
 RESTARTS = 8
-#: Width (px) of the feathered join between the GAN fill and the smooth continuation of the border.
-BLEND = 0.0
+#: Width (px) of the feathered join between the GAN fill and the smooth continuation of the border:
+#: 1 averages the two on the first masked ring only, which gave the truth's own border statistics
+#: on the raw-like set (docs/benchmarks.md, "Inpainting").
+BLEND = 1.0
 
 
 class Generator(nn.Module):
@@ -286,17 +288,19 @@ def blend_border(gan: np.ndarray, smooth: np.ndarray, mask: np.ndarray, width: f
     """Feather the GAN fill into a smooth continuation of the known pixels.
 
     Masked pixels next to known ones take the smooth fill (``smooth``, e.g. the
-    biharmonic continuation), those ``width`` px or deeper the GAN's, with a
-    linear ramp between: ``w = clip((width + 1 - d) / width, 0, 1)`` at distance
-    ``d`` (px) from the nearest known pixel. A generator fitted to the border
+    biharmonic continuation) with weight ``w = clip((width + 0.5 - d) / width, 0, 1)``
+    at distance ``d`` (px) from the nearest known pixel, the GAN's fill the rest:
+    ``width = 1`` averages the two on the first masked ring only; wider ramps
+    reach deeper (and, wider than 1, already make the border smoother than the
+    real microstructure). A generator fitted to the border
     only on average cannot match it pixel for pixel, and thin masks (a label's
     strokes) are nearly all border; the ramp hides that seam while the interior
     keeps the GAN's texture. ``width <= 0`` returns ``gan`` unchanged.
     """
     if width <= 0 or not mask.any():
         return gan
-    d = ndimage.distance_transform_edt(mask)
-    w = np.clip((width + 1.0 - d) / width, 0.0, 1.0)[..., None] * mask[..., None]
+    d = ndimage.distance_transform_edt(mask)  # 1 on the first masked ring
+    w = np.clip((width + 0.5 - d) / width, 0.0, 1.0)[..., None] * mask[..., None]
     return (w * smooth + (1.0 - w) * gan).astype(gan.dtype, copy=False)
 
 
@@ -304,7 +308,7 @@ def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_i
                 batch_size: int = 32, device: str = "auto", seed: int = 0, border: int = 16,
                 generator_state: dict | None = None, report: Report | None = None,
                 check: Callable[[], None] | None = None, widths=GEN_WIDTHS,
-                harmonise: tuple[int, int] = (2, 2), restarts: int = RESTARTS, blend: float = BLEND,
+                harmonise: tuple[int, int] = (0, 0), restarts: int = RESTARTS, blend: float = BLEND,
                 return_probabilities: bool = False) -> dict:
     """Inpaint ``mask`` in ``img`` with a GAN trained on the image itself.
 
@@ -322,14 +326,16 @@ def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_i
         Known pixels around each region that the latent must match (≥ 16).
     harmonise : (width, passes)
         Label images: majority passes over the masked ring next to known pixels
-        (:func:`harmonise_border`); ``(0, 0)`` keeps MicroLib's raw argmax. On the
-        H100 it lowered the seam ratio from 1.76 to 1.17 (issue target 1.25).
+        (:func:`harmonise_border`), after the join; off by default (the join
+        alone gives the truth's border statistics, and the passes bias the
+        phase fractions).
     restarts : int
         Latents fitted at once per region; the best match next to the mask is kept
         (:func:`optimise_region`). 1 is MicroLib's single fit.
     blend : float
         Width (px) of the feathered join with the smooth continuation of the
-        known pixels (:func:`blend_border`); 0 pastes the GAN fill as it is.
+        known pixels (:func:`blend_border`). ``blend=0, restarts=1`` is
+        MicroLib's raw argmax paste.
     return_probabilities : bool
         Also return ``probabilities``: the ``(H, W, C)`` fill before the join
         and the argmax (for studying paste variants).
@@ -390,7 +396,7 @@ def inpaint_gan(img: InpaintImage, mask: np.ndarray, *, iters: int = 1000, opt_i
 
 
 def paste(img: InpaintImage, filled: np.ndarray, mask: np.ndarray, blend: float = BLEND,
-          harmonise: tuple[int, int] = (2, 2)) -> np.ndarray:
+          harmonise: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The GAN fill ``(H, W, C)`` written into the masked pixels of ``img`` (stored encoding):
     feathered into the smooth continuation (:func:`blend_border`), then for label images the
     argmax and the border majority passes (:func:`harmonise_border`). Known pixels never change."""
