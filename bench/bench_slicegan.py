@@ -233,16 +233,7 @@ def cmd_quality(a):
             for ax in variants for im in a.images}
     if not a.evaluate_only:
         procs = []
-        if a.threads:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "train-many",
-                   "--images", *[str(im) for im, _ in runs.values()],
-                   "--outs", *[str(work / n) for n in runs], "--iters", str(a.iters), "--device", a.device,
-                   "--seed", str(a.seed), "--preset", a.preset, "--ema", str(a.ema),
-                   "--critic-axes", *[ax for _, ax in runs.values()]]
-            log = open(work / "train-many.log", "w")
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                          start_new_session=a.detach, env={**os.environ, "PYTHONPATH": str(REPO)}))
-        for name, (im, axes) in ([] if a.threads else runs.items()):
+        for name, (im, axes) in runs.items():
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed), "--ema", str(a.ema),
@@ -309,47 +300,6 @@ def cmd_quality(a):
         Path(a.json_out).write_text(json.dumps(res, indent=1))
 
 
-def cmd_train_many(a):
-    """Several trainings in one process, one thread and CUDA stream each, so that their
-    (graph-replayed) iterations can overlap on the GPU."""
-    import threading
-
-    from microlib_gui.core.jobs import run_inline
-
-    def one(image, out, axes, delay):
-        time.sleep(delay)  # stagger the graph captures
-        stream = torch.cuda.Stream() if a.device != "cpu" else None
-        for graphs in ("auto", False):
-            params = dict(images=[image], out=out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
-                          checkpoint_every=500, resume=(Path(out) / "checkpoint.pt").exists(), graphs=graphs,
-                          preset=a.preset, ema=a.ema or None, critic_axes=axes)
-            try:
-                with torch.cuda.stream(stream) if stream is not None else _null():
-                    r = run_inline("microlib_gui.core.slicegan.train:train", params,
-                                   on_progress=lambda ev: print(Path(out).name, ev.step, ev.total, " ".join(
-                                       f"{k}={v:.4g}" for k, v in ev.scalars.items()), flush=True))
-                print(json.dumps(r), flush=True)
-                return
-            except Exception:  # noqa: BLE001 - retry once without graphs
-                traceback.print_exc()
-
-    axes = a.critic_axes * len(a.images) if len(a.critic_axes) == 1 else a.critic_axes
-    threads = [threading.Thread(target=one, args=(im, out, ax, 8 * i)) for i, (im, out, ax) in
-               enumerate(zip(a.images, a.outs, axes))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def cmd_train_one(a):
     from microlib_gui.core.jobs import run_inline
 
@@ -392,23 +342,13 @@ def main():
                    help="sequential | joint | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
     q.add_argument("--preset", default="microlib")
-    q.add_argument("--threads", action="store_true", help="one process, a thread and CUDA stream per run")
     q.add_argument("--detach", action="store_true", help="start the trainings in their own sessions and return")
+    # one process per run: threads of one process cannot capture CUDA graphs while another thread
+    # draws random numbers (bench/gpu_slicegan.sh starts MPS so that the processes overlap)
     q.add_argument("--evaluate-only", action="store_true", help="wait for runs already started, then evaluate")
     q.add_argument("--wait", type=float, default=1e9, help="seconds to wait for the trainings")
     q.add_argument("--json-out")
     q.set_defaults(func=cmd_quality)
-    m = sub.add_parser("train-many", help="several runs in threads of one process (used by quality)")
-    m.add_argument("--images", nargs="+", required=True)
-    m.add_argument("--outs", nargs="+", required=True)
-    m.add_argument("--iters", type=int, default=5000)
-    m.add_argument("--device", default="auto")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
-    m.add_argument("--critic-axes", nargs="+", default=["sequential"], choices=["sequential", "joint"],
-                   help="one value for all runs, or one per run")
-    m.add_argument("--preset", default="microlib")
-    m.set_defaults(func=cmd_train_many)
     t = sub.add_parser("train-one", help="one training run (used by quality)")
     t.add_argument("image")
     t.add_argument("--out", required=True)

@@ -27,7 +27,8 @@ def register(sub) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="GPU arithmetic")
     p.add_argument("--no-graphs", action="store_true", help="do not capture iterations as CUDA graphs")
     p.add_argument("--ema", type=float, metavar="DECAY",
-                   help="save a moving average of the generator's weights (e.g. 0.999; default off)")
+                   help="save a moving average of the generator's weights with this decay "
+                        "(microlib preset: 0.999; 0 saves the plain generator)")
     p.add_argument("--critic-axes", choices=["sequential", "joint"],
                    help="isotropic runs: one critic update per axis (sequential, published; default) or one "
                         "for all three (joint, faster)")

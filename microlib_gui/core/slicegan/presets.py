@@ -78,7 +78,10 @@ class Preset:
 
 PRESETS = {
     "microlib": Preset("microlib", img_side=64, nz=16, latent_side=4, g_hidden=(512, 256, 128, 64), gk=4, gs=2,
-                       gp=(2, 2, 2, 2, 3), d_hidden=(64, 128, 256, 512), dk=4, ds=2, dp=(1, 1, 1, 1, 0)),
+                       gp=(2, 2, 2, 2, 3), d_hidden=(64, 128, 256, 512), dk=4, ds=2, dp=(1, 1, 1, 1, 0),
+                       # the saved generator is the weights' moving average: on the H100 it had lower vf and
+                       # surface-area errors than the plain generator of the same run on both images tried
+                       ema=0.999),
     "tiny": Preset("tiny", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
                    d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), batch_g=4, batch_d=2, batch_real=8,
                    iters=100, checkpoint_every=10, log_every=5),
