@@ -22,6 +22,7 @@ import argparse
 from dataclasses import replace
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -227,23 +228,26 @@ def cmd_speed(a):
 def cmd_quality(a):
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    # one run per image and critic-axes variant; sequential runs keep the image's name
-    variants = a.critic_axes.split(",")
-    runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}"): (Path(im), ax)
-            for ax in variants for im in a.images}
+    # one run per image, critic-axes variant and seed; sequential seed-0 runs keep the image's name
+    runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}") + ("" if sd == 0 else f"_s{sd}"): (Path(im), ax, sd)
+            for sd in map(int, str(a.seeds).split(",")) for ax in a.critic_axes.split(",") for im in a.images}
     if not a.evaluate_only:
-        procs = []
-        for name, (im, axes) in runs.items():
+        cmds = []
+        for name, (im, axes, sd) in runs.items():
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
-                   "--iters", str(a.iters), "--device", a.device, "--seed", str(a.seed), "--ema", str(a.ema),
+                   "--iters", str(a.iters), "--device", a.device, "--seed", str(sd), "--ema", str(a.ema),
                    "--preset", a.preset, "--critic-axes", axes]
-            cmd += os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()
-            log = open(work / f"{name}.log", "w")
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                          start_new_session=a.detach,
-                                          env={**os.environ, "PYTHONPATH": str(REPO)}))
-        print(f"started {len(procs)} trainings: {[p.pid for p in procs]}", flush=True)
+            cmds.append((name, cmd + os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if a.parallel:
+            procs = [subprocess.Popen(cmd, stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT,
+                                      cwd=REPO, start_new_session=a.detach, env=env) for name, cmd in cmds]
+        else:  # one after another in one background shell: on one GPU that finishes them soonest
+            chain = "; ".join(f"{shlex.join(cmd)} > {shlex.quote(str(work / (name + '.log')))} 2>&1" for name, cmd in cmds)
+            procs = [subprocess.Popen(["sh", "-c", chain], cwd=REPO, start_new_session=a.detach, env=env)]
+        print(f"started {len(cmds)} trainings ({'at once' if a.parallel else 'one at a time'}):",
+              [p.pid for p in procs], flush=True)
         if a.detach:
             return
     t_end = time.monotonic() + a.wait
@@ -265,7 +269,7 @@ def cmd_quality(a):
     from microlib_gui.core.slicegan.generate import load_model
 
     rows = []
-    for name, (im, _) in runs.items():
+    for name, (im, _, seed) in runs.items():
         lab2 = labels_2d(im)
         G, meta = load_model(work / name)
         variants = [("saved", G)]
@@ -283,7 +287,7 @@ def cmd_quality(a):
             vf2, vf3 = volume_fraction(lab2), volume_fraction(vol)
             sa2, sa3 = surface_share(lab2), surface_share(vol)
             info = read_run(work / name)
-            rows.append({"image": name, "generator": variant, "ema": read_run(work / name)["preset"].get("ema", 0.0),
+            rows.append({"image": name, "seed": seed, "generator": variant, "ema": read_run(work / name)["preset"].get("ema", 0.0),
                          "critic_axes": read_run(work / name)["preset"].get("critic_axes", "sequential"),
                          "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
                          "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
@@ -336,7 +340,9 @@ def main():
     q.add_argument("--workdir", required=True)
     q.add_argument("--iters", type=int, default=5000)
     q.add_argument("--device", default="auto")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1 (one run per image and seed)")
+    q.add_argument("--parallel", action="store_true",
+                   help="start all runs at once (default: one after another, faster on one GPU)")
     q.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
     q.add_argument("--critic-axes", default="sequential",
                    help="sequential | joint | sequential,joint (one run per image and variant)")

@@ -3,7 +3,9 @@
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
 #   bash bench/gpu_slicegan.sh profile           # ~1 min: per-phase times and the top kernels of an eager iteration
-#   bash bench/gpu_slicegan.sh quality-start     # start 3 x 5000-iteration trainings in the background
+#   bash bench/gpu_slicegan.sh quality-start     # 3 x 5000-iteration trainings, one after another in the
+#                                                  background (~6 min each on an H100; one at a time is
+#                                                  faster than all at once, with or without MPS)
 #   bash bench/gpu_slicegan.sh quality-wait SECS # wait up to SECS, then evaluate vf / surface-area errors
 #   bash bench/gpu_slicegan.sh all               # all three, finishing within about 9 minutes
 #                                                  (evaluation only if the trainings finished by then)
@@ -18,6 +20,7 @@ WORK=${SLICEGAN_QUALITY_DIR:-/tmp/slicegan_quality}
 IMAGES=${SLICEGAN_IMAGES:-"$DATA/microlib/micro006.png $DATA/microlib/micro010.png $DATA/microlib/micro054.png"}
 SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
 EMA=${SLICEGAN_EMA:-0.999}
+SEEDS=${SLICEGAN_SEEDS:-0}  # e.g. 0,1: one run per image and seed
 CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential}  # one run per image and variant; joint: one critic update for the three axes
 T0=$(date +%s)
 
@@ -28,17 +31,7 @@ speed() {
     --sections "$SECTIONS" --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
 }
 
-mps_on() {
-  # several training processes share the GPU concurrently only through MPS (else they time-slice)
-  command -v nvidia-cuda-mps-control >/dev/null || return 0
-  pgrep -x nvidia-cuda-mps >/dev/null && return 0
-  nvidia-cuda-mps-control -d && sleep 1
-  python3 -c "import torch; torch.zeros(1, device='cuda')" 2>/dev/null && { echo "MPS on" | tee -a "$OUT/quality.log"; return 0; }
-  echo quit | nvidia-cuda-mps-control; echo "MPS could not start: runs time-slice" | tee -a "$OUT/quality.log"
-}
-
 quality_start() {
-  mps_on
   # fall back to eager iterations if graph capture failed or diverged in the speed run
   local extra=""
   if [ -f "$OUT/speed.json" ] && ! python3 -c "
@@ -48,12 +41,13 @@ sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.i
     extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
   fi
   SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 \
-    --device cuda --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" 2>&1 | tee -a "$OUT/quality.log"
+    --device cuda --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" --seeds "$SEEDS" 2>&1 | tee -a "$OUT/quality.log"
 }
 
 quality_wait() {
   python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters 5000 --device cuda --evaluate-only \
-    --wait "${1:-540}" --json-out "$OUT/quality.json" 2>&1 | tee -a "$OUT/quality.log"
+    --wait "${1:-540}" --seeds "$SEEDS" --critic-axes "$CRITIC_AXES" --json-out "$OUT/quality.json" 2>&1 \
+    | tee -a "$OUT/quality.log"
   for f in "$WORK"/*.log; do tail -n 30 "$f"; done > "$OUT/train_tails.log" 2>/dev/null
   tar -C "$WORK" -czf "$OUT/slices.tgz" $(cd "$WORK" && ls *_slice.tif 2>/dev/null) 2>/dev/null || true
 }
