@@ -190,6 +190,14 @@ def test_cli_gan_cpu(tmp_path, crop):
     assert rc == 0 and gif.stat().st_size > 0
     got = np.array(Image.open(out))
     assert np.array_equal(got[bar == 0], seg[bar == 0]) and got.max() <= 1
+    raw = tmp_path / "raw.png"  # MicroLib's single fit and raw paste
+    rc = main(["inpaint", str(img), "--mask", str(mask), "--method", "gan", "--iters", "1", "--opt-iters", "4",
+               "--batch-size", "2", "--device", "cpu", "--restarts", "1", "--blend", "0", "--out", str(raw),
+               "--quiet"])
+    assert rc == 0 and np.array_equal(np.array(Image.open(raw))[bar == 0], seg[bar == 0])
+    rc = main(["inpaint", str(img), "--mask", str(mask), "--restarts", "0", "--out", str(tmp_path / "bad.png"),
+               "--quiet"])
+    assert rc != 0 and not (tmp_path / "bad.png").exists()
 
 
 def test_cuda_refused_without_gpu():

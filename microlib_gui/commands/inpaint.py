@@ -28,6 +28,11 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="GAN training batch (default 32)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--restarts", type=int, default=None, metavar="N",
+                   help="GAN: latents fitted per region, the best border match kept (default 8; 1 = MicroLib)")
+    p.add_argument("--blend", type=float, default=None, metavar="PX",
+                   help="GAN: width of the join with the smooth continuation of the border "
+                        "(default 1; 0 = MicroLib's raw paste)")
     p.add_argument("--kind", choices=("auto", "labels", "gray"), default="auto",
                    help="read IMAGE as labels or as grayscale (auto: at most 16 grey levels = labels)")
     p.add_argument("--gif", metavar="OUT.gif", help="also write the animation of the optimisation")
@@ -63,7 +68,10 @@ def cmd_inpaint(args) -> int:
         raise InpaintError(f"{Path(args.gif).name}: the animation must be a .gif file")
     params = {"image": Path(args.image), "mask": Path(args.mask), "method": args.method, "kind": args.kind,
               "iters": args.iters or DEFAULT_ITERS, "opt_iters": args.opt_iters or DEFAULT_OPT_ITERS,
-              "batch_size": args.batch_size, "device": args.device, "seed": args.seed}
+              "batch_size": args.batch_size, "device": args.device, "seed": args.seed,
+              "restarts": args.restarts, "blend": args.blend}
+    if (args.restarts is not None and args.restarts < 1) or (args.blend is not None and args.blend < 0):
+        raise InpaintError("--restarts must be at least 1 and --blend at least 0")
     if args.method == "gan" and args.device != "cuda" and not (args.quiet or args.json):
         import torch
 
