@@ -2,7 +2,8 @@
 # SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
-#   bash bench/gpu_slicegan.sh profile           # ~1 min: per-phase times and the top kernels of an eager iteration
+#   bash bench/gpu_slicegan.sh profile           # ~1 min: per-phase times and the top kernels of an eager
+#                                                  iteration, then the top kernels of a 512^3 generation
 #   bash bench/gpu_slicegan.sh quality-start     # 3 x 5000-iteration trainings, one after another in the
 #                                                  background (~6 min each on an H100; one at a time is
 #                                                  faster than all at once, with or without MPS)
@@ -55,6 +56,8 @@ quality_wait() {
 profile() {
   python3 bench/profile_slicegan.py --device cuda --image "$DATA/microlib/micro006.png" \
     --json-out "$OUT/profile.json" 2>&1 | tee "$OUT/profile.log"
+  python3 bench/profile_slicegan.py --device cuda --generate 512 \
+    --json-out "$OUT/profile_generate.json" 2>&1 | tee "$OUT/profile_generate.log"
 }
 
 case "${1:-all}" in

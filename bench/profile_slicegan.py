@@ -7,6 +7,7 @@ take the most device time. Use it to decide what to optimise next.
 
     python bench/profile_slicegan.py --device cuda --json-out prof.json
     python bench/profile_slicegan.py --device cpu --preset tiny --iters 2      # smoke run
+    python bench/profile_slicegan.py --device cuda --generate 512              # generation instead
 """
 
 from __future__ import annotations
@@ -85,11 +86,15 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--json-out")
+    ap.add_argument("--generate", type=int, metavar="SIZE",
+                    help="profile generating a SIZE³ volume (untrained generator) instead of training")
     a = ap.parse_args()
     dev = torch.device(a.device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     p = get_preset(a.preset)
+    if a.generate:
+        return profile_generation(a, p, dev)
     imgs = load_training_images([a.image], "auto", min_side=p.img_side)
     torch.manual_seed(0)
     tr = Trainer(p, imgs, dev, "auto", graphs=False)
@@ -117,6 +122,34 @@ def main():
     if a.json_out:
         Path(a.json_out).write_text(json.dumps({"device": a.device, "preset": a.preset, "seconds_per_iteration": total,
                                                 "phases": phases, "table": table}, indent=1))
+
+
+def profile_generation(a, p, dev) -> None:
+    """Top kernels (and wall time) of generating one ``a.generate``³ uint8 volume."""
+    from microlib_gui.core.slicegan.generate import generate
+    from microlib_gui.core.slicegan.nets import Generator
+
+    torch.manual_seed(0)
+    G = Generator(p.net_params(2), "nphase").eval()
+    tm = Timer(dev)
+    for _ in range(a.warmup):
+        generate(G, size=a.generate, device=a.device)
+    for _ in range(a.iters):
+        tm("generate", lambda: generate(G, size=a.generate, device=a.device))
+    wall = tm.t["generate"] / a.iters
+    print(f"generation of {a.generate}^3, {a.preset} preset on {a.device}: {wall:.4f} s (mean of {a.iters})")
+    acts = [torch.profiler.ProfilerActivity.CPU]
+    if dev.type == "cuda":
+        acts.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=acts) as prof:
+        generate(G, size=a.generate, device=a.device)
+        tm.sync()
+    key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=key, row_limit=a.top, max_name_column_width=60)
+    print(table)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps({"device": a.device, "preset": a.preset, "size": a.generate,
+                                                "seconds": wall, "table": table}, indent=1))
 
 
 if __name__ == "__main__":
