@@ -210,14 +210,18 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
     for p in gen_net.parameters():
         p.requires_grad_(False)
     frame_every = max(1, opt_iters // max(1, n_frames))
+    # per fit, only the masked pixels of each frame: the whole frames are built for the kept fit
     frames: list[list[np.ndarray]] = [[] for _ in range(k)]
     win_mask = mask[sl]
     background = _to_display(img, np.moveaxis(data[sl], -1, 0))
 
-    def frame(out: torch.Tensor, i: int) -> np.ndarray:
+    def masked_pixels(out: torch.Tensor, i: int) -> np.ndarray:
+        return _to_display(img, out[i].detach().cpu().numpy())[win_mask]
+
+    def frame(vals: np.ndarray) -> np.ndarray:
         # known pixels as they are, masked ones as currently generated
         pic = background.copy()
-        pic[win_mask] = _to_display(img, out[i].detach().cpu().numpy())[win_mask]
+        pic[win_mask] = vals
         return pic
 
     def losses(out: torch.Tensor) -> torch.Tensor:  # one per latent: the fits are independent
@@ -226,7 +230,7 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
     with torch.no_grad():
         out = gen_net(z)[..., :h, :w]
     for i in range(k):
-        frames[i].append(frame(out, i))
+        frames[i].append(masked_pixels(out, i))
     for it in range(1, opt_iters + 1):
         out = gen_net(z)[..., :h, :w]
         per = losses(out)
@@ -241,13 +245,13 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
             with torch.no_grad():
                 now = gen_net(z)[..., :h, :w]
             for i in range(k):
-                frames[i].append(frame(now, i))
-            pic = frames[int(torch.argmin(per.detach()))][-1]
+                frames[i].append(masked_pixels(now, i))
+            pic = frame(frames[int(torch.argmin(per.detach()))][-1])
         on_step(it, float(per.detach().min()), pic)
     with torch.no_grad():
         final = gen_net(z)[..., :h, :w]
         best = _best_fit(img, final, target, known, win_mask, losses(final))
-    return final[best].cpu().numpy(), frames[best], win
+    return final[best].cpu().numpy(), [frame(v) for v in frames[best]], win
 
 
 def _best_fit(img: InpaintImage, out: torch.Tensor, target: torch.Tensor, known: torch.Tensor,
