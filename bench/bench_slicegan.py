@@ -236,8 +236,8 @@ def cmd_quality(a):
         for name, (im, axes, sd) in runs.items():
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
-                   "--iters", str(a.iters), "--device", a.device, "--seed", str(sd), "--ema", str(a.ema),
-                   "--preset", a.preset, "--critic-axes", axes]
+                   "--iters", str(a.iters), "--device", a.device, "--seed", str(sd),
+                   "--preset", a.preset, "--critic-axes", axes] + ([] if a.ema is None else ["--ema", str(a.ema)])
             cmds.append((name, cmd + os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if a.parallel:
@@ -312,7 +312,7 @@ def cmd_train_one(a):
 
     params = dict(images=[a.image], out=a.out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
                   checkpoint_every=500, resume=(Path(a.out) / "checkpoint.pt").exists(),
-                  graphs=False if a.no_graphs else "auto", ema=a.ema or None, preset=a.preset,
+                  graphs=False if a.no_graphs else "auto", ema=a.ema, preset=a.preset,
                   critic_axes=a.critic_axes)
     print(json.dumps(run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=show)), flush=True)
 
@@ -343,7 +343,8 @@ def main():
     q.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1 (one run per image and seed)")
     q.add_argument("--parallel", action="store_true",
                    help="start all runs at once (default: one after another, faster on one GPU)")
-    q.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
+    q.add_argument("--ema", type=float, default=None,
+                   help="moving-average decay of the saved generator (0: off; default: the preset's)")
     q.add_argument("--critic-axes", default="sequential",
                    help="sequential | joint | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
@@ -361,7 +362,8 @@ def main():
     t.add_argument("--iters", type=int, default=5000)
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the saved generator (0: off)")
+    t.add_argument("--ema", type=float, default=None,
+                   help="moving-average decay of the saved generator (0: off; default: the preset's)")
     t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     t.add_argument("--no-graphs", action="store_true")
     t.add_argument("--preset", default="microlib")
