@@ -90,7 +90,28 @@ def test_gan_progress_stop_and_resample(panel, qtbot, library, entry, artifacts)
     assert np.array_equal(panel.result["output"][~m], panel.inputs.image.original[~m])
     panel.accept_btn.click()
     assert library.entry_file(entry, "_inpaint.gif").exists()
-    assert library.runs(entry, kind="inpaint")[-1]["params"]["seed"] == 1
+    run = library.runs(entry, kind="inpaint")[-1]["params"]
+    assert run["seed"] == 1 and run["restarts"] == panel.restarts.value() and run["blend"] == panel.blend.value()
+
+
+def test_microlib_raw_paste_settings(panel, qtbot):
+    """One latent fit and no border join (MicroLib's own paste) reach the job and still keep
+    the known pixels; both settings are for the GAN only."""
+    panel.method.setCurrentIndex(panel.method.findData("fast"))
+    assert not panel.restarts.isEnabled() and not panel.blend.isEnabled()
+    panel.method.setCurrentIndex(panel.method.findData("gan"))
+    assert panel.restarts.isEnabled() and panel.blend.isEnabled()
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
+    panel.iters.setValue(1)
+    panel.opt_iters.setValue(2)
+    panel.batch.setValue(2)
+    panel.restarts.setValue(1)
+    panel.blend.setValue(0.0)
+    assert panel._params()["restarts"] == 1 and panel._params()["blend"] == 0.0
+    panel.start_btn.click()
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.running, timeout=120_000)
+    m = panel.inputs.mask
+    assert np.array_equal(panel.result["output"][~m], panel.inputs.image.original[~m])
 
 
 def test_entry_without_mask(qtbot, library, shared_data):

@@ -27,6 +27,12 @@ METHODS = ("gan", "fast")
 #: Defaults of the GAN method (a few minutes on a GPU; much longer on a CPU).
 DEFAULT_ITERS = 1000
 DEFAULT_OPT_ITERS = 300
+#: Latents fitted per masked region (one batch); the best match next to the mask is kept.
+DEFAULT_RESTARTS = 8
+#: Width (px) of the join between the GAN fill and the smooth continuation of the border:
+#: 1 averages the two on the first masked ring only, which gave the truth's own border
+#: statistics on the raw-like set (docs/benchmarks.md, "Inpainting"). 0: MicroLib's raw paste.
+DEFAULT_BLEND = 1.0
 
 __all__ = [
     "METHODS", "InpaintError", "InpaintImage", "inpaint", "inpaint_job", "load_inpaint_image", "load_mask",

@@ -20,6 +20,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from . import DEFAULT_BLEND as BLEND
+from . import DEFAULT_RESTARTS as RESTARTS
 from .data import InpaintImage
 from .regions import InpaintError, Region, expand_to, find_regions, free_window_corners
 
@@ -35,12 +37,6 @@ CRITIC_STEPS = 5
 NEAR_WEIGHT = 0.0
 #: Distance (px) over which that extra weight fades.
 NEAR_SCALE = 3.0
-#: Latents fitted per masked region (one batch); the best match is kept.
-RESTARTS = 8
-#: Width (px) of the feathered join between the GAN fill and the smooth continuation of the border:
-#: 1 averages the two on the first masked ring only, which gave the truth's own border statistics
-#: on the raw-like set (docs/benchmarks.md, "Inpainting").
-BLEND = 1.0
 
 
 class Generator(nn.Module):

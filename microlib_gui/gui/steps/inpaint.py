@@ -13,13 +13,13 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 from scipy import ndimage
 
 from ...core.errors import MicrolibError
-from ...core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS
+from ...core.inpaint import DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS
 from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
 from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
 from .base import StepPanel
@@ -130,6 +130,17 @@ class Panel(StepPanel):
         self.opt_iters = self._spin(1, 100_000, DEFAULT_OPT_ITERS)
         self.batch = self._spin(1, 512, 32)
         self.seed = self._spin(0, 2**31 - 1, 0)
+        self.restarts = self._spin(1, 64, DEFAULT_RESTARTS)
+        self.restarts.setToolTip("Latents fitted at once per masked region; the one matching the border best "
+                                 "is kept (1: MicroLib's single fit)")
+        self.blend = QDoubleSpinBox()
+        self.blend.setRange(0.0, 8.0)
+        self.blend.setSingleStep(0.5)
+        self.blend.setDecimals(1)
+        self.blend.setValue(DEFAULT_BLEND)
+        self.blend.setSuffix(" px")
+        self.blend.setToolTip("Width of the join with the smooth continuation of the known pixels "
+                              "(0: MicroLib's raw paste)")
         self.device = QComboBox()
         for d in ("auto", "cpu", "cuda"):
             self.device.addItem(d, d)
@@ -139,6 +150,8 @@ class Panel(StepPanel):
         form.addRow("Latent steps per region", self.opt_iters)
         form.addRow("Batch size", self.batch)
         form.addRow("Seed", self.seed)
+        form.addRow("Latent fits per region", self.restarts)
+        form.addRow("Border join", self.blend)
         form.addRow("Device", self.device)
         self._cuda = detect_devices()[0]
         self.estimate = QLabel()
@@ -250,7 +263,7 @@ class Panel(StepPanel):
     def _params(self) -> dict:
         return {"method": self.method.currentData(), "iters": self.iters.value(),
                 "opt_iters": self.opt_iters.value(), "batch_size": self.batch.value(), "device": self.device.currentData(),
-                "seed": self.seed.value()}
+                "seed": self.seed.value(), "restarts": self.restarts.value(), "blend": self.blend.value()}
 
     def start(self, generator_state: dict | None = None) -> None:
         if self.inputs is None or self.inputs.mask is None or self.running:
@@ -361,6 +374,6 @@ class Panel(StepPanel):
         self.stop_btn.setEnabled(busy)
         self.accept_btn.setEnabled(self.result is not None and not busy)
         self.resample_btn.setEnabled(self.result is not None and not busy and self.result.get("method") == "gan")
-        for w in (self.iters, self.opt_iters, self.batch, self.device):
+        for w in (self.iters, self.opt_iters, self.batch, self.device, self.restarts, self.blend):
             w.setEnabled(gan and not busy)
         self.method.setEnabled(not busy)
