@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from microlib_gui.core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS, inpaint  # noqa: E402
-from microlib_gui.core.inpaint.data import read_pixels  # noqa: E402
-from microlib_gui.core.inpaint.quality import score, summarise  # noqa: E402
+from microlib_gui.core.inpaint.quality import labelled_cases, score, summarise  # noqa: E402
 
 
 def machine() -> str:
@@ -44,22 +43,12 @@ def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, 
     rows = []
     skipped = []
     t_start = time.perf_counter()
-    paths = sorted((data / "rawlike").glob("seg*.png"))
-    if ids:
-        paths = [p for p in paths if p.stem[3:] in ids]
-    if not paths:
-        raise SystemExit(f"no seg*.png found under {data / 'rawlike'}")
-    for p in paths:
-        i = p.stem[3:]
+    for i, seg, bar, hidden in labelled_cases(data / "rawlike", ids):
         spent = time.perf_counter() - t_start
         mean = spent / len(rows) if rows else 0.0
         if budget_s is not None and rows and spent + mean > budget_s:
             skipped.append(i)
             continue
-        seg = read_pixels(p)
-        bar = read_pixels(p.with_name(f"bar{i}.png")) > 0
-        hidden = seg.copy()
-        hidden[bar] = 0  # the method never sees the truth under the mask
         t0 = time.perf_counter()
         res = inpaint(hidden, bar, method=method, kind="labels", **opts)
         dt = time.perf_counter() - t0
@@ -70,6 +59,8 @@ def run(method: str, data: Path, ids: list[str] | None, budget_s: float | None, 
             partial.write_text(json.dumps({"method": method, "options": opts, "images": rows}, indent=2))
         print(f"{method} {i}: {dt:.2f} s, exact outside {row['exact_outside']}, pf err {row['pf_err_inpainted_pp']:.2f} pp "
               f"(truth {row['pf_err_truth_pp']:.2f}), seam ratio {row['seam_ratio']:.2f}", flush=True)
+    if not rows:
+        raise SystemExit(f"no seg*.png (of the ids asked for) under {data / 'rawlike'}")
     summary = summarise(rows)
     summary.update({
         "method": method, "options": opts, "seconds_mean": float(np.mean([r["seconds"] for r in rows])),

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from microlib_gui.core.inpaint.data import prepare_image, read_pixels  # noqa: E402
+from microlib_gui.core.inpaint.data import prepare_image  # noqa: E402
 from microlib_gui.core.inpaint.gan import NZ, Generator, harmonise_border, inpaint_gan  # noqa: E402
-from microlib_gui.core.inpaint.quality import score, summarise  # noqa: E402
+from microlib_gui.core.inpaint.quality import labelled_cases, score, summarise  # noqa: E402
 
 HARMONISE = {"raw": (0, 0), "w2p2": (2, 2)}
 
@@ -62,17 +62,10 @@ def main() -> int:
     extra = []
     fills: dict[str, np.ndarray] = {}
     t_start = time.perf_counter()
-    for p in sorted((Path(a.data) / "rawlike").glob("seg*.png")):
-        i = p.stem[3:]
-        if a.ids and i not in a.ids.split(","):
-            continue
+    for i, seg, bar, hidden in labelled_cases(Path(a.data) / "rawlike", a.ids.split(",") if a.ids else None):
         if time.perf_counter() - t_start > a.budget:
             print("budget spent; stopping before", i, flush=True)
             break
-        seg = read_pixels(p)
-        bar = read_pixels(p.with_name(f"bar{i}.png")) > 0
-        hidden = seg.copy()
-        hidden[bar] = 0  # the method never sees the truth under the mask
         img = prepare_image(hidden, "labels")
         t0 = time.perf_counter()
         trained = inpaint_gan(img, bar, iters=a.iters, opt_iters=1, batch_size=a.batch_size, device=a.device,

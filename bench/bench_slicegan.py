@@ -271,6 +271,8 @@ def cmd_quality(a):
     rows = []
     for name, (im, _, seed) in runs.items():
         lab2 = labels_2d(im)
+        sa2, vf2 = surface_share(lab2), volume_fraction(lab2)
+        info = read_run(work / name)
         G, meta = load_model(work / name)
         variants = [("saved", G)]
         ck = torch.load(work / name / "checkpoint.pt", map_location="cpu", weights_only=True)
@@ -284,11 +286,9 @@ def cmd_quality(a):
             vol = generate(g, size=a.size, seed=1, device=a.device)
             # phase 1 of the volume = the brightest grey level (phases are sorted)
             vol = (vol == len(meta["phases"]) - 1).astype(np.uint8)
-            vf2, vf3 = volume_fraction(lab2), volume_fraction(vol)
-            sa2, sa3 = surface_share(lab2), surface_share(vol)
-            info = read_run(work / name)
-            rows.append({"image": name, "seed": seed, "generator": variant, "ema": read_run(work / name)["preset"].get("ema", 0.0),
-                         "critic_axes": read_run(work / name)["preset"].get("critic_axes", "sequential"),
+            vf3, sa3 = volume_fraction(vol), surface_share(vol)
+            rows.append({"image": name, "seed": seed, "generator": variant, "ema": info["preset"].get("ema", 0.0),
+                         "critic_axes": info["preset"].get("critic_axes", "sequential"),
                          "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
                          "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
             print(json.dumps(rows[-1]), flush=True)

@@ -8,8 +8,8 @@
 #                                                  background (~6 min each on an H100; one at a time is
 #                                                  faster than all at once, with or without MPS)
 #   bash bench/gpu_slicegan.sh quality-wait SECS # wait up to SECS, then evaluate vf / surface-area errors
-#   bash bench/gpu_slicegan.sh all               # all three, finishing within about 9 minutes
-#                                                  (evaluation only if the trainings finished by then)
+#   bash bench/gpu_slicegan.sh all               # speed, start the trainings, wait what is left of 9 minutes
+#                                                  (then quality-wait again in a later call)
 # Results go to $OUT (default bench/_out). Data: $MICROLIB_SHARED_DATA or ../shared/data.
 set -uo pipefail
 cd "$(dirname "$0")/.."

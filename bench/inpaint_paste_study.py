@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from microlib_gui.core.inpaint.data import prepare_image, read_pixels  # noqa: E402
+from microlib_gui.core.inpaint.data import prepare_image  # noqa: E402
 from microlib_gui.core.inpaint.gan import paste  # noqa: E402
-from microlib_gui.core.inpaint.quality import score, summarise  # noqa: E402
+from microlib_gui.core.inpaint.quality import labelled_cases, score, summarise  # noqa: E402
 
 BLENDS = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 HARMONISE = {"raw": (0, 0), "w2p2": (2, 2)}
@@ -37,12 +37,7 @@ def main() -> int:
     paste_s: list[float] = []
     for f in a.fills:
         saved = np.load(f)
-        for i in sorted(saved.files):
-            p = Path(a.data) / "rawlike" / f"seg{i}.png"
-            seg = read_pixels(p)
-            bar = read_pixels(p.with_name(f"bar{i}.png")) > 0
-            hidden = seg.copy()
-            hidden[bar] = 0
+        for i, seg, bar, hidden in labelled_cases(Path(a.data) / "rawlike", saved.files):
             img = prepare_image(hidden, "labels")
             probs = saved[i].astype(np.float32)
             for b in BLENDS:

@@ -262,12 +262,11 @@ def test_best_of_several_latent_fits_is_the_one_matching_the_border():
     mask[8:12, 4:16] = True
     img = prepare_image(lab, "labels")
     target = torch.from_numpy(np.moveaxis(np.eye(2, dtype=np.float32)[lab], -1, 0))[None]
-    known = torch.from_numpy((~mask).astype(np.float32))[None, None]
     flipped = 1.0 - target  # wrong everywhere next to the mask
     out = torch.cat([flipped, target, flipped])
     # the loss would prefer the first candidate; the labels on the border ring decide
-    assert _best_fit(img, out, target, known, mask, torch.tensor([0.1, 0.5, 0.2])) == 1
-    assert _best_fit(img, out[:1], target, known, mask, torch.tensor([0.1])) == 0
+    assert _best_fit(img, out, target, mask, torch.tensor([0.1, 0.5, 0.2])) == 1
+    assert _best_fit(img, out[:1], target, mask, torch.tensor([0.1])) == 0
 
 
 def test_gan_restarts_and_blend_keep_known_pixels_exact(crop):

@@ -6,22 +6,16 @@ bench/bench_inpaint.py (CPU, reduced iterations); see docs/benchmarks.md.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from microlib_gui.core.inpaint import inpaint
-from microlib_gui.core.inpaint.quality import score, summarise
+from microlib_gui.core.inpaint.quality import labelled_cases, score, summarise
 
 
 @pytest.fixture(scope="module")
 def fast_scores(shared_data):
     rows = []
-    for seg_path in sorted((shared_data / "rawlike").glob("seg*.png")):
-        seg = np.array(Image.open(seg_path))
-        bar = np.array(Image.open(seg_path.with_name("bar" + seg_path.name[3:]))) > 0
-        hidden = seg.copy()
-        hidden[bar] = 0  # the method must not see the truth under the mask
+    for _, seg, bar, hidden in labelled_cases(shared_data / "rawlike"):
         out = inpaint(hidden, bar, method="fast", kind="labels")["output"]
         rows.append(score(out, seg, hidden, bar))
     assert len(rows) >= 10

@@ -58,7 +58,8 @@ def _progress_printer(quiet: bool):
 
 def cmd_inpaint(args) -> int:
     from ..core.images import save_png
-    from ..core.inpaint import DEFAULT_ITERS, DEFAULT_OPT_ITERS, InpaintError, inpaint_job, write_gif
+    from ..core.inpaint import (DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS, InpaintError,
+                                inpaint_job, write_gif)
     from ..core.jobs import run_inline
 
     out = Path(args.out)
@@ -69,8 +70,9 @@ def cmd_inpaint(args) -> int:
     params = {"image": Path(args.image), "mask": Path(args.mask), "method": args.method, "kind": args.kind,
               "iters": args.iters or DEFAULT_ITERS, "opt_iters": args.opt_iters or DEFAULT_OPT_ITERS,
               "batch_size": args.batch_size, "device": args.device, "seed": args.seed,
-              "restarts": args.restarts, "blend": args.blend}
-    if (args.restarts is not None and args.restarts < 1) or (args.blend is not None and args.blend < 0):
+              "restarts": DEFAULT_RESTARTS if args.restarts is None else args.restarts,
+              "blend": DEFAULT_BLEND if args.blend is None else args.blend}
+    if params["restarts"] < 1 or params["blend"] < 0:
         raise InpaintError("--restarts must be at least 1 and --blend at least 0")
     if args.method == "gan" and args.device != "cuda" and not (args.quiet or args.json):
         import torch

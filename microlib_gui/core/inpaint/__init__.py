@@ -57,7 +57,7 @@ def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
 def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "auto", iters: int = DEFAULT_ITERS,
                 opt_iters: int = DEFAULT_OPT_ITERS, batch_size: int = 32, device: str = "auto", seed: int = 0,
                 generator_state: dict | None = None, harmonise: tuple[int, int] = (0, 0),
-                restarts: int | None = None, blend: float | None = None) -> dict:
+                restarts: int = DEFAULT_RESTARTS, blend: float = DEFAULT_BLEND) -> dict:
     """Job function (see :mod:`microlib_gui.core.jobs`): inpaint ``mask`` in ``image``.
 
     Parameters
@@ -101,8 +101,7 @@ def inpaint_job(ctx, image: Any, mask: Any, method: str = "fast", kind: str = "a
 
     res = inpaint_gan(img, m, iters=iters, opt_iters=opt_iters, batch_size=batch_size, device=device, seed=seed,
                       generator_state=generator_state, report=ctx.report, check=ctx.check_cancelled,
-                      harmonise=tuple(harmonise),
-                      **{k: v for k, v in (("restarts", restarts), ("blend", blend)) if v is not None})
+                      harmonise=tuple(harmonise), restarts=restarts, blend=blend)
     return {**res, "method": "gan", "kind": img.kind}
 
 

@@ -211,8 +211,9 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
     win_mask = mask[sl]
     background = _to_display(img, np.moveaxis(data[sl], -1, 0))
 
-    def masked_pixels(out: torch.Tensor, i: int) -> np.ndarray:
-        return _to_display(img, out[i].detach().cpu().numpy())[win_mask]
+    def masked_pixels(out: torch.Tensor) -> list[np.ndarray]:  # each fit's masked pixels, one host copy
+        host = out.detach().cpu().numpy()
+        return [_to_display(img, x)[win_mask] for x in host]
 
     def frame(vals: np.ndarray) -> np.ndarray:
         # known pixels as they are, masked ones as currently generated
@@ -225,8 +226,8 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
 
     with torch.no_grad():
         out = gen_net(z)[..., :h, :w]
-    for i in range(k):
-        frames[i].append(masked_pixels(out, i))
+    for fit, vals in zip(frames, masked_pixels(out)):
+        fit.append(vals)
     for it in range(1, opt_iters + 1):
         out = gen_net(z)[..., :h, :w]
         per = losses(out)
@@ -240,18 +241,18 @@ def optimise_region(gen_net: Generator, img: InpaintImage, data: np.ndarray, mas
         if it % frame_every == 0 or it == opt_iters:
             with torch.no_grad():
                 now = gen_net(z)[..., :h, :w]
-            for i in range(k):
-                frames[i].append(masked_pixels(now, i))
+            for fit, vals in zip(frames, masked_pixels(now)):
+                fit.append(vals)
             pic = frame(frames[int(torch.argmin(per.detach()))][-1])
         on_step(it, float(per.detach().min()), pic)
     with torch.no_grad():
         final = gen_net(z)[..., :h, :w]
-        best = _best_fit(img, final, target, known, win_mask, losses(final))
+        best = _best_fit(img, final, target, win_mask, losses(final))
     return final[best].cpu().numpy(), [frame(v) for v in frames[best]], win
 
 
-def _best_fit(img: InpaintImage, out: torch.Tensor, target: torch.Tensor, known: torch.Tensor,
-              win_mask: np.ndarray, loss: torch.Tensor) -> int:
+def _best_fit(img: InpaintImage, out: torch.Tensor, target: torch.Tensor, win_mask: np.ndarray,
+              loss: torch.Tensor) -> int:
     """Index of the fit to keep: for labels, fewest wrong labels on the known ring next to the
     mask (what a seam is made of), ties broken by the match loss; otherwise the lowest loss."""
     if img.kind != "labels" or out.shape[0] == 1:
@@ -259,7 +260,7 @@ def _best_fit(img: InpaintImage, out: torch.Tensor, target: torch.Tensor, known:
     ring = torch.from_numpy(_near_ring(win_mask)).to(out.device)
     if not bool(ring.any()):
         return int(torch.argmin(loss))
-    wrong = (out.argmax(dim=1) != target.argmax(dim=1)) & ring & (known[:, 0] > 0)
+    wrong = (out.argmax(dim=1) != target.argmax(dim=1)) & ring  # the ring holds known pixels only
     score = wrong.flatten(1).sum(dim=1).double() + loss.double() / (1.0 + float(loss.max()))
     return int(torch.argmin(score))
 

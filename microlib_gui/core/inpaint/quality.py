@@ -12,6 +12,9 @@ For label images:
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 
 
@@ -84,3 +87,21 @@ def summarise(rows: list[dict]) -> dict:
         "seam_ratio_truth_pooled": (td / bt) / (cd / ct),
         "seam_ratio_median": float(np.median([r["seam_ratio"] for r in rows])),
     }
+
+
+def labelled_cases(folder: str | Path, ids: list[str] | None = None
+                   ) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(id, truth, mask, hidden)`` for each ``segNNN.png`` + ``barNNN.png`` pair in ``folder``
+    (the raw-like set's layout), in id order; ``hidden`` is the truth with the masked pixels set
+    to 0, so that a method scored on it never sees the truth under the mask."""
+    from .data import read_pixels
+
+    for p in sorted(Path(folder).glob("seg*.png")):
+        i = p.stem[3:]
+        if ids is not None and i not in ids:
+            continue
+        truth = read_pixels(p)
+        mask = read_pixels(p.with_name(f"bar{i}.png")) > 0
+        hidden = truth.copy()
+        hidden[mask] = 0
+        yield i, truth, mask, hidden
