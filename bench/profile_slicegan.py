@@ -57,24 +57,74 @@ def phased_iteration(tr: Trainer, tm: Timer):
         fake = tm("critic step: generator forward (batch %d)" % p.batch_d, gen_fwd)
         for axis in range(3):
             k = axis if tr.anisotropic else 0
-            D, opt = tr.Ds[k], tr.optDs[k]
-            real = tr._real(axis)
             fs = volume_slices(fake, axis, tr.channels_last)
-
-            def critic():
-                opt.zero_grad(set_to_none=True)
-                with tr._autocast():
-                    out = D(torch.cat([real.to(fs.dtype), fs])).float()
-                nr = real.shape[0]
-                loss = out[nr:].mean() - out[:nr].mean()
-                loss.backward()
-                return nr
-
-            nr = tm("critic step: critic fwd+bwd (real + fake slices)", critic)
-            tm("critic step: gradient penalty fwd+bwd",
-                    lambda: tr._gradient_penalty(D, real, fs[:nr]).backward())
-            tm("critic step: Adam", opt.step)
+            tm(f"critic step: critic update ({tr.gp} penalty)",
+               lambda: tr._critic_update(tr.Ds[k], tr.optDs[k], tr._real(axis), fs, fs[:p.batch_real]))
     tm("generator step (forward, 3 critics, backward, Adam)", tr._generator_step)
+
+
+def graph_ms(fn, reps: int = 20) -> float:
+    """Milliseconds per replay of ``fn`` captured as a CUDA graph (no launch overhead)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    g.replay()
+    torch.cuda.synchronize()
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(reps):
+        g.replay()
+    e1.record()
+    torch.cuda.synchronize()
+    return e0.elapsed_time(e1) / reps
+
+
+def graph_pieces(p, imgs, dev) -> dict:
+    """Device time of each piece of an iteration, each captured and replayed as its own graph."""
+    out = {}
+    for gp in ("adjoint", "autograd"):
+        torch.manual_seed(0)
+        tr = Trainer(p, imgs, dev, "auto", graphs=True, gp=gp)
+        fake = {}
+
+        def gen_fwd():
+            with torch.no_grad(), tr._autocast():
+                fake["v"] = tr.G(tr._noise(p.batch_d))
+
+        out["generator forward (batch %d)" % p.batch_d] = graph_ms(gen_fwd)
+        gen_fwd()
+        fs = volume_slices(fake["v"], 0, tr.channels_last)
+        out[f"one critic update, {gp} penalty"] = graph_ms(
+            lambda: tr._critic_update(tr.Ds[0], tr.optDs[0], tr._real(0), fs, fs[:p.batch_real]))
+        out[f"critic step (forward + 3 updates), {gp} penalty"] = graph_ms(tr._critic_step)
+        if gp == "adjoint":
+            out["generator step"] = graph_ms(tr._generator_step)
+            out["whole iteration, adjoint penalty"] = graph_ms(tr._iteration)
+        else:
+            out["whole iteration, autograd penalty"] = graph_ms(tr._iteration)
+        del tr
+        torch.cuda.empty_cache()
+    for k, v in out.items():
+        print(f"  {v:8.2f} ms  {k}", flush=True)
+    # kernels of whole iterations replayed from the trainer's own graph
+    torch.manual_seed(0)
+    tr = Trainer(p, imgs, dev, "auto", graphs=True)
+    for _ in range(6):
+        tr.step()
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            tr.step()
+        torch.cuda.synchronize()
+    print("graph replay (3 iterations), graph used:", tr._graph is not None)
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=40, max_name_column_width=90))
+    return out
 
 
 def main():
@@ -86,6 +136,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--json-out")
+    ap.add_argument("--gp", default="adjoint", choices=["adjoint", "autograd"])
     ap.add_argument("--generate", type=int, metavar="SIZE",
                     help="profile generating a SIZE³ volume (untrained generator) instead of training")
     a = ap.parse_args()
@@ -97,7 +148,9 @@ def main():
         return profile_generation(a, p, dev)
     imgs = load_training_images([a.image], "auto", min_side=p.img_side)
     torch.manual_seed(0)
-    tr = Trainer(p, imgs, dev, "auto", graphs=False)
+    pieces = graph_pieces(p, imgs, dev) if dev.type == "cuda" else {}
+    torch.manual_seed(0)
+    tr = Trainer(p, imgs, dev, "auto", graphs=False, gp=a.gp)
     for _ in range(a.warmup):
         tr.step()
     tm = Timer(dev)
@@ -121,7 +174,8 @@ def main():
     print(table)
     if a.json_out:
         Path(a.json_out).write_text(json.dumps({"device": a.device, "preset": a.preset, "seconds_per_iteration": total,
-                                                "phases": phases, "table": table}, indent=1))
+                                                "phases": phases, "graph_pieces_ms": pieces, "table": table},
+                                               indent=1))
 
 
 def profile_generation(a, p, dev) -> None:
@@ -147,9 +201,65 @@ def profile_generation(a, p, dev) -> None:
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=a.top, max_name_column_width=60)
     print(table)
+    stages = generation_stages(G, a.generate, dev)
     if a.json_out:
         Path(a.json_out).write_text(json.dumps({"device": a.device, "preset": a.preset, "size": a.generate,
-                                                "seconds": wall, "table": table}, indent=1))
+                                                "seconds": wall, "stages": stages, "table": table}, indent=1))
+
+
+def generation_stages(G, size, dev) -> dict:
+    """Synchronised times of each stage of a one-block generation (bf16 on CUDA, float32 on a CPU)."""
+    import torch.nn.functional as F
+
+    from microlib_gui.core.slicegan.generate import Plan
+    from microlib_gui.core.slicegan.subpixel import SubpixelGenerator, _interleave
+
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    fast = SubpixelGenerator(G.to(dev), dtype, channels_last=True)
+    plan = Plan(G, size, seed=0)
+    tm = Timer(dev)
+    for rep in range(3):
+        tm.t.clear()
+        z = tm("latent to device", lambda: plan.z.to(dev))
+        x = z.to(dtype).contiguous(memory_format=torch.channels_last_3d)
+        for i, (w8, b8, cout, pad) in enumerate(fast.layers[:-1]):
+            y = tm(f"layer {i + 1} conv+bias", lambda: F.conv3d(x, w8, b8, padding=1))
+            tm(f"layer {i + 1} relu", lambda: F.relu_(y))
+            x = tm(f"layer {i + 1} interleave", lambda: _interleave(y, cout, pad).contiguous(
+                memory_format=torch.channels_last_3d))
+            del y
+        lab = tm("last layer: difference conv + sign", lambda: F.conv3d(x, fast.w_diff, padding=1) > 0)
+        vol = tm("last layer: interleave uint8 + crop", lambda: _interleave(lab.to(torch.uint8), 1, fast.layers[-1][3])
+                 [0, 0, :size, :size, :size].contiguous())
+        host = tm("to host (pageable numpy)", lambda: vol.cpu().numpy())
+        if dev.type == "cuda":
+            pinned = tm("pinned host buffer allocation", lambda: torch.empty(vol.shape, dtype=torch.uint8,
+                                                                            pin_memory=True))
+            tm("to host (into pinned buffer)", lambda: pinned.copy_(vol))
+        del x, lab, vol, host
+    total = sum(tm.t.values())
+    print(f"stages of one {size}^3 generation (third run), total {total:.4f} s:")
+    for k, v in tm.t.items():
+        print(f"  {v * 1000:8.2f} ms  {k}")
+    res = dict(tm.t)
+    if dev.type == "cuda":  # does cuDNN's fused convolution + bias + ReLU beat three kernels?
+        x = z.to(dtype).contiguous(memory_format=torch.channels_last_3d)
+        for i, (w8, b8, cout, pad) in enumerate(fast.layers[:-1]):
+            try:
+                for _ in range(2):
+                    y = tm(f"layer {i + 1} fused conv+bias+relu", lambda: torch.cudnn_convolution_relu(
+                        x, w8, b8, (1, 1, 1), (1, 1, 1), (1, 1, 1), 1))
+                    tm.t[f"layer {i + 1} fused conv+bias+relu"] /= 2
+            except Exception as exc:  # noqa: BLE001
+                print("fused conv failed:", exc)
+                y = F.relu_(F.conv3d(x, w8, b8, padding=1))
+            x = _interleave(y, cout, pad).contiguous(memory_format=torch.channels_last_3d)
+            del y
+        for k, v in tm.t.items():
+            if "fused" in k:
+                print(f"  {v * 1000:8.2f} ms  {k}")
+                res[k] = v
+    return res
 
 
 if __name__ == "__main__":

@@ -158,3 +158,24 @@ def test_subpixel_weights_reused_until_the_generator_changes():
     z = torch.randn(1, G.params.nz, 4, 4, 4)
     with torch.no_grad():
         assert torch.allclose(b.logits(z), G.logits(z), atol=1e-4)
+
+
+@pytest.mark.parametrize("nc", [2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_subpixel_labels_are_the_argmax_of_the_logits(nc, channels_last):
+    # labels are taken per parity before the interleave (two phases: the sign of one difference
+    # convolution); they must be the argmax of the published network's logits
+    from microlib_gui.core.slicegan.subpixel import SubpixelGenerator
+
+    torch.manual_seed(1)
+    G = Generator(get_preset("tiny").net_params(nc)).double().eval()
+    z = torch.randn(2, G.params.nz, 5, 4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        ref = G.logits(z)
+    lab = SubpixelGenerator(G, torch.float64, channels_last).labels(z)
+    assert lab.dtype == torch.uint8 and lab.shape == (2, *ref.shape[2:])
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-9
+    assert clear.float().mean() > 0.99
+    assert torch.equal(lab[clear], ref.argmax(1).to(torch.uint8)[clear])
+    assert len(torch.unique(lab)) == nc

@@ -194,6 +194,8 @@ class Runner:
             sl.append(slice(t0, t1))
             crop.append(slice(o0 - plan.S * t0, o1 - plan.S * t0))
         z = plan.z[tuple(sl)].to(self.dev, non_blocking=True)
+        if self.fast is not None and self.G.imtype == "nphase":
+            return self.fast.labels(z)[0][tuple(crop)]
         if self.fast is not None:
             x = self.fast.logits(z)
         else:

@@ -130,6 +130,35 @@ class Critic(nn.Module):
             x = F.relu(conv(x))
         return self.convs[-1](x)
 
+    def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The score map and the hidden activations (after each ReLU)."""
+        hidden = []
+        for conv in self.convs[:-1]:
+            x = F.relu(conv(x))
+            hidden.append(x)
+        return self.convs[-1](x), hidden
+
+    def input_gradient(self, masks: list[torch.Tensor], in_size, grad_out: torch.Tensor) -> torch.Tensor:
+        """d(sum(D(x)·grad_out))/dx from the ReLU masks of x's forward pass (``hidden[i] > 0``).
+
+        The critic is piecewise linear, so the gradient is the adjoint chain: transposed
+        convolutions with the critic's weights, each followed by its mask. Built from
+        ordinary differentiable operations, its gradient with respect to the weights needs
+        only first-order autograd; it equals double backpropagation through ``forward``
+        (the masks' derivative is zero almost everywhere, and zero in torch's ReLU too).
+        """
+        sizes = [tuple(in_size)] + [tuple(m.shape[-2:]) for m in masks]
+        g = grad_out
+        for i in range(len(self.convs) - 1, -1, -1):
+            conv = self.convs[i]
+            # the size a transposed convolution gives can fall short of the forward input by < stride
+            extra = tuple(sizes[i][j] - ((g.shape[-2 + j] - 1) * conv.stride[j] - 2 * conv.padding[j]
+                                         + conv.kernel_size[j]) for j in range(2))
+            g = F.conv_transpose2d(g, conv.weight, stride=conv.stride, padding=conv.padding, output_padding=extra)
+            if i > 0:
+                g = g * masks[i - 1]
+        return g
+
 
 def conv_flops(params: NetParams, latent_side: int, batch: int, slice_batch: int) -> tuple[float, float]:
     """Forward FLOPs (2 per multiply-add) of the generator on ``batch`` latents and of the

@@ -58,6 +58,7 @@ class SubpixelGenerator:
         dtype = dtype or torch.float32
         self.channels_last = channels_last
         self.layers = []
+        self.w_diff = None
         n = len(G.convs)
         work = torch.float64 if dtype == torch.float64 else torch.float32  # bf16 only at the end
         # Along each axis, parity r uses kernel taps [r + 2, r] (for x[m − 1], x[m]): gather them as
@@ -78,23 +79,49 @@ class SubpixelGenerator:
                     b8 = t.repeat(8).to(dtype)
                 else:
                     b8 = None
-                w8 = k.reshape(8 * cout, cin, 2, 2, 2).to(dtype)
-                if channels_last:
-                    w8 = w8.contiguous(memory_format=torch.channels_last_3d)
-                self.layers.append((w8, b8, cout, int(G.params.gp[i]), i < n - 1))
+                w8 = k.reshape(8 * cout, cin, 2, 2, 2)
+                if i == n - 1 and cout == 2:
+                    # two phases: the label is the sign of logit 1 − logit 0, one convolution of the
+                    # weights' difference (half the work, and a sign survives rounding to bf16)
+                    kd = k[:, :, :, 1] - k[:, :, :, 0]
+                    self.w_diff = self._layout(kd.reshape(8, cin, 2, 2, 2).to(dtype))
+                self.layers.append((self._layout(w8.to(dtype)), b8, cout, int(G.params.gp[i])))
+
+    def _layout(self, w: torch.Tensor) -> torch.Tensor:
+        return w.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else w
 
     @torch.no_grad()
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """(B, nz, a, b, c) latent → (B, nc, X, Y, Z) logits (channels-last strides when asked)."""
+        w8, _, cout, pad = self.layers[-1]
+        return _interleave(F.conv3d(self._hidden(z), w8, padding=1), cout, pad)
+
+    @torch.no_grad()
+    def labels(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, nz, a, b, c) latent → (B, X, Y, Z) uint8 phase labels (argmax of the logits).
+
+        The argmax is taken per parity before the interleave, so only one byte per voxel
+        is interleaved instead of nc logits.
+        """
+        x = self._hidden(z)
+        w8, _, cout, pad = self.layers[-1]
+        if self.w_diff is not None:
+            lab = F.conv3d(x, self.w_diff, padding=1) > 0  # (B, 8, D, H, W), ties → phase 0 as argmax
+        else:
+            y = F.conv3d(x, w8, padding=1)
+            B, _, D, H, W = y.shape
+            lab = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 8, cout).argmax(-1).permute(0, 4, 1, 2, 3)
+        return _interleave(lab.to(torch.uint8), 1, pad)[:, 0]
+
+    def _hidden(self, z: torch.Tensor) -> torch.Tensor:
+        """The last layer's input."""
         x = z.to(self.layers[0][0].dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        for w8, b8, cout, pad, relu in self.layers:
-            y = F.conv3d(x, w8, b8, padding=1)  # (B, 8·C, n+1, n+1, n+1)
-            if relu:
-                y = F.relu_(y)
+        for w8, b8, cout, pad in self.layers[:-1]:
+            y = F.relu_(F.conv3d(x, w8, b8, padding=1))  # (B, 8·C, n+1, n+1, n+1)
             x = _interleave(y, cout, pad)
-            if self.channels_last and relu:
+            if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
 

@@ -68,8 +68,11 @@ class Trainer:
     """Networks, optimisers and one training iteration (eager or as a CUDA graph)."""
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
-                 precision: str = "auto", graphs: bool = False, channels_last: bool = True):
+                 precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint"):
         self.p = preset
+        if gp not in ("adjoint", "autograd"):
+            raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
+        self.gp = gp  # same penalty either way; "autograd" is the published double backpropagation
         self.dev = device
         self.cuda = device.type == "cuda"
         self.imtype = images[0].imtype
@@ -126,56 +129,59 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             fake = self.G(self._noise(p.batch_d))
         if p.critic_axes == "joint" and not self.anisotropic:
-            return self._joint_critic_step(fake)
+            D, opt = self.Ds[0], self.optDs[0]
+            real = torch.cat([self._real(axis) for axis in range(3)])
+            slices = [volume_slices(fake, axis, self.channels_last) for axis in range(3)]
+            # one update for the three axes (not the published order; fewer, larger calls)
+            return self._critic_update(D, opt, real, torch.cat(slices),
+                                       torch.cat([s[:p.batch_real] for s in slices]))
         tot = []
         for axis in range(3):
             k = axis if self.anisotropic else 0
-            D, opt = self.Ds[k], self.optDs[k]
-            real = self._real(axis)
             fs = volume_slices(fake, axis, self.channels_last)
-            opt.zero_grad(set_to_none=True)
-            with self._autocast():
-                # real and fake in one call: the critic has no batch statistics
-                out = D(torch.cat([real.to(fs.dtype), fs])).float()
-            nr = real.shape[0]
-            d_real = out[:nr].mean()
-            d_fake = out[nr:].mean()
-            gp = self._gradient_penalty(D, real, fs[:nr])
-            loss = d_fake - d_real + gp
-            loss.backward()
-            opt.step()
-            tot.append(torch.stack([loss.detach(), (d_real - d_fake).detach(), gp.detach()]))
+            tot.append(self._critic_update(self.Ds[k], self.optDs[k], self._real(axis), fs, fs[:p.batch_real]))
         return torch.stack(tot).mean(0)
 
-    def _joint_critic_step(self, fake):
-        """The three axes in one update of the shared critic (not the published order: one Adam
-        step on the mean of the three axes' losses instead of three steps; fewer, larger calls)."""
-        D, opt = self.Ds[0], self.optDs[0]
-        nr = self.p.batch_real
-        real = torch.cat([self._real(axis) for axis in range(3)])
-        slices = [volume_slices(fake, axis, self.channels_last) for axis in range(3)]
-        fs = torch.cat(slices)
+    def _critic_update(self, D, opt, real, fake, fake_gp):
+        """One Adam step of critic ``D`` on loss mean D(fake) − mean D(real) + gradient penalty."""
+        nr, nf = real.shape[0], fake.shape[0]
+        alpha = torch.rand(nr, 1, 1, 1, device=self.dev)
+        interp = alpha * real + (1 - alpha) * fake_gp.float()
         opt.zero_grad(set_to_none=True)
-        with self._autocast():
-            out = D(torch.cat([real.to(fs.dtype), fs])).float()
-        d_real = out[: 3 * nr].mean()
-        d_fake = out[3 * nr:].mean()
-        gp = self._gradient_penalty(D, real, torch.cat([s[:nr] for s in slices]))
+        if self.gp == "autograd":  # reference: double backpropagation, as published
+            with self._autocast():
+                out = D(torch.cat([real.to(fake.dtype), fake])).float()
+            gp = self._gp_autograd(D, interp)
+        else:
+            # real, fake and interpolates in one call (the critic has no batch statistics); the
+            # interpolates' ReLU masks give the penalty's input gradient as an adjoint chain
+            with self._autocast():
+                x = torch.cat([real.to(fake.dtype), fake, interp.to(fake.dtype)])
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                score, hidden = D.forward_hidden(x)
+                out = score[: nr + nf].float()
+                masks = [h[nr + nf:] > 0 for h in hidden]
+                g = D.input_gradient(masks, interp.shape[-2:], torch.ones_like(score[nr + nf:]))
+            gp = self._penalty(g)
+        d_real = out[:nr].mean()
+        d_fake = out[nr:].mean()
         loss = d_fake - d_real + gp
         loss.backward()
         opt.step()
         return torch.stack([loss.detach(), (d_real - d_fake).detach(), gp.detach()])
 
-    def _gradient_penalty(self, D, real, fake):
-        alpha = torch.rand(real.shape[0], 1, 1, 1, device=self.dev)
-        x = alpha * real + (1 - alpha) * fake.float()
+    def _penalty(self, g):
+        return self.p.gp_lambda * ((g.flatten(1).float().norm(2, dim=1) - 1.0) ** 2).mean()
+
+    def _gp_autograd(self, D, x):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x.requires_grad_(True)
         with self._autocast():
             out = D(x)
         (g,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
-        return self.p.gp_lambda * ((g.flatten(1).float().norm(2, dim=1) - 1.0) ** 2).mean()
+        return self._penalty(g)
 
     def _generator_step(self):
         for D in self.Ds:
