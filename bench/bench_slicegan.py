@@ -238,6 +238,7 @@ def cmd_quality(a):
             # the job function directly: the full CLI would import every area's command module
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(sd),
+                   "--snapshot-every", str(a.snapshot_every),
                    "--preset", a.preset, "--critic-axes", axes] + ([] if a.ema is None else ["--ema", str(a.ema)])
             cmds.append((name, cmd + os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -276,6 +277,8 @@ def cmd_quality(a):
         info = read_run(work / name)
         G, meta = load_model(work / name)
         variants = [("saved", G)]
+        for snap in sorted((work / name / "snapshots").glob("it*")):
+            variants.append((snap.name, load_model(snap)[0]))
         ck = torch.load(work / name / "checkpoint.pt", map_location="cpu", weights_only=True)
         if ck.get("G_ema") is not None:  # a moving-average run also holds the plain generator: compare both
             import copy
@@ -293,6 +296,8 @@ def cmd_quality(a):
                          "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
                          "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
             print(json.dumps(rows[-1]), flush=True)
+            if variant.startswith("it"):
+                continue
             import tifffile
 
             mid = vol[vol.shape[0] // 2] * 255
@@ -311,11 +316,23 @@ def cmd_train_one(a):
     def show(ev):
         print(f"{ev.step}/{ev.total} " + " ".join(f"{k}={v:.4g}" for k, v in ev.scalars.items()), flush=True)
 
-    params = dict(images=[a.image], out=a.out, iters=a.iters, device=a.device, seed=a.seed, log_every=250,
-                  checkpoint_every=500, resume=(Path(a.out) / "checkpoint.pt").exists(),
-                  graphs=False if a.no_graphs else "auto", ema=a.ema, preset=a.preset,
+    import shutil
+
+    out = Path(a.out)
+    params = dict(images=[a.image], out=a.out, device=a.device, seed=a.seed, log_every=250,
+                  checkpoint_every=500, graphs=False if a.no_graphs else "auto", ema=a.ema, preset=a.preset,
                   critic_axes=a.critic_axes)
-    print(json.dumps(run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=show)), flush=True)
+    # in chunks of --snapshot-every iterations (resume is exact), keeping each chunk's generator
+    step = a.snapshot_every or a.iters
+    for end in [*range(step, a.iters, step), a.iters]:
+        r = run_inline("microlib_gui.core.slicegan.train:train",
+                       {**params, "iters": end, "resume": (out / "checkpoint.pt").exists()}, on_progress=show)
+        print(json.dumps(r), flush=True)
+        if end < a.iters:
+            snap = out / "snapshots" / f"it{end:05d}"
+            snap.mkdir(parents=True, exist_ok=True)
+            for f in out.glob("slicegan_*"):
+                shutil.copy2(f, snap / f.name)
 
 
 def main():
@@ -350,6 +367,8 @@ def main():
     q.add_argument("--critic-axes", default="sequential",
                    help="sequential | joint | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
+    q.add_argument("--snapshot-every", type=int, default=1000,
+                   help="also keep and evaluate the generator every N iterations (0: only the final one)")
     q.add_argument("--preset", default="microlib")
     q.add_argument("--detach", action="store_true", help="start the trainings in their own sessions and return")
     # one process per run: threads of one process cannot capture CUDA graphs while another thread
@@ -368,6 +387,8 @@ def main():
                    help="moving-average decay of the saved generator (0: off; default: the preset's)")
     t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     t.add_argument("--no-graphs", action="store_true")
+    t.add_argument("--snapshot-every", type=int, default=0,
+                   help="keep the generator every N iterations (quality evaluates each)")
     t.add_argument("--preset", default="microlib")
     t.set_defaults(func=cmd_train_one)
     a = ap.parse_args()

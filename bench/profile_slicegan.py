@@ -85,6 +85,40 @@ def graph_ms(fn, reps: int = 20) -> float:
     return e0.elapsed_time(e1) / reps
 
 
+def generator_step_parts(tr: Trainer) -> dict:
+    """Cumulative parts of the generator step, each graph-timed, and its kernels."""
+    p, D = tr.p, tr.Ds[0]
+
+    def fwd():
+        with tr._autocast():
+            return tr.G(tr._noise(p.batch_g))
+
+    def fwd_critic():
+        fake = fwd()
+        with tr._autocast():
+            slices = torch.cat([volume_slices(fake, axis, tr.channels_last) for axis in range(3)])
+            if tr.channels_last:
+                slices = slices.contiguous(memory_format=torch.channels_last)
+            return -3.0 * D(slices).float().mean()
+
+    def backward():
+        tr.optG.zero_grad(set_to_none=True)
+        fwd_critic().backward()
+
+    D.requires_grad_(False)
+    res = {"  G step part: generator forward (batch %d)" % p.batch_g: graph_ms(fwd),
+           "  G step part: + slices + critic forward": graph_ms(fwd_critic),
+           "  G step part: + backward": graph_ms(backward)}
+    D.requires_grad_(True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            tr._generator_step()
+        torch.cuda.synchronize()
+    print("generator step, eager (3 steps):")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=90))
+    return res
+
+
 def graph_pieces(p, imgs, dev) -> dict:
     """Device time of each piece of an iteration, each captured and replayed as its own graph."""
     out = {}
@@ -105,6 +139,7 @@ def graph_pieces(p, imgs, dev) -> dict:
         out[f"critic step (forward + 3 updates), {gp} penalty"] = graph_ms(tr._critic_step)
         if gp == "adjoint":
             out["generator step"] = graph_ms(tr._generator_step)
+            out.update(generator_step_parts(tr))
             out["whole iteration, adjoint penalty"] = graph_ms(tr._iteration)
         else:
             out["whole iteration, autograd penalty"] = graph_ms(tr._iteration)
