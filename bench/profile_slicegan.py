@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from microlib_gui.core.slicegan.data import load_training_images  # noqa: E402
 from microlib_gui.core.slicegan.presets import get_preset  # noqa: E402
-from microlib_gui.core.slicegan.train import Trainer, volume_slices  # noqa: E402
+from microlib_gui.core.slicegan.train import Trainer  # noqa: E402
 
 
 class Timer:
@@ -57,7 +57,7 @@ def phased_iteration(tr: Trainer, tm: Timer):
         fake = tm("critic step: generator forward (batch %d)" % p.batch_d, gen_fwd)
         for axis in range(3):
             k = axis if tr.anisotropic else 0
-            fs = volume_slices(fake, axis, tr.channels_last)
+            fs = tr._slices(fake, axis)
             tm(f"critic step: critic update ({tr.gp} penalty)",
                lambda: tr._critic_update(tr.Ds[k], tr.optDs[k], tr._real(axis), fs, fs[:p.batch_real]))
     tm("generator step (forward, 3 critics, backward, Adam)", tr._generator_step)
@@ -96,9 +96,7 @@ def generator_step_parts(tr: Trainer) -> dict:
     def fwd_critic():
         fake = fwd()
         with tr._autocast():
-            slices = torch.cat([volume_slices(fake, axis, tr.channels_last) for axis in range(3)])
-            if tr.channels_last:
-                slices = slices.contiguous(memory_format=torch.channels_last)
+            slices = tr._slices(fake, (0, 1, 2))
             return -3.0 * D(slices).float().mean()
 
     def backward():
@@ -133,7 +131,7 @@ def graph_pieces(p, imgs, dev) -> dict:
 
         out["generator forward (batch %d)" % p.batch_d] = graph_ms(gen_fwd)
         gen_fwd()
-        fs = volume_slices(fake["v"], 0, tr.channels_last)
+        fs = tr._slices(fake["v"], 0)
         out[f"one critic update, {gp} penalty"] = graph_ms(
             lambda: tr._critic_update(tr.Ds[0], tr.optDs[0], tr._real(0), fs, fs[:p.batch_real]))
         out[f"critic step (forward + 3 updates), {gp} penalty"] = graph_ms(tr._critic_step)
@@ -271,7 +269,7 @@ def generation_stages(G, size, dev) -> dict:
             pinned = tm("pinned host buffer allocation", lambda: torch.empty(vol.shape, dtype=torch.uint8,
                                                                             pin_memory=True))
             tm("to host (into pinned buffer)", lambda: pinned.copy_(vol))
-        del x, lab, vol, host
+        x = lab = vol = host = None  # free before the next run
     total = sum(tm.t.values())
     print(f"stages of one {size}^3 generation (third run), total {total:.4f} s:")
     for k, v in tm.t.items():

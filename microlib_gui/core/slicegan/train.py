@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..atomic import atomic_path, atomic_write_json
 from ..jobs import JobCancelled
@@ -45,13 +46,32 @@ GEN_NAME = "slicegan_Gen.pt"
 AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
 
 
-def volume_slices(vol: torch.Tensor, axis: int, channels_last: bool = False) -> torch.Tensor:
-    """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C, a, b)."""
-    d, a, b = AXES[axis]
-    n, c = vol.shape[0] * vol.shape[d], vol.shape[1]
-    if channels_last:  # one copy straight into NHWC memory
-        return vol.permute(0, d, a, b, 1).reshape(n, vol.shape[a], vol.shape[b], c).permute(0, 3, 1, 2)
-    return vol.permute(0, d, 1, a, b).reshape(n, c, vol.shape[a], vol.shape[b])
+def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, pad: int = 0) -> torch.Tensor:
+    """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C + pad, a, b).
+
+    ``axis`` may be a tuple: the slices of each axis one after another (a cube's axes
+    give slices of one shape). ``pad`` zero channels are appended: cuDNN's fast
+    channels-last kernels want a multiple of 8 channels and would otherwise pad every
+    call's input itself. With ``channels_last`` each axis' slices are copied once,
+    straight into one NHWC buffer.
+    """
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    B, c = vol.shape[:2]
+    if not channels_last:
+        out = torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
+                         .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
+                         for k in axes])
+        return F.pad(out, (0, 0, 0, 0, 0, pad)) if pad else out
+    d0, a0, b0 = AXES[axes[0]]
+    A, Bb = vol.shape[a0], vol.shape[b0]
+    n = [B * vol.shape[AXES[k][0]] for k in axes]
+    out = (vol.new_zeros if pad else vol.new_empty)(sum(n), A, Bb, c + pad)
+    off = 0
+    for k, nk in zip(axes, n):
+        d, a, b = AXES[k]
+        out[off:off + nk].view(B, vol.shape[d], A, Bb, c + pad)[..., :c].copy_(vol.permute(0, d, a, b, 1))
+        off += nk
+    return out.permute(0, 3, 1, 2)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -68,7 +88,8 @@ class Trainer:
     """Networks, optimisers and one training iteration (eager or as a CUDA graph)."""
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
-                 precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint"):
+                 precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
+                 pad_channels: bool | None = None):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -97,7 +118,14 @@ class Trainer:
                 opt_kw["capturable"] = True
         self.optG = torch.optim.Adam(self.G.parameters(), **opt_kw)
         self.optDs = [torch.optim.Adam(D.parameters(), **opt_kw) for D in self.Ds]
-        self.samplers = [PatchSampler(im, preset.img_side, device) for im in images]
+        # critic inputs padded with zero channels to a multiple of 8 (cuDNN's channels-last kernels
+        # pad every call's input otherwise); the same arithmetic, see Critic.in_pad
+        if pad_channels is None:
+            pad_channels = self.cuda and self.channels_last
+        self.cpad = (-self.nc) % 8 if pad_channels else 0
+        for D in self.Ds:
+            D.in_pad = self.cpad
+        self.samplers = [PatchSampler(im, preset.img_side, device, self.cpad) for im in images]
         # per-iteration losses accumulated on the device: critic, wasserstein, gp, generator
         self.acc = torch.zeros(4, device=device)
         self.acc_n = 0
@@ -120,6 +148,9 @@ class Trainer:
         z = torch.randn(batch, self.p.nz, s, s, s, device=self.dev)
         return z.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else z
 
+    def _slices(self, fake: torch.Tensor, axis) -> torch.Tensor:
+        return volume_slices(fake, axis, self.channels_last, self.cpad)
+
     def _real(self, axis: int) -> torch.Tensor:
         real = self.samplers[axis if self.anisotropic else 0].sample(self.p.batch_real)
         return real.contiguous(memory_format=torch.channels_last) if self.channels_last else real
@@ -131,14 +162,15 @@ class Trainer:
         if p.critic_axes == "joint" and not self.anisotropic:
             D, opt = self.Ds[0], self.optDs[0]
             real = torch.cat([self._real(axis) for axis in range(3)])
-            slices = [volume_slices(fake, axis, self.channels_last) for axis in range(3)]
+            slices = self._slices(fake, (0, 1, 2))
+            n = slices.shape[0] // 3
             # one update for the three axes (not the published order; fewer, larger calls)
-            return self._critic_update(D, opt, real, torch.cat(slices),
-                                       torch.cat([s[:p.batch_real] for s in slices]))
+            return self._critic_update(D, opt, real, slices,
+                                       torch.cat([slices[k * n:k * n + p.batch_real] for k in range(3)]))
         tot = []
         for axis in range(3):
             k = axis if self.anisotropic else 0
-            fs = volume_slices(fake, axis, self.channels_last)
+            fs = self._slices(fake, axis)
             tot.append(self._critic_update(self.Ds[k], self.optDs[k], self._real(axis), fs, fs[:p.batch_real]))
         return torch.stack(tot).mean(0)
 
@@ -192,12 +224,9 @@ class Trainer:
             if self.anisotropic:
                 loss = 0.0
                 for axis in range(3):
-                    loss = loss - self.Ds[axis](volume_slices(fake, axis, self.channels_last)).float().mean()
+                    loss = loss - self.Ds[axis](self._slices(fake, axis)).float().mean()
             else:  # one shared critic: the three axes in one call (the same sum of three equal-size means)
-                slices = torch.cat([volume_slices(fake, axis, self.channels_last) for axis in range(3)])
-                if self.channels_last:
-                    slices = slices.contiguous(memory_format=torch.channels_last)
-                loss = -3.0 * self.Ds[0](slices).float().mean()
+                loss = -3.0 * self.Ds[0](self._slices(fake, (0, 1, 2))).float().mean()
         loss.backward()
         self.optG.step()
         for D in self.Ds:
