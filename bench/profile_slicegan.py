@@ -264,12 +264,12 @@ def generation_stages(G, size, dev) -> dict:
         lab = tm("last layer: difference conv + sign", lambda: F.conv3d(x, fast.w_diff, padding=1) > 0)
         vol = tm("last layer: interleave uint8 + crop", lambda: _interleave(lab.to(torch.uint8), 1, fast.layers[-1][3])
                  [0, 0, :size, :size, :size].contiguous())
-        host = tm("to host (pageable numpy)", lambda: vol.cpu().numpy())
+        tm("to host (pageable numpy)", lambda: vol.cpu().numpy())
         if dev.type == "cuda":
             pinned = tm("pinned host buffer allocation", lambda: torch.empty(vol.shape, dtype=torch.uint8,
                                                                             pin_memory=True))
             tm("to host (into pinned buffer)", lambda: pinned.copy_(vol))
-        x = lab = vol = host = None  # free before the next run
+        x = lab = vol = None  # free before the next run
     total = sum(tm.t.values())
     print(f"stages of one {size}^3 generation (third run), total {total:.4f} s:")
     for k, v in tm.t.items():
