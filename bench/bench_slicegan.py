@@ -230,8 +230,11 @@ def cmd_quality(a):
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
     # one run per image, critic-axes variant and seed; sequential seed-0 runs keep the image's name
+    # IMAGE@joint / IMAGE@sequential: that image with that critic update only
     runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}") + ("" if sd == 0 else f"_s{sd}"): (Path(im), ax, sd)
-            for sd in map(int, str(a.seeds).split(",")) for ax in a.critic_axes.split(",") for im in a.images}
+            for sd in map(int, str(a.seeds).split(",")) for spec in a.images
+            for im, ax in ((spec.split("@")[0], ax) for ax in
+                           ([spec.split("@")[1]] if "@" in spec else a.critic_axes.split(",")))}
     if not a.evaluate_only:
         cmds = []
         for name, (im, axes, sd) in runs.items():
@@ -247,7 +250,9 @@ def cmd_quality(a):
                                       cwd=REPO, start_new_session=a.detach, env=env) for name, cmd in cmds]
         else:  # one after another in one background shell: on one GPU that finishes them soonest
             chain = "; ".join(f"{shlex.join(cmd)} > {shlex.quote(str(work / (name + '.log')))} 2>&1" for name, cmd in cmds)
-            procs = [subprocess.Popen(["sh", "-c", chain], cwd=REPO, start_new_session=a.detach, env=env)]
+            # detached: no inherited output pipe, so a caller piping our output is not held open
+            quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if a.detach else {}
+            procs = [subprocess.Popen(["sh", "-c", chain], cwd=REPO, start_new_session=a.detach, env=env, **quiet)]
         print(f"started {len(cmds)} trainings ({'at once' if a.parallel else 'one at a time'}):",
               [p.pid for p in procs], flush=True)
         if a.detach:
@@ -291,10 +296,14 @@ def cmd_quality(a):
             # phase 1 of the volume = the brightest grey level (phases are sorted)
             vol = (vol == len(meta["phases"]) - 1).astype(np.uint8)
             vf3, sa3 = volume_fraction(vol), surface_share(vol)
+            # per axis: is the extra interface in one direction?
+            sa_axes = [float(np.mean(np.diff(vol, axis=ax) != 0)) for ax in range(3)]
             rows.append({"image": name, "seed": seed, "generator": variant, "ema": info["preset"].get("ema", 0.0),
                          "critic_axes": info["preset"].get("critic_axes", "sequential"),
                          "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
-                         "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2})
+                         "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2,
+                         "sa3d_axes": sa_axes,
+                         "sa2d_axes": [float(np.mean(np.diff(lab2, axis=ax) != 0)) for ax in range(2)]})
             print(json.dumps(rows[-1]), flush=True)
             if variant.startswith("it"):
                 continue
