@@ -101,7 +101,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint", pad_channels=False if "nopad" in mode else None)
+                     gp="autograd" if "autograd" in mode else "adjoint", pad_channels="pad8" in mode)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -354,7 +354,7 @@ def main():
     s.add_argument("--sections", default="train,generate,disk")
     s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
-                        "add -autograd for the published double-backpropagation penalty, -nopad for unpadded critic inputs")
+                        "add -autograd for the published double-backpropagation penalty, -pad8 for critic inputs zero-padded to 8 channels")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

@@ -89,7 +89,7 @@ class Trainer:
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
                  precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 pad_channels: bool | None = None):
+                 pad_channels: bool = False):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -118,10 +118,9 @@ class Trainer:
                 opt_kw["capturable"] = True
         self.optG = torch.optim.Adam(self.G.parameters(), **opt_kw)
         self.optDs = [torch.optim.Adam(D.parameters(), **opt_kw) for D in self.Ds]
-        # critic inputs padded with zero channels to a multiple of 8 (cuDNN's channels-last kernels
-        # pad every call's input otherwise); the same arithmetic, see Critic.in_pad
-        if pad_channels is None:
-            pad_channels = self.cuda and self.channels_last
+        # optionally, critic inputs padded with zero channels to a multiple of 8 (cuDNN's channels-last
+        # kernels pad every call's input otherwise); the same arithmetic, see Critic.in_pad. Off: on the
+        # H100 it was not faster (docs/benchmarks.md)
         self.cpad = (-self.nc) % 8 if pad_channels else 0
         for D in self.Ds:
             D.in_pad = self.cpad
