@@ -119,11 +119,21 @@ class PatchSampler:
         self.h, self.w = h, w
         self.ar = torch.arange(side, device=device)
 
-    def sample(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A (batch, C, side, side) tensor of random crops, drawn on the device."""
+    def sample(self, batch: int, generator: torch.Generator | None = None, dihedral: bool = False) -> torch.Tensor:
+        """A (batch, C, side, side) tensor of random crops, drawn on the device.
+
+        ``dihedral``: each crop also randomly transposed and flipped (one of the square's
+        8 symmetries), so rows and columns, and the two diagonals, look alike.
+        """
         dev = self.image.device
         oy = torch.randint(0, self.h - self.side + 1, (batch, 1), device=dev, generator=generator)
         ox = torch.randint(0, self.w - self.side + 1, (batch, 1), device=dev, generator=generator)
         rows = (oy + self.ar)[:, :, None]  # (B, s, 1)
         cols = (ox + self.ar)[:, None, :]  # (B, 1, s)
-        return self.image[:, rows, cols].transpose(0, 1).contiguous()
+        x = self.image[:, rows, cols].transpose(0, 1)
+        if dihedral:
+            t, fr, fc = (torch.rand(3, batch, 1, 1, 1, device=dev, generator=generator) < 0.5).unbind(0)
+            x = torch.where(t, x.transpose(2, 3), x)
+            x = torch.where(fr, x.flip(2), x)
+            x = torch.where(fc, x.flip(3), x)
+        return x.contiguous()

@@ -158,7 +158,10 @@ class Trainer:
         return volume_slices(fake, axis, self.channels_last, self.cpad, self.axes)
 
     def _real(self, axis: int) -> torch.Tensor:
-        real = self.samplers[axis if self.anisotropic else 0].sample(self.p.batch_real)
+        # isotropic runs may see the image under all 8 symmetries of the square (three images
+        # come in the published orientation and stay as they are)
+        real = self.samplers[axis if self.anisotropic else 0].sample(
+            self.p.batch_real, dihedral=self.p.augment and not self.anisotropic)
         return real.contiguous(memory_format=torch.channels_last) if self.channels_last else real
 
     def _critic_step(self):
@@ -376,7 +379,8 @@ def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict) 
 def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, imtype: str = "auto", checkpoint_every: int | None = None,
           log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto",
-          ema: float | None = None, critic_axes: str | None = None, slice_order: str | None = None) -> dict:
+          ema: float | None = None, critic_axes: str | None = None, slice_order: str | None = None,
+          augment: bool | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -408,6 +412,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         Isotropic runs: update the shared critic once per axis, as published
         (``sequential``, the default), or once for all three axes (``joint``: faster,
         a different update order; see docs/slicegan.md).
+    augment : bool, optional
+        Isotropic runs: show the critic the real patches under random flips and transposes
+        (see docs/slicegan.md; default: the preset's, off).
     slice_order : {"published", "cyclic"}, optional
         Isotropic runs: the in-plane axes of the critics' slices as published, or cyclic
         (every volume axis shown once as rows and once as columns; see docs/slicegan.md).
@@ -444,6 +451,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = replace(p, critic_axes=str(critic_axes))
     if slice_order is not None and ck is None:
         p = replace(p, slice_order=str(slice_order))
+    if augment is not None and ck is None:
+        p = replace(p, augment=bool(augment))
     if p.slice_order not in ("published", "cyclic"):
         raise SliceGANError(f"--slice-order must be published or cyclic (got {p.slice_order!r})")
     if p.critic_axes not in ("sequential", "joint"):
