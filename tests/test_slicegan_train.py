@@ -285,3 +285,20 @@ def test_zero_padded_critic_channels_give_the_same_training(shared_data):
     assert torch.allclose(sa, sb, rtol=1e-4, atol=1e-5)
     for a, b in zip(wa, wb):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_dihedral_patches_are_symmetries_of_the_same_crops(shared_data):
+    from microlib_gui.core.slicegan.data import PatchSampler, load_training_images
+
+    img = load_training_images([str(shared_data / "microlib" / "micro006.png")], "auto", min_side=32)[0]
+    s = PatchSampler(img, 32, torch.device("cpu"))
+    plain = s.sample(64, torch.Generator().manual_seed(5))
+    aug = s.sample(64, torch.Generator().manual_seed(5), dihedral=True)  # same offsets, drawn first
+    used = set()
+    for p, a in zip(plain, aug):
+        syms = [p, p.flip(1), p.flip(2), p.flip(1).flip(2)]
+        syms += [x.transpose(1, 2) for x in syms]
+        hits = [k for k, x in enumerate(syms) if torch.equal(x, a)]
+        assert hits, "an augmented patch is not a symmetry of its crop"
+        used.add(hits[0])
+    assert len(used) >= 5  # many of the 8 symmetries occur
