@@ -302,3 +302,29 @@ def test_dihedral_patches_are_symmetries_of_the_same_crops(shared_data):
         assert hits, "an augmented patch is not a symmetry of its crop"
         used.add(hits[0])
     assert len(used) >= 5  # many of the 8 symmetries occur
+
+
+def test_cli_augment_recorded_and_changes_training(tmp_path, img):
+    args = ["--preset", "tiny", "--iters", "2", "--device", "cpu", "--seed", "2"]
+    assert main(["train", img, "--out", str(tmp_path / "a"), "--augment", *args]) == 0
+    assert main(["train", img, "--out", str(tmp_path / "p"), *args]) == 0
+    assert read_run(tmp_path / "a")["preset"]["augment"] is True
+    assert read_run(tmp_path / "p")["preset"]["augment"] is False
+    # the critic saw other (flipped/transposed) patches: another generator
+    assert not torch.allclose(_gen_state(tmp_path / "a")["convs.0.weight"],
+                              _gen_state(tmp_path / "p")["convs.0.weight"])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cyclic_slice_order_transposes_only_the_y_slices(channels_last):
+    from microlib_gui.core.slicegan.train import AXES_CYCLIC, volume_slices
+
+    vol = torch.randn(2, 3, 5, 5, 5)
+    for axis in range(3):
+        pub = volume_slices(vol, axis, channels_last)
+        cyc = volume_slices(vol, axis, channels_last, order=AXES_CYCLIC)
+        assert torch.equal(cyc, pub.transpose(2, 3) if axis == 1 else pub)
+    # x-slice i of volume b holds vol[b, :, i]; the cyclic y-slices are (Z, X) planes
+    assert torch.equal(volume_slices(vol, 1, channels_last, order=AXES_CYCLIC)[7], vol[1, :, :, 2].transpose(1, 2))
+    with pytest.raises(SliceGANError, match="slice-order"):
+        run_inline(TARGET, {"images": ["x.png"], "out": "unused", "slice_order": "diagonal"})

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--critic-axes", choices=["sequential", "joint"],
                    help="isotropic runs: one critic update per axis (sequential, published; default) or one "
                         "for all three (joint, faster)")
+    p.add_argument("--augment", action="store_true", default=None,
+                   help="isotropic runs: show the critic the real patches under random flips and transposes")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 
@@ -76,7 +78,7 @@ def cmd_train(args) -> int:
                   seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, precision=args.precision,
                   graphs=False if args.no_graphs else "auto", ema=args.ema,
-                  critic_axes=args.critic_axes)
+                  critic_axes=args.critic_axes, augment=args.augment)
     t0 = time.monotonic()
     try:
         result = run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=ProgressBar(),
