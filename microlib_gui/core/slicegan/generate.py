@@ -223,7 +223,10 @@ def to_host(t: torch.Tensor) -> np.ndarray:
     """
     if t.device.type != "cuda":
         return np.ascontiguousarray(t.numpy())
-    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    try:
+        host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    except RuntimeError:  # no page-locked memory to be had (e.g. a locked-memory limit): the slow way
+        return np.ascontiguousarray(t.cpu().numpy())
     host.copy_(t)
     return host.numpy()
 
