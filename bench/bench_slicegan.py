@@ -231,8 +231,7 @@ def cmd_quality(a):
     work.mkdir(parents=True, exist_ok=True)
     # one run per image, critic-axes variant and seed; sequential seed-0 runs keep the image's name
     # IMAGE@joint / IMAGE@sequential: that image with that critic update only
-    tag = (f"_{a.slice_order}" if a.slice_order and a.slice_order != "published" else "") + \
-        ("_aug" if a.augment else "")
+    tag = "_aug" if a.augment else ""
     runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}") + tag + ("" if sd == 0 else f"_s{sd}"):
             (Path(im), ax, sd)
             for sd in map(int, str(a.seeds).split(",")) for spec in a.images
@@ -245,7 +244,6 @@ def cmd_quality(a):
             cmd = [sys.executable, str(Path(__file__).resolve()), "train-one", str(im), "--out", str(work / name),
                    "--iters", str(a.iters), "--device", a.device, "--seed", str(sd),
                    "--snapshot-every", str(a.snapshot_every),
-                   *(["--slice-order", a.slice_order] if a.slice_order else []),
                    *(["--augment"] if a.augment else []),
                    "--preset", a.preset, "--critic-axes", axes] + ([] if a.ema is None else ["--ema", str(a.ema)])
             cmds.append((name, cmd + os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()))
@@ -335,7 +333,7 @@ def cmd_train_one(a):
     out = Path(a.out)
     params = dict(images=[a.image], out=a.out, device=a.device, seed=a.seed, log_every=250,
                   checkpoint_every=500, graphs=False if a.no_graphs else "auto", ema=a.ema, preset=a.preset,
-                  critic_axes=a.critic_axes, slice_order=a.slice_order, augment=a.augment or None)
+                  critic_axes=a.critic_axes, augment=a.augment or None)
     # in chunks of --snapshot-every iterations (resume is exact), keeping each chunk's generator
     step = a.snapshot_every or a.iters
     for end in [*range(step, a.iters, step), a.iters]:
@@ -381,8 +379,6 @@ def main():
     q.add_argument("--critic-axes", default="sequential",
                    help="sequential | joint | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
-    q.add_argument("--slice-order", default=None, choices=["published", "cyclic"],
-                   help="the slices' in-plane axes for every run (runs are named NAME_cyclic)")
     q.add_argument("--augment", action="store_true",
                    help="real patches under random flips and transposes in every run (runs are named NAME_aug)")
     q.add_argument("--snapshot-every", type=int, default=1000,
@@ -405,7 +401,6 @@ def main():
                    help="moving-average decay of the saved generator (0: off; default: the preset's)")
     t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
     t.add_argument("--no-graphs", action="store_true")
-    t.add_argument("--slice-order", default=None, choices=["published", "cyclic"])
     t.add_argument("--augment", action="store_true")
     t.add_argument("--snapshot-every", type=int, default=0,
                    help="keep the generator every N iterations (quality evaluates each)")

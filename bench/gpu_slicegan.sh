@@ -23,7 +23,6 @@ SECTIONS=${SLICEGAN_SECTIONS:-train,generate,disk}
 EMA=${SLICEGAN_EMA:-0.999}
 SEEDS=${SLICEGAN_SEEDS:-0}  # e.g. 0,1: one run per image and seed
 CRITIC_AXES=${SLICEGAN_CRITIC_AXES:-sequential}  # one run per image and variant; joint: one critic update for the three axes
-ORDER=${SLICEGAN_SLICE_ORDER:-published}  # cyclic: every axis once as the slices' rows, once as columns
 AUG=${SLICEGAN_AUGMENT:+--augment}  # set: real patches under random flips and transposes
 T0=$(date +%s)
 
@@ -44,12 +43,12 @@ sys.exit(0 if row and 'error' not in row[0] and row[0]['graphs_used'] and math.i
     extra="--no-graphs"; echo "quality: CUDA graphs off" | tee -a "$OUT/quality.log"
   fi
   SLICEGAN_TRAIN_EXTRA="$extra" python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters "${SLICEGAN_ITERS:-5000}" \
-    --device cuda --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" --seeds "$SEEDS" --slice-order "$ORDER" $AUG 2>&1 | tee -a "$OUT/quality.log"
+    --device cuda --detach --ema "$EMA" --critic-axes "$CRITIC_AXES" --seeds "$SEEDS" $AUG 2>&1 | tee -a "$OUT/quality.log"
 }
 
 quality_wait() {
   python3 bench/bench_slicegan.py quality $IMAGES --workdir "$WORK" --iters "${SLICEGAN_ITERS:-5000}" --device cuda --evaluate-only \
-    --wait "${1:-540}" --seeds "$SEEDS" --critic-axes "$CRITIC_AXES" --slice-order "$ORDER" $AUG --json-out "$OUT/quality.json" 2>&1 \
+    --wait "${1:-540}" --seeds "$SEEDS" --critic-axes "$CRITIC_AXES" $AUG --json-out "$OUT/quality.json" 2>&1 \
     | tee -a "$OUT/quality.log"
   for f in "$WORK"/*.log; do tail -n 30 "$f"; done > "$OUT/train_tails.log" 2>/dev/null
   tar -C "$WORK" -czf "$OUT/slices.tgz" $(cd "$WORK" && ls *_slice.tif 2>/dev/null) 2>/dev/null || true

@@ -313,18 +313,3 @@ def test_cli_augment_recorded_and_changes_training(tmp_path, img):
     # the critic saw other (flipped/transposed) patches: another generator
     assert not torch.allclose(_gen_state(tmp_path / "a")["convs.0.weight"],
                               _gen_state(tmp_path / "p")["convs.0.weight"])
-
-
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_cyclic_slice_order_transposes_only_the_y_slices(channels_last):
-    from microlib_gui.core.slicegan.train import AXES_CYCLIC, volume_slices
-
-    vol = torch.randn(2, 3, 5, 5, 5)
-    for axis in range(3):
-        pub = volume_slices(vol, axis, channels_last)
-        cyc = volume_slices(vol, axis, channels_last, order=AXES_CYCLIC)
-        assert torch.equal(cyc, pub.transpose(2, 3) if axis == 1 else pub)
-    # x-slice i of volume b holds vol[b, :, i]; the cyclic y-slices are (Z, X) planes
-    assert torch.equal(volume_slices(vol, 1, channels_last, order=AXES_CYCLIC)[7], vol[1, :, :, 2].transpose(1, 2))
-    with pytest.raises(SliceGANError, match="slice-order"):
-        run_inline(TARGET, {"images": ["x.png"], "out": "unused", "slice_order": "diagonal"})

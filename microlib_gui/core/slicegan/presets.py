@@ -36,7 +36,6 @@ class Preset:
     ema: float = 0.0         # decay of an exponential moving average of the generator's weights (0: off)
     critic_axes: str = "sequential"  # isotropic critic step: "sequential" (published: 3 updates) or "joint" (1)
     augment: bool = False    # isotropic runs: real patches under random flips/transposes (dihedral group)
-    slice_order: str = "published"  # isotropic slices' in-plane axes: "published" or "cyclic" (see train.AXES_CYCLIC)
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)

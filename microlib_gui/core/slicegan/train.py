@@ -44,14 +44,9 @@ GEN_NAME = "slicegan_Gen.pt"
 # (slice dim, in-plane dims) of a (B, C, X, Y, Z) volume for the x, y and z critics,
 # in the published order so anisotropic images meet the same axes.
 AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
-# The published order shows X as the slices' row axis in both of its views, Z as the column axis in
-# both, and Y once as each. Cyclic in-plane axes (Y,Z), (Z,X), (X,Y) show every axis once as rows
-# and once as columns (isotropic runs, ``slice_order="cyclic"``).
-AXES_CYCLIC = ((2, 3, 4), (3, 4, 2), (4, 2, 3))
 
 
-def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, pad: int = 0,
-                  order=AXES) -> torch.Tensor:
+def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, pad: int = 0) -> torch.Tensor:
     """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C + pad, a, b).
 
     ``axis`` may be a tuple: the slices of each axis one after another (a cube's axes
@@ -63,17 +58,17 @@ def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, pad: int
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     B, c = vol.shape[:2]
     if not channels_last:
-        out = torch.cat([vol.permute(0, order[k][0], 1, order[k][1], order[k][2])
-                         .reshape(B * vol.shape[order[k][0]], c, vol.shape[order[k][1]], vol.shape[order[k][2]])
+        out = torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
+                         .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
                          for k in axes])
         return F.pad(out, (0, 0, 0, 0, 0, pad)) if pad else out
-    d0, a0, b0 = order[axes[0]]
+    d0, a0, b0 = AXES[axes[0]]
     A, Bb = vol.shape[a0], vol.shape[b0]
-    n = [B * vol.shape[order[k][0]] for k in axes]
+    n = [B * vol.shape[AXES[k][0]] for k in axes]
     out = (vol.new_zeros if pad else vol.new_empty)(sum(n), A, Bb, c + pad)
     off = 0
     for k, nk in zip(axes, n):
-        d, a, b = order[k]
+        d, a, b = AXES[k]
         out[off:off + nk].view(B, vol.shape[d], A, Bb, c + pad)[..., :c].copy_(vol.permute(0, d, a, b, 1))
         off += nk
     return out.permute(0, 3, 1, 2)
@@ -110,8 +105,6 @@ class Trainer:
         self.channels_last = channels_last  # NHWC: faster in cuDNN and in oneDNN (CPU: 16-20 % per iteration)
         self.graphs = graphs and self.cuda
         self.anisotropic = len(images) == 3
-        # three images come cut in the published orientation: only isotropic runs may reorder
-        self.axes = AXES_CYCLIC if preset.slice_order == "cyclic" and not self.anisotropic else AXES
         self.G = Generator(self.params, self.imtype).to(device)
         self.Ds = [Critic(self.params).to(device) for _ in range(3 if self.anisotropic else 1)]
         if self.channels_last:
@@ -155,7 +148,7 @@ class Trainer:
         return z.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else z
 
     def _slices(self, fake: torch.Tensor, axis) -> torch.Tensor:
-        return volume_slices(fake, axis, self.channels_last, self.cpad, self.axes)
+        return volume_slices(fake, axis, self.channels_last, self.cpad)
 
     def _real(self, axis: int) -> torch.Tensor:
         # isotropic runs may see the image under all 8 symmetries of the square (three images
@@ -379,8 +372,7 @@ def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict) 
 def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, imtype: str = "auto", checkpoint_every: int | None = None,
           log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto",
-          ema: float | None = None, critic_axes: str | None = None, slice_order: str | None = None,
-          augment: bool | None = None) -> dict:
+          ema: float | None = None, critic_axes: str | None = None, augment: bool | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -415,9 +407,6 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     augment : bool, optional
         Isotropic runs: show the critic the real patches under random flips and transposes
         (see docs/slicegan.md; default: the preset's, off).
-    slice_order : {"published", "cyclic"}, optional
-        Isotropic runs: the in-plane axes of the critics' slices as published, or cyclic
-        (every volume axis shown once as rows and once as columns; see docs/slicegan.md).
 
     Returns
     -------
@@ -449,12 +438,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = replace(p, ema=float(ema))
     if critic_axes is not None and ck is None:
         p = replace(p, critic_axes=str(critic_axes))
-    if slice_order is not None and ck is None:
-        p = replace(p, slice_order=str(slice_order))
     if augment is not None and ck is None:
         p = replace(p, augment=bool(augment))
-    if p.slice_order not in ("published", "cyclic"):
-        raise SliceGANError(f"--slice-order must be published or cyclic (got {p.slice_order!r})")
     if p.critic_axes not in ("sequential", "joint"):
         raise SliceGANError(f"--critic-axes must be sequential or joint (got {p.critic_axes!r})")
     if not 0.0 <= p.ema < 1.0:
