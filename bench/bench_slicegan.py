@@ -5,10 +5,11 @@ TFLOP/s for several training modes, generation times (320³, 512³ to a uint8
 label array on the host) and a large volume streamed to a BigTIFF (time, peak
 host memory, measured in a child process).
 
-Quality (``quality``): full-length training on several MicroLib images (in
-parallel processes), then a 320³ volume from each: volume fraction and surface
-area (share of neighbouring voxel/pixel pairs in different phases) of the 3D
-volume against the 2D training image.
+Quality (``quality``): full-length training on several MicroLib images (one
+process per run, one run after another), then a 320³ volume from each: volume
+fraction and surface area (share of neighbouring voxel/pixel pairs in different
+phases, also per axis) of the 3D volume against the 2D training image; the
+generator kept every ``--snapshot-every`` iterations is scored too.
 
 Examples::
 
