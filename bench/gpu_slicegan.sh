@@ -2,11 +2,14 @@
 # SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
-#   bash bench/gpu_slicegan.sh profile           # ~1 min: per-phase times and the top kernels of an eager
-#                                                  iteration, then the top kernels of a 512^3 generation
+#   bash bench/gpu_slicegan.sh profile           # ~2 min: graph-timed pieces of an iteration (generator
+#                                                  step parts too), kernels of graph replay and of an eager
+#                                                  iteration, then the stages and kernels of a 512^3 generation
 #   bash bench/gpu_slicegan.sh quality-start     # 3 x 5000-iteration trainings, one after another in the
-#                                                  background (~6 min each on an H100; one at a time is
-#                                                  faster than all at once, with or without MPS)
+#                                                  background (~5 min each on an H100; one at a time is
+#                                                  faster than all at once, with or without MPS); the
+#                                                  generator is kept every 1000 iterations and scored too
+#     env: SLICEGAN_IMAGES="A.png B.png@joint", SLICEGAN_SEEDS=0,1, SLICEGAN_AUGMENT=1, SLICEGAN_ITERS=N
 #   bash bench/gpu_slicegan.sh quality-wait SECS # wait up to SECS, then evaluate vf / surface-area errors
 #   bash bench/gpu_slicegan.sh all               # speed, start the trainings, wait what is left of 9 minutes
 #                                                  (then quality-wait again in a later call)
