@@ -208,3 +208,22 @@ def test_compare_grayscale():
     assert res["errors"]["mean"] == pytest.approx(0.5, abs=0.05)
     assert res["flag"]["flagged"] and "mean intensity" in res["flag"]["reasons"][0]
     assert len(res["image2d"]["histogram"]) == 64
+
+
+def test_compare_names_a_volume_rougher_along_one_axis():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(4)
+    base = ndimage.gaussian_filter(rng.random((48, 48, 48)), 2.0, mode="wrap") > 0.5
+    img = base[:, :, 0].astype(np.uint8)
+    vol = base.copy()
+    vol[:, ::6] ^= True  # flipping whole x-z planes adds interface along y only
+    res = compare(img, vol.astype(np.uint8), r_max=6, tortuosity=False)
+    axes = res["volume3d"]["surface_area_axes"]
+    assert axes[1] > 1.2 * max(axes[0], axes[2])
+    assert res["flag"]["flagged"]
+    text = " ".join(res["flag"]["likely_causes"])
+    assert "more interface along y" in text and "rows of one family" in text
+    # an agreeing, isotropic pair names no such cause
+    ok = compare(base[:, :, 0].astype(np.uint8), base.astype(np.uint8), r_max=6, tortuosity=False)
+    assert "more interface along" not in " ".join(ok["flag"]["likely_causes"])

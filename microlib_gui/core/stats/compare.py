@@ -189,7 +189,24 @@ def flag(result: dict) -> dict:
                 causes += [CAUSES["representativity"], CAUSES["segmentation"]]
             else:
                 causes += [CAUSES["representativity"], CAUSES["anisotropy"], CAUSES["segmentation"]]
+            causes += _volume_anisotropy(result["volume3d"].get("surface_area_axes"))
     return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes}
+
+
+def _volume_anisotropy(axes) -> list[str]:
+    """A cause when the generated volume's surface area differs between its axes."""
+    if not axes or len(axes) != 3 or min(axes) <= 0:
+        return []
+    hi = int(np.argmax(axes))
+    spread = rel_error(min(axes), max(axes))
+    if spread is None or spread <= ANISOTROPY_LIMIT:
+        return []
+    text = (f"the generated volume has {100 * spread:.0f}% more interface along {'xyz'[hi]} than along "
+            f"{'xyz'[int(np.argmin(axes))]}")
+    if hi == 1:  # measured on the H100 (docs/benchmarks.md, per axis)
+        text += ("; SliceGAN shows y as the rows of one family of training slices and the columns of "
+                 "another, and y often comes out with extra interface")
+    return [text]
 
 
 # -- files ----------------------------------------------------------------------
