@@ -102,7 +102,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint", pad_channels="pad8" in mode)
+                     gp="autograd" if "autograd" in mode else "adjoint")
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -232,12 +232,14 @@ def cmd_quality(a):
     work.mkdir(parents=True, exist_ok=True)
     # one run per image, critic-axes variant and seed; sequential seed-0 runs keep the image's name
     # IMAGE@joint / IMAGE@sequential: that image with that critic update only
-    tag = "_aug" if a.augment else ""
-    runs = {Path(im).stem + ("" if ax == "sequential" else f"_{ax}") + tag + ("" if sd == 0 else f"_s{sd}"):
-            (Path(im), ax, sd)
-            for sd in map(int, str(a.seeds).split(",")) for spec in a.images
-            for im, ax in ((spec.split("@")[0], ax) for ax in
-                           ([spec.split("@")[1]] if "@" in spec else a.critic_axes.split(",")))}
+    runs = {}
+    for sd in map(int, str(a.seeds).split(",")):
+        for spec in a.images:
+            im, _, only = spec.partition("@")
+            for ax in [only] if only else a.critic_axes.split(","):
+                name = (Path(im).stem + ("" if ax == "sequential" else f"_{ax}") + ("_aug" if a.augment else "")
+                        + ("" if sd == 0 else f"_s{sd}"))
+                runs[name] = (Path(im), ax, sd)
     if not a.evaluate_only:
         cmds = []
         for name, (im, axes, sd) in runs.items():
@@ -358,7 +360,7 @@ def main():
     s.add_argument("--sections", default="train,generate,disk")
     s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
-                        "add -autograd for the published double-backpropagation penalty, -pad8 for critic inputs zero-padded to 8 channels")
+                        "add -autograd for the published double-backpropagation penalty")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

@@ -265,28 +265,6 @@ def test_adjoint_penalty_trains_like_the_published_one(shared_data, critic_axes)
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_zero_padded_critic_channels_give_the_same_training(shared_data):
-    # On GPUs the critic's inputs carry zero channels up to a multiple of 8 (with its first
-    # weights zero-padded to match): the same arithmetic as unpadded inputs.
-    from microlib_gui.core.slicegan.data import load_training_images
-    from microlib_gui.core.slicegan.presets import get_preset
-    from microlib_gui.core.slicegan.train import Trainer
-
-    imgs = load_training_images([str(shared_data / "microlib" / "micro001.png")], "auto", min_side=32)
-    runs = []
-    for pad in (False, True):
-        torch.manual_seed(0)
-        t = Trainer(get_preset("tiny"), imgs, torch.device("cpu"), pad_channels=pad)
-        assert t.cpad == (6 if pad else 0) and t.samplers[0].sample(2).shape[1] == 2 + t.cpad
-        stats = [t._critic_step() for _ in range(2)] + [t._generator_step().reshape(1)]
-        runs.append(([p.detach().clone() for p in [*t.Ds[0].parameters(), *t.G.parameters()]], torch.cat(stats)))
-        assert t.Ds[0].convs[0].weight.shape[1] == 2  # the saved critic keeps its real shape
-    (wa, sa), (wb, sb) = runs
-    assert torch.allclose(sa, sb, rtol=1e-4, atol=1e-5)
-    for a, b in zip(wa, wb):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
 def test_dihedral_patches_are_symmetries_of_the_same_crops(shared_data):
     from microlib_gui.core.slicegan.data import PatchSampler, load_training_images
 

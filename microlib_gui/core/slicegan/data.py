@@ -107,14 +107,11 @@ def load_training_images(paths: list, imtype: str = "auto", min_side: int = 64) 
 class PatchSampler:
     """Random ``side``×``side`` crops of an image tensor kept on the device."""
 
-    def __init__(self, image: TrainingImage, side: int, device: torch.device, pad_channels: int = 0):
+    def __init__(self, image: TrainingImage, side: int, device: torch.device):
         c, h, w = image.data.shape
         if h < side or w < side:
             raise SliceGANError(f"the training image ({w}x{h}) is smaller than the {side}px patches")
-        data = image.data
-        if pad_channels:  # zero channels appended (see Trainer.cpad)
-            data = np.concatenate([data, np.zeros((pad_channels, h, w), np.float32)])
-        self.image = torch.from_numpy(data).to(device)
+        self.image = torch.from_numpy(image.data).to(device)
         self.side = side
         self.h, self.w = h, w
         self.ar = torch.arange(side, device=device)

@@ -308,15 +308,14 @@ def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=
     # one thread writes slab k while the device computes slab k+1 (at most two slabs in memory)
     with writer(path, plan.out_shape, G.imtype) as sink, ThreadPoolExecutor(1) as pool:
         pending = None
-        # two slab buffers per thickness, used in turn (one filled while the other is written):
-        # fresh memory for every slab costs page faults
-        buffers: dict[int, list] = {}
+        # two slab buffers per thickness, used in turn (one is filled while the other is written):
+        # fresh memory for every slab costs page faults (np.empty itself touches no pages)
+        buffers: dict[int, list[np.ndarray]] = {}
         for (x0, x1), group in slabs.items():
-            pair, uses = buffers.setdefault(x1 - x0, ([], [0]))
-            if len(pair) < 2:
-                pair.append(np.empty((x1 - x0, *plan.out_shape[1:]), dtype=np.uint8))
-            slab = pair[uses[0] % 2]
-            uses[0] += 1
+            pair = buffers.setdefault(x1 - x0, [np.empty((x1 - x0, *plan.out_shape[1:]), dtype=np.uint8)
+                                                 for _ in range(2)])
+            slab = pair[0]
+            pair.reverse()  # the other buffer next time
             for box in group:
                 slab[(slice(None), *(slice(a, b) for a, b in box[1:]))] = to_host(run.block(plan, box))
                 done += 1

@@ -124,31 +124,17 @@ class Critic(nn.Module):
         df, dk, ds, dp = params.df, params.dk, params.ds, params.dp
         self.convs = nn.ModuleList(
             nn.Conv2d(df[i], df[i + 1], dk[i], ds[i], dp[i], bias=False) for i in range(len(dk)))
-        # Inputs may carry this many extra all-zero channels (fast channels-last kernels want a
-        # multiple of 8); the first layer's weights are then zero-padded to match, which gives
-        # the same scores. Not part of the saved state.
-        self.in_pad = 0
-
-    def _weight(self, i: int) -> torch.Tensor:
-        w = self.convs[i].weight
-        return F.pad(w, (0, 0, 0, 0, 0, self.in_pad)) if i == 0 and self.in_pad else w
-
-    def _conv(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        c = self.convs[i]
-        return F.conv2d(x, self._weight(i), None, c.stride, c.padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(len(self.convs) - 1):
-            x = F.relu(self._conv(i, x))
-        return self._conv(len(self.convs) - 1, x)
+        return self.forward_hidden(x)[0]
 
     def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The score map and the hidden activations (after each ReLU)."""
         hidden = []
-        for i in range(len(self.convs) - 1):
-            x = F.relu(self._conv(i, x))
+        for conv in self.convs[:-1]:
+            x = F.relu(conv(x))
             hidden.append(x)
-        return self._conv(len(self.convs) - 1, x), hidden
+        return self.convs[-1](x), hidden
 
     def input_gradient(self, masks: list[torch.Tensor], in_size, grad_out: torch.Tensor) -> torch.Tensor:
         """d(sum(D(x)·grad_out))/dx from the ReLU masks of x's forward pass (``hidden[i] > 0``).
@@ -166,7 +152,7 @@ class Critic(nn.Module):
             # the size a transposed convolution gives can fall short of the forward input by < stride
             extra = tuple(sizes[i][j] - ((g.shape[-2 + j] - 1) * conv.stride[j] - 2 * conv.padding[j]
                                          + conv.kernel_size[j]) for j in range(2))
-            g = F.conv_transpose2d(g, self._weight(i), stride=conv.stride, padding=conv.padding, output_padding=extra)
+            g = F.conv_transpose2d(g, conv.weight, stride=conv.stride, padding=conv.padding, output_padding=extra)
             if i > 0:
                 g = g * masks[i - 1]
         return g

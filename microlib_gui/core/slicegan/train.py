@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..atomic import atomic_path, atomic_write_json
 from ..jobs import JobCancelled
@@ -46,30 +45,26 @@ GEN_NAME = "slicegan_Gen.pt"
 AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
 
 
-def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, pad: int = 0) -> torch.Tensor:
-    """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C + pad, a, b).
+def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False) -> torch.Tensor:
+    """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C, a, b).
 
     ``axis`` may be a tuple: the slices of each axis one after another (a cube's axes
-    give slices of one shape). ``pad`` zero channels are appended: cuDNN's fast
-    channels-last kernels want a multiple of 8 channels and would otherwise pad every
-    call's input itself. With ``channels_last`` each axis' slices are copied once,
-    straight into one NHWC buffer.
+    give slices of one shape). With ``channels_last`` each axis' slices are copied
+    once, straight into one NHWC buffer.
     """
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     B, c = vol.shape[:2]
     if not channels_last:
-        out = torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
-                         .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
-                         for k in axes])
-        return F.pad(out, (0, 0, 0, 0, 0, pad)) if pad else out
-    d0, a0, b0 = AXES[axes[0]]
-    A, Bb = vol.shape[a0], vol.shape[b0]
+        return torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
+                          .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
+                          for k in axes])
+    A, Bb = vol.shape[AXES[axes[0]][1]], vol.shape[AXES[axes[0]][2]]
     n = [B * vol.shape[AXES[k][0]] for k in axes]
-    out = (vol.new_zeros if pad else vol.new_empty)(sum(n), A, Bb, c + pad)
+    out = vol.new_empty(sum(n), A, Bb, c)
     off = 0
     for k, nk in zip(axes, n):
         d, a, b = AXES[k]
-        out[off:off + nk].view(B, vol.shape[d], A, Bb, c + pad)[..., :c].copy_(vol.permute(0, d, a, b, 1))
+        out[off:off + nk].view(B, vol.shape[d], A, Bb, c).copy_(vol.permute(0, d, a, b, 1))
         off += nk
     return out.permute(0, 3, 1, 2)
 
@@ -88,8 +83,7 @@ class Trainer:
     """Networks, optimisers and one training iteration (eager or as a CUDA graph)."""
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
-                 precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 pad_channels: bool = False):
+                 precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint"):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -118,13 +112,7 @@ class Trainer:
                 opt_kw["capturable"] = True
         self.optG = torch.optim.Adam(self.G.parameters(), **opt_kw)
         self.optDs = [torch.optim.Adam(D.parameters(), **opt_kw) for D in self.Ds]
-        # optionally, critic inputs padded with zero channels to a multiple of 8 (cuDNN's channels-last
-        # kernels pad every call's input otherwise); the same arithmetic, see Critic.in_pad. Off: on the
-        # H100 it was not faster (docs/benchmarks.md)
-        self.cpad = (-self.nc) % 8 if pad_channels else 0
-        for D in self.Ds:
-            D.in_pad = self.cpad
-        self.samplers = [PatchSampler(im, preset.img_side, device, self.cpad) for im in images]
+        self.samplers = [PatchSampler(im, preset.img_side, device) for im in images]
         # per-iteration losses accumulated on the device: critic, wasserstein, gp, generator
         self.acc = torch.zeros(4, device=device)
         self.acc_n = 0
@@ -148,7 +136,7 @@ class Trainer:
         return z.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else z
 
     def _slices(self, fake: torch.Tensor, axis) -> torch.Tensor:
-        return volume_slices(fake, axis, self.channels_last, self.cpad)
+        return volume_slices(fake, axis, self.channels_last)
 
     def _real(self, axis: int) -> torch.Tensor:
         # isotropic runs may see the image under all 8 symmetries of the square (three images
