@@ -102,7 +102,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint")
+                     gp="autograd" if "autograd" in mode else "adjoint", subpixel="convT" not in mode)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -277,8 +277,11 @@ def cmd_quality(a):
             break
         time.sleep(20)
     if not done:
-        print("not finished; run again with --evaluate-only to evaluate later", flush=True)
-        return
+        print("not finished:", [n for n, v in its.items() if v < a.iters],
+              "(evaluating the finished ones; run again with --evaluate-only for the rest)", flush=True)
+        runs = {n: r for n, r in runs.items() if its[n] >= a.iters}
+        if not runs:
+            return
     from microlib_gui.core.slicegan.generate import load_model
 
     rows = []
@@ -360,7 +363,8 @@ def main():
     s.add_argument("--sections", default="train,generate,disk")
     s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
-                        "add -autograd for the published double-backpropagation penalty")
+                        "add -autograd for the published double-backpropagation penalty, -convT for the "
+                        "generator's transposed convolutions as such (not as sub-pixel convolutions)")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")
@@ -380,7 +384,7 @@ def main():
     q.add_argument("--ema", type=float, default=None,
                    help="moving-average decay of the saved generator (0: off; default: the preset's)")
     q.add_argument("--critic-axes", default="sequential",
-                   help="sequential | joint | sequential,joint (one run per image and variant)")
+                   help="sequential | joint | separate | sequential,joint (one run per image and variant)")
     q.add_argument("--size", type=int, default=320)
     q.add_argument("--augment", action="store_true",
                    help="real patches under random flips and transposes in every run (runs are named NAME_aug)")
@@ -402,7 +406,7 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--ema", type=float, default=None,
                    help="moving-average decay of the saved generator (0: off; default: the preset's)")
-    t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint"])
+    t.add_argument("--critic-axes", default="sequential", choices=["sequential", "joint", "separate"])
     t.add_argument("--no-graphs", action="store_true")
     t.add_argument("--augment", action="store_true")
     t.add_argument("--snapshot-every", type=int, default=0,

@@ -85,7 +85,7 @@ def graph_ms(fn, reps: int = 20) -> float:
     return e0.elapsed_time(e1) / reps
 
 
-def generator_step_parts(tr: Trainer) -> dict:
+def generator_step_parts(tr: Trainer, kernels: bool = True) -> dict:
     """Cumulative parts of the generator step, each graph-timed, and its kernels."""
     p, D = tr.p, tr.Ds[0]
 
@@ -108,6 +108,8 @@ def generator_step_parts(tr: Trainer) -> dict:
            "  G step part: + slices + critic forward": graph_ms(fwd_critic),
            "  G step part: + backward": graph_ms(backward)}
     D.requires_grad_(True)
+    if not kernels:
+        return res
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(3):
             tr._generator_step()
@@ -120,27 +122,28 @@ def generator_step_parts(tr: Trainer) -> dict:
 def graph_pieces(p, imgs, dev) -> dict:
     """Device time of each piece of an iteration, each captured and replayed as its own graph."""
     out = {}
-    for gp in ("adjoint", "autograd"):
+    # the default (sub-pixel generator layers, adjoint penalty), then each alternative
+    for name, kw in (("default", {}), ("transposed generator layers", dict(subpixel=False)),
+                     ("autograd penalty", dict(gp="autograd"))):
         torch.manual_seed(0)
-        tr = Trainer(p, imgs, dev, "auto", graphs=True, gp=gp)
+        tr = Trainer(p, imgs, dev, "auto", graphs=True, **kw)
         fake = {}
 
         def gen_fwd():
             with torch.no_grad(), tr._autocast():
                 fake["v"] = tr.G(tr._noise(p.batch_d))
 
-        out["generator forward (batch %d)" % p.batch_d] = graph_ms(gen_fwd)
+        out[f"generator forward (batch {p.batch_d}), {name}"] = graph_ms(gen_fwd)
         gen_fwd()
         fs = tr._slices(fake["v"], 0)
-        out[f"one critic update, {gp} penalty"] = graph_ms(
-            lambda: tr._critic_update(tr.Ds[0], tr.optDs[0], tr._real(0), fs, fs[:p.batch_real]))
-        out[f"critic step (forward + 3 updates), {gp} penalty"] = graph_ms(tr._critic_step)
-        if gp == "adjoint":
-            out["generator step"] = graph_ms(tr._generator_step)
-            out.update(generator_step_parts(tr))
-            out["whole iteration, adjoint penalty"] = graph_ms(tr._iteration)
-        else:
-            out["whole iteration, autograd penalty"] = graph_ms(tr._iteration)
+        if "gp" in kw or name == "default":
+            out[f"one critic update, {name}"] = graph_ms(
+                lambda: tr._critic_update(tr.Ds[0], tr.optDs[0], tr._real(0), fs, fs[:p.batch_real]))
+            out[f"critic step (forward + 3 updates), {name}"] = graph_ms(tr._critic_step)
+        if "gp" not in kw:
+            out[f"generator step, {name}"] = graph_ms(tr._generator_step)
+            out.update({f"{k}, {name}": v for k, v in generator_step_parts(tr, kernels=name == "default").items()})
+        out[f"whole iteration, {name}"] = graph_ms(tr._iteration)
         del tr
         torch.cuda.empty_cache()
     for k, v in out.items():
@@ -245,7 +248,8 @@ def generation_stages(G, size, dev) -> dict:
     import torch.nn.functional as F
 
     from microlib_gui.core.slicegan.generate import Plan
-    from microlib_gui.core.slicegan.subpixel import SubpixelGenerator, _interleave
+    from microlib_gui.core.slicegan.nets import interleave, subpixel_conv
+    from microlib_gui.core.slicegan.subpixel import SubpixelGenerator
 
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     fast = SubpixelGenerator(G.to(dev), dtype, channels_last=True)
@@ -256,13 +260,13 @@ def generation_stages(G, size, dev) -> dict:
         z = tm("latent to device", lambda: plan.z.to(dev))
         x = z.to(dtype).contiguous(memory_format=torch.channels_last_3d)
         for i, (w8, b8, cout, pad) in enumerate(fast.layers[:-1]):
-            y = tm(f"layer {i + 1} conv+bias", lambda: F.conv3d(x, w8, b8, padding=1))
+            y = tm(f"layer {i + 1} conv+bias", lambda: subpixel_conv(x, w8, pad, b8))
             tm(f"layer {i + 1} relu", lambda: F.relu_(y))
-            x = tm(f"layer {i + 1} interleave", lambda: _interleave(y, cout, pad).contiguous(
+            x = tm(f"layer {i + 1} interleave", lambda: interleave(y, cout, pad).contiguous(
                 memory_format=torch.channels_last_3d))
-            del y
-        lab = tm("last layer: difference conv + sign", lambda: F.conv3d(x, fast.w_diff, padding=1) > 0)
-        vol = tm("last layer: interleave uint8 + crop", lambda: _interleave(lab.to(torch.uint8), 1, fast.layers[-1][3])
+            y = None
+        lab = tm("last layer: difference conv + sign", lambda: subpixel_conv(x, fast.w_diff, fast.layers[-1][3]) > 0)
+        vol = tm("last layer: interleave uint8 + crop", lambda: interleave(lab.to(torch.uint8), 1, fast.layers[-1][3])
                  [0, 0, :size, :size, :size].contiguous())
         tm("to host (pageable numpy)", lambda: vol.cpu().numpy())
         if dev.type == "cuda":
@@ -274,25 +278,7 @@ def generation_stages(G, size, dev) -> dict:
     print(f"stages of one {size}^3 generation (third run), total {total:.4f} s:")
     for k, v in tm.t.items():
         print(f"  {v * 1000:8.2f} ms  {k}")
-    res = dict(tm.t)
-    if dev.type == "cuda":  # does cuDNN's fused convolution + bias + ReLU beat three kernels?
-        x = z.to(dtype).contiguous(memory_format=torch.channels_last_3d)
-        for i, (w8, b8, cout, pad) in enumerate(fast.layers[:-1]):
-            try:
-                for _ in range(2):
-                    y = tm(f"layer {i + 1} fused conv+bias+relu", lambda: torch.cudnn_convolution_relu(
-                        x, w8, b8, (1, 1, 1), (1, 1, 1), (1, 1, 1), 1))
-                    tm.t[f"layer {i + 1} fused conv+bias+relu"] /= 2
-            except Exception as exc:  # noqa: BLE001
-                print("fused conv failed:", exc)
-                y = F.relu_(F.conv3d(x, w8, b8, padding=1))
-            x = _interleave(y, cout, pad).contiguous(memory_format=torch.channels_last_3d)
-            del y
-        for k, v in tm.t.items():
-            if "fused" in k:
-                print(f"  {v * 1000:8.2f} ms  {k}")
-                res[k] = v
-    return res
+    return dict(tm.t)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,41 @@ def test_subpixel_path_equals_transposed_convolutions(preset, channels_last):
     assert torch.allclose(out, ref, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("gp", [(2, 2, 2, 3), (0, 1, 2, 3), (3, 1, 0, 2)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_subpixel_training_path_has_the_same_outputs_and_gradients(gp, channels_last):
+    # Training runs the generator's transposed convolutions as sub-pixel convolutions with
+    # the kernel rearranged on each call: in train mode (batch statistics) the outputs, the
+    # weight gradients and the running statistics must equal the published layers'.
+    import copy
+
+    from microlib_gui.core.slicegan.nets import NetParams
+
+    p = get_preset("tiny").net_params(3)
+    params = NetParams(**{**p.__dict__, "gp": gp})
+    torch.manual_seed(1)
+    ref = Generator(params).double().train()
+    sub = copy.deepcopy(ref)
+    sub.subpixel = True
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    ref.to(memory_format=fmt)
+    sub.to(memory_format=fmt)
+    z = torch.randn(2, params.nz, 4, 5, 3, dtype=torch.float64).contiguous(memory_format=fmt)
+    outs = [g(z) for g in (ref, sub)]
+    w = torch.randn(outs[0].shape, dtype=torch.float64)
+    for out in outs:
+        (out * w).sum().backward()
+    assert outs[1].shape == outs[0].shape
+    assert torch.allclose(outs[1], outs[0], atol=1e-10, rtol=0)
+    for a, b in zip(ref.parameters(), sub.parameters()):
+        if a.grad is None:  # the last layer's batch norm is kept but unused
+            assert b.grad is None
+        else:
+            assert torch.allclose(b.grad, a.grad, atol=1e-9, rtol=1e-9)
+    for a, b in zip(ref.buffers(), sub.buffers()):
+        assert torch.allclose(b.double(), a.double(), atol=1e-12)
+
+
 def test_generation_uses_subpixel_path_and_agrees_with_reference(G):
     from microlib_gui.core.slicegan.generate import Runner
 

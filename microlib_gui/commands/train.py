@@ -29,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="save a moving average of the generator's weights with this decay "
                         "(microlib preset: 0.999; 0 saves the plain generator)")
-    p.add_argument("--critic-axes", choices=["sequential", "joint"],
-                   help="isotropic runs: one critic update per axis (sequential, published; default) or one "
-                        "for all three (joint, faster)")
+    p.add_argument("--critic-axes", choices=["sequential", "joint", "separate"],
+                   help="isotropic runs: one shared critic updated once per axis (sequential, published; "
+                        "default) or once for all three (joint, faster), or one critic per axis (separate)")
     p.add_argument("--augment", action="store_true", default=None,
                    help="isotropic runs: show the critic the real patches under random flips and transposes")
     add_json_flag(p)

@@ -85,10 +85,54 @@ class NetParams:
             raise ValueError("the critic must map the generator's channels to one score")
 
 
+def subpixel_supported(params: NetParams) -> bool:
+    """True when every generator layer has kernel 4, stride 2 and padding 0-3 (MicroLib's)."""
+    return all(k == 4 and s == 2 and 0 <= p <= 3 for k, s, p in zip(params.gk, params.gs, params.gp))
+
+
+# Along each axis, output parity r uses kernel taps [r + 2, r] (for x[m − 1], x[m]); see subpixel.py.
+_TAPS = (2, 0, 3, 1)
+
+
+def subpixel_kernel(w: torch.Tensor) -> torch.Tensor:
+    """A ConvTranspose3d kernel (Cin, Cout, 4, 4, 4) as the (8·Cout, Cin, 2, 2, 2) kernel of its
+    sub-pixel convolution, in parity-major channel order (r·Cout + c; r = 4·rx + 2·ry + rz)."""
+    idx = torch.tensor(_TAPS, device=w.device)
+    cin, cout = w.shape[:2]
+    k = w.index_select(2, idx).index_select(3, idx).index_select(4, idx)
+    # (Cin, Cout, rx, tx, ry, ty, rz, tz) → (rx, ry, rz, Cout, Cin, tx, ty, tz)
+    k = k.view(cin, cout, 2, 2, 2, 2, 2, 2).permute(2, 4, 6, 1, 0, 3, 5, 7)
+    return k.reshape(8 * cout, cin, 2, 2, 2)
+
+
+def subpixel_conv(x: torch.Tensor, w8: torch.Tensor, pad: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The parities of a kernel-4, stride-2 transposed convolution with padding ``pad``:
+    (B, 8·C, D, H, W) before :func:`interleave`. Only the kept outputs are computed: a
+    padding of 2 or 3 drops a whole input step on each side, so the convolution pads
+    by 1 − pad // 2."""
+    return F.conv3d(x, w8, bias, padding=1 - pad // 2)
+
+
+def interleave(y: torch.Tensor, c: int, pad: int) -> torch.Tensor:
+    """(B, 8·C, D, H, W) parities from :func:`subpixel_conv` → (B, C, 2D, 2H, 2W), less one voxel
+    on each side for an odd ``pad``. Channels-last memory in and out (one copy)."""
+    B, _, D, H, W = y.shape
+    # (B, D, H, W, 8C) is a free view of channels-last y (reshape copies otherwise)
+    v = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 2, 2, 2, c)
+    out = v.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(B, 2 * D, 2 * H, 2 * W, c)
+    if pad % 2:
+        out = out[:, 1:-1, 1:-1, 1:-1]
+    return out.permute(0, 4, 1, 2, 3)  # logical NCDHW over channels-last memory
+
+
 class Generator(nn.Module):
     """ConvTranspose3d stack; BatchNorm3d + ReLU between; softmax (n-phase) or 0.5·(tanh+1).
 
     One BatchNorm per layer is kept (the last unused), as in the published files.
+    With ``subpixel`` set (kernel-4, stride-2 layers only), each transposed
+    convolution runs as one ordinary 2×2×2 convolution with 8× the output channels
+    plus an interleave: the same function and gradients (the weights are rearranged
+    on every call, differentiably), and faster in cuDNN.
     """
 
     def __init__(self, params: NetParams, imtype: str = "nphase"):
@@ -99,13 +143,24 @@ class Generator(nn.Module):
         self.convs = nn.ModuleList(
             nn.ConvTranspose3d(gf[i], gf[i + 1], gk[i], gs[i], gp[i], bias=False) for i in range(len(gk)))
         self.bns = nn.ModuleList(nn.BatchNorm3d(gf[i + 1]) for i in range(len(gk)))
+        self.subpixel = False
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """The last layer's output before the activation."""
         x = z
-        for conv, bn in zip(self.convs[:-1], self.bns[:-1]):
-            x = F.relu_(bn(conv(x)))
-        return self.convs[-1](x)
+        for i, bn in enumerate(self.bns[:-1]):
+            x = F.relu_(bn(self._conv(i, x)))
+        return self._conv(len(self.convs) - 1, x)
+
+    def _conv(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        conv = self.convs[i]
+        if not self.subpixel:
+            return conv(x)
+        w8 = subpixel_kernel(conv.weight)
+        if x.is_contiguous(memory_format=torch.channels_last_3d):
+            w8 = w8.contiguous(memory_format=torch.channels_last_3d)
+        pad = conv.padding[0]
+        return interleave(subpixel_conv(x, w8, pad), conv.out_channels, pad)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
         if self.imtype == "nphase":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .nets import Generator
+from .nets import Generator, interleave, subpixel_conv, subpixel_kernel, subpixel_supported
 
 
 def for_generator(G: Generator, dtype: torch.dtype, channels_last: bool) -> "SubpixelGenerator":
@@ -40,8 +40,7 @@ def for_generator(G: Generator, dtype: torch.dtype, channels_last: bool) -> "Sub
 
 def supported(G: Generator) -> bool:
     """True when every layer has kernel 4 and stride 2 (MicroLib's generators)."""
-    p = G.params
-    return all(k == 4 and s == 2 and 0 <= pad <= 3 for k, s, pad in zip(p.gk, p.gs, p.gp))
+    return subpixel_supported(G.params)
 
 
 class SubpixelGenerator:
@@ -54,28 +53,21 @@ class SubpixelGenerator:
     def __init__(self, G: Generator, dtype: torch.dtype | None = None, channels_last: bool = False):
         if not supported(G):
             raise ValueError("sub-pixel generation needs kernel 4 and stride 2 in every layer")
-        dev = next(G.parameters()).device
         dtype = dtype or torch.float32
         self.channels_last = channels_last
         self.layers = []
         self.w_diff = None
         n = len(G.convs)
         work = torch.float64 if dtype == torch.float64 else torch.float32  # bf16 only at the end
-        # Along each axis, parity r uses kernel taps [r + 2, r] (for x[m − 1], x[m]): gather them as
-        # (r, tap) pairs in one indexing per axis.
-        idx = torch.tensor([2, 0, 3, 1], device=dev)
         with torch.no_grad():
             for i, (conv, bn) in enumerate(zip(G.convs, G.bns)):
                 w = conv.weight.detach().to(work)  # (Cin, Cout, 4, 4, 4)
                 cin, cout = w.shape[:2]
-                k = w.index_select(2, idx).index_select(3, idx).index_select(4, idx)
-                # (Cin, Cout, rx, tx, ry, ty, rz, tz) → (rx, ry, rz, Cout, Cin, tx, ty, tz): parity-major
-                # channel order (r·C + c), so the interleave moves whole C-vectors
-                k = k.view(cin, cout, 2, 2, 2, 2, 2, 2).permute(2, 4, 6, 1, 0, 3, 5, 7)
+                k = subpixel_kernel(w).view(8, cout, cin, 2, 2, 2)
                 if i < n - 1:  # fold eval-mode batch norm: y = s·x + t
                     s = bn.weight.to(work) / torch.sqrt(bn.running_var.to(work) + bn.eps)
                     t = bn.bias.to(work) - bn.running_mean.to(work) * s
-                    k = k * s.view(1, 1, 1, cout, 1, 1, 1, 1)
+                    k = k * s.view(1, cout, 1, 1, 1, 1)
                     b8 = t.repeat(8).to(dtype)
                 else:
                     b8 = None
@@ -83,7 +75,7 @@ class SubpixelGenerator:
                 if i == n - 1 and cout == 2:
                     # two phases: the label is the sign of logit 1 − logit 0, one convolution of the
                     # weights' difference (half the work, and a sign survives rounding to bf16)
-                    kd = k[:, :, :, 1] - k[:, :, :, 0]
+                    kd = k[:, 1] - k[:, 0]
                     self.w_diff = self._layout(kd.reshape(8, cin, 2, 2, 2).to(dtype))
                 self.layers.append((self._layout(w8.to(dtype)), b8, cout, int(G.params.gp[i])))
 
@@ -94,7 +86,7 @@ class SubpixelGenerator:
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         """(B, nz, a, b, c) latent → (B, nc, X, Y, Z) logits (channels-last strides when asked)."""
         w8, _, cout, pad = self.layers[-1]
-        return _interleave(F.conv3d(self._hidden(z), w8, padding=1), cout, pad)
+        return interleave(subpixel_conv(self._hidden(z), w8, pad), cout, pad)
 
     @torch.no_grad()
     def labels(self, z: torch.Tensor) -> torch.Tensor:
@@ -106,12 +98,12 @@ class SubpixelGenerator:
         x = self._hidden(z)
         w8, _, cout, pad = self.layers[-1]
         if self.w_diff is not None:
-            lab = F.conv3d(x, self.w_diff, padding=1) > 0  # (B, 8, D, H, W), ties → phase 0 as argmax
+            lab = subpixel_conv(x, self.w_diff, pad) > 0  # (B, 8, D, H, W), ties → phase 0 as argmax
         else:
-            y = F.conv3d(x, w8, padding=1)
+            y = subpixel_conv(x, w8, pad)
             B, _, D, H, W = y.shape
             lab = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 8, cout).argmax(-1).permute(0, 4, 1, 2, 3)
-        return _interleave(lab.to(torch.uint8), 1, pad)[:, 0]
+        return interleave(lab.to(torch.uint8), 1, pad)[:, 0]
 
     def _hidden(self, z: torch.Tensor) -> torch.Tensor:
         """The last layer's input."""
@@ -119,23 +111,8 @@ class SubpixelGenerator:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         for w8, b8, cout, pad in self.layers[:-1]:
-            y = F.relu_(F.conv3d(x, w8, b8, padding=1))  # (B, 8·C, n+1, n+1, n+1)
-            x = _interleave(y, cout, pad)
+            y = F.relu_(subpixel_conv(x, w8, pad, b8))  # (B, 8·C, ...) parities
+            x = interleave(y, cout, pad)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
-
-
-def _interleave(y: torch.Tensor, c: int, pad: int) -> torch.Tensor:
-    """(B, 8·C, D, H, W) in parity-major channel order → (B, C, 2D − 2p, 2H − 2p, 2W − 2p)."""
-    B, _, D, H, W = y.shape
-    # work on (B, D, H, W, 8C): a free view for channels-last y (reshape copies only otherwise)
-    v = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 2, 2, 2, c)
-    h = pad // 2  # whole (m) steps cropped on each side; an odd pad leaves one voxel more
-    v = v[:, h:D - h, h:H - h, h:W - h]
-    d, hh, w = v.shape[1:4]
-    out = torch.empty((B, 2 * d, 2 * hh, 2 * w, c), dtype=y.dtype, device=y.device)
-    out.view(B, d, 2, hh, 2, w, 2, c).copy_(v.permute(0, 1, 4, 2, 5, 3, 6, 7))
-    if pad % 2:
-        out = out[:, 1:-1, 1:-1, 1:-1]
-    return out.permute(0, 4, 1, 2, 3)  # logical NCDHW over channels-last memory
