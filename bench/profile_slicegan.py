@@ -50,13 +50,10 @@ class Timer:
 def phased_iteration(tr: Trainer, tm: Timer):
     """One iteration with the same arithmetic as ``Trainer._iteration``, split into timed phases."""
     p = tr.p
-    for _ in range(p.critic_iters):
-        def gen_fwd():
-            with torch.no_grad(), tr._autocast():
-                return tr.G(tr._noise(p.batch_d))
-        fake = tm("critic step: generator forward (batch %d)" % p.batch_d, gen_fwd)
+    fakes = tm("critic steps: generator forward (batch %d × %d)" % (p.batch_d, p.critic_iters), tr._critic_fakes)
+    for fake in fakes:
         for axis in range(3):
-            k = axis if tr.anisotropic else 0
+            k = axis if tr.separate else 0
             fs = tr._slices(fake, axis)
             tm(f"critic step: critic update ({tr.gp} penalty)",
                lambda: tr._critic_update(tr.Ds[k], tr.optDs[k], tr._real(axis), fs, fs[:p.batch_real]))
@@ -134,12 +131,13 @@ def graph_pieces(p, imgs, dev) -> dict:
                 fake["v"] = tr.G(tr._noise(p.batch_d))
 
         out[f"generator forward (batch {p.batch_d}), {name}"] = graph_ms(gen_fwd)
+        out[f"generator forward for all {p.critic_iters} critic steps, {name}"] = graph_ms(tr._critic_fakes)
         gen_fwd()
         fs = tr._slices(fake["v"], 0)
         if "gp" in kw or name == "default":
             out[f"one critic update, {name}"] = graph_ms(
                 lambda: tr._critic_update(tr.Ds[0], tr.optDs[0], tr._real(0), fs, fs[:p.batch_real]))
-            out[f"critic step (forward + 3 updates), {name}"] = graph_ms(tr._critic_step)
+            out[f"critic step (3 updates), {name}"] = graph_ms(lambda: tr._critic_step(fake["v"]))
         if "gp" not in kw:
             out[f"generator step, {name}"] = graph_ms(tr._generator_step)
             out.update({f"{k}, {name}": v for k, v in generator_step_parts(tr, kernels=name == "default").items()})

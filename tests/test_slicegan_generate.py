@@ -164,6 +164,34 @@ def test_subpixel_training_path_has_the_same_outputs_and_gradients(gp, channels_
         assert torch.allclose(b.double(), a.double(), atol=1e-12)
 
 
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_grouped_batch_statistics_equal_separate_calls(subpixel):
+    # The critic steps' fakes come from one generator call with batch statistics per group;
+    # that must equal one call per group, outputs and running statistics alike. The grouped
+    # call runs channels-last (batch norm on a 4D view), the reference on plain tensors
+    # (nn.BatchNorm3d itself), so the 4D-view batch norm is checked as well.
+    import copy
+
+    torch.manual_seed(2)
+    ref = Generator(get_preset("tiny").net_params(2)).double().train()
+    ref.subpixel = subpixel
+    grp = copy.deepcopy(ref).to(memory_format=torch.channels_last_3d)
+    z = torch.randn(6, ref.params.nz, 4, 4, 4, dtype=torch.float64)
+    zc = z.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        want = torch.cat([ref(part) for part in z.chunk(3)])
+        got = grp(zc, groups=3)
+        h = grp._conv(0, zc)  # what the first batch norm gets
+    if subpixel:  # channels-last (so the 4D view is used); torch's float64 CPU transposed conv is not
+        assert h.is_contiguous(memory_format=torch.channels_last_3d) and not h.is_contiguous()
+    assert torch.allclose(got, want, atol=1e-12, rtol=0)
+    for a, b in zip(ref.buffers(), grp.buffers()):
+        assert torch.allclose(b.double(), a.double(), atol=1e-12)
+    assert int(grp.bns[0].num_batches_tracked) == 3
+    with pytest.raises(ValueError, match="without gradients"):
+        grp(z, groups=3)
+
+
 def test_generation_uses_subpixel_path_and_agrees_with_reference(G):
     from microlib_gui.core.slicegan.generate import Runner
 

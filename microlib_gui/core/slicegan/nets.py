@@ -90,19 +90,15 @@ def subpixel_supported(params: NetParams) -> bool:
     return all(k == 4 and s == 2 and 0 <= p <= 3 for k, s, p in zip(params.gk, params.gs, params.gp))
 
 
-# Along each axis, output parity r uses kernel taps [r + 2, r] (for x[m − 1], x[m]); see subpixel.py.
-_TAPS = (2, 0, 3, 1)
-
-
 def subpixel_kernel(w: torch.Tensor) -> torch.Tensor:
     """A ConvTranspose3d kernel (Cin, Cout, 4, 4, 4) as the (8·Cout, Cin, 2, 2, 2) kernel of its
     sub-pixel convolution, in parity-major channel order (r·Cout + c; r = 4·rx + 2·ry + rz)."""
-    idx = torch.tensor(_TAPS, device=w.device)
+    # Along each axis, parity r takes kernel taps [r + 2, r] (for x[m − 1], x[m]): tap 2·a + r
+    # with a = 1 − t. Views and a flip only, so no index tensor (nothing to copy from the host
+    # while a CUDA graph is captured).
     cin, cout = w.shape[:2]
-    k = w.index_select(2, idx).index_select(3, idx).index_select(4, idx)
-    # (Cin, Cout, rx, tx, ry, ty, rz, tz) → (rx, ry, rz, Cout, Cin, tx, ty, tz)
-    k = k.view(cin, cout, 2, 2, 2, 2, 2, 2).permute(2, 4, 6, 1, 0, 3, 5, 7)
-    return k.reshape(8 * cout, cin, 2, 2, 2)
+    k = w.reshape(cin, cout, 2, 2, 2, 2, 2, 2).flip(2, 4, 6)  # (Cin, Cout, ax, rx, ay, ry, az, rz), a → t
+    return k.permute(3, 5, 7, 1, 0, 2, 4, 6).reshape(8 * cout, cin, 2, 2, 2)
 
 
 def subpixel_conv(x: torch.Tensor, w8: torch.Tensor, pad: int, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,6 +121,21 @@ def interleave(y: torch.Tensor, c: int, pad: int) -> torch.Tensor:
     return out.permute(0, 4, 1, 2, 3)  # logical NCDHW over channels-last memory
 
 
+def _batch_norm(bn: nn.BatchNorm3d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(x)``, run on a 4D view when ``x`` is channels-last 3D: torch's fast channels-last
+    batch-norm kernels take 4D tensors only (5D ones get a slow generic reduction)."""
+    if not x.is_contiguous(memory_format=torch.channels_last_3d) or x.is_contiguous():
+        return bn(x)
+    B, C, D, H, W = x.shape
+    momentum = 0.0
+    if bn.training:  # what nn.BatchNorm3d.forward does with its counter and momentum
+        bn.num_batches_tracked.add_(1)
+        momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    y = F.batch_norm(x.view(B, C, D * H, W), bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                     bn.training, momentum, bn.eps)
+    return y.view(B, C, D, H, W)
+
+
 class Generator(nn.Module):
     """ConvTranspose3d stack; BatchNorm3d + ReLU between; softmax (n-phase) or 0.5·(tanh+1).
 
@@ -145,11 +156,23 @@ class Generator(nn.Module):
         self.bns = nn.ModuleList(nn.BatchNorm3d(gf[i + 1]) for i in range(len(gk)))
         self.subpixel = False
 
-    def logits(self, z: torch.Tensor) -> torch.Tensor:
-        """The last layer's output before the activation."""
+    def logits(self, z: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """The last layer's output before the activation.
+
+        ``groups`` > 1 (training mode, no gradient): batch statistics per group of
+        ``B / groups`` consecutive latents, so one call gives what ``groups`` calls on
+        the parts would (larger convolutions, fewer launches).
+        """
         x = z
         for i, bn in enumerate(self.bns[:-1]):
-            x = F.relu_(bn(self._conv(i, x)))
+            x = self._conv(i, x)
+            if groups > 1 and bn.training:
+                if torch.is_grad_enabled():
+                    raise ValueError("grouped batch statistics are for generation without gradients")
+                x = torch.cat([_batch_norm(bn, part) for part in x.chunk(groups)])
+            else:
+                x = _batch_norm(bn, x)
+            x = F.relu_(x)
         return self._conv(len(self.convs) - 1, x)
 
     def _conv(self, i: int, x: torch.Tensor) -> torch.Tensor:
@@ -167,8 +190,8 @@ class Generator(nn.Module):
             return torch.softmax(x, dim=1)
         return 0.5 * (torch.tanh(x) + 1.0)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.logits(z))
+    def forward(self, z: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        return self.activate(self.logits(z, groups))
 
 
 class Critic(nn.Module):

@@ -151,10 +151,16 @@ class Trainer:
             self.p.batch_real, dihedral=self.p.augment and not self.anisotropic)
         return real.contiguous(memory_format=torch.channels_last) if self.channels_last else real
 
-    def _critic_step(self):
+    def _critic_fakes(self) -> list[torch.Tensor]:
+        """The fake volumes of all ``critic_iters`` critic steps (the generator does not change
+        between them): one generator call with batch statistics per step's batch, which is
+        what one call per step gives."""
         p = self.p
         with torch.no_grad(), self._autocast():
-            fake = self.G(self._noise(p.batch_d))
+            return list(self.G(self._noise(p.batch_d * p.critic_iters), groups=p.critic_iters).chunk(p.critic_iters))
+
+    def _critic_step(self, fake: torch.Tensor):
+        p = self.p
         if p.critic_axes == "joint" and not self.anisotropic:
             D, opt = self.Ds[0], self.optDs[0]
             real = torch.cat([self._real(axis) for axis in range(3)])
@@ -234,8 +240,8 @@ class Trainer:
         return loss.detach()
 
     def _iteration(self):
-        for _ in range(self.p.critic_iters):
-            c = self._critic_step()
+        for fake in self._critic_fakes():
+            c = self._critic_step(fake)
         g = self._generator_step()
         self.acc += torch.cat([c, g.reshape(1)])
 
@@ -257,8 +263,9 @@ class Trainer:
             torch.cuda.current_stream().wait_stream(s)
             self._warmup_left -= 1
         else:
-            self._capture()
-            self._graph.replay()
+            self._capture()  # on failure it runs this iteration eagerly and turns graphs off
+            if self._graph is not None:
+                self._graph.replay()
         self.acc_n += 1
 
     def _capture(self):
