@@ -67,7 +67,14 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
         QTimer.singleShot(300, answer)
         assert train.start() is None
         assert seen == ["longCpuRun"] and not train.jobs and not train.running
+    # the augmentation box follows the network's default, and is off for three images
+    assert train.augment_check.isChecked() and train.augment_check.isEnabled()
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("tiny"))
+    assert not train.augment_check.isChecked()
+    train.aniso_check.setChecked(True)
+    assert not train.augment_check.isEnabled()
+    train.aniso_check.setChecked(False)
+    train.augment_check.setChecked(True)
     train.device_combo.setCurrentIndex(train.device_combo.findData("cpu"))
     train.iters_spin.setValue(4)
     train.overrides = {"log_every": 1, "checkpoint_every": 1}
@@ -83,8 +90,9 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert lib.entry_file(e.id, "_Gen.pt").exists() and lib.entry_file(e.id, "_Disc.pt").exists()
     runs = lib.runs(e.id, kind="train")
     assert runs[-1]["status"] == "stopped" and "stopped" in train.runs_list.item(0).text()
-    stopped_at = json.loads((Path(runs[-1]["params"]["out"]) / "run.json").read_text())["iteration"]
-    assert 1 <= stopped_at < 4
+    run_json = json.loads((Path(runs[-1]["params"]["out"]) / "run.json").read_text())
+    assert 1 <= run_json["iteration"] < 4
+    assert run_json["preset"]["augment"] is True  # the box reached the training job
     assert "started run" in train.log_view.toPlainText()
 
     n_before = train.loss_plot.n_points()
@@ -175,8 +183,8 @@ def test_training_time_estimate(monkeypatch):
     from microlib_gui.gui.steps import train as train_step
 
     monkeypatch.setattr(train_step.os, "cpu_count", lambda: 2)
-    # our measurements: 0.058 s per iteration on an H100, 240 core-seconds on a CPU
-    assert train_step.estimate_seconds("microlib", 5000, cuda=True) == pytest.approx(290)
+    # our measurements: 0.054 s per iteration on an H100, 240 core-seconds on a CPU
+    assert train_step.estimate_seconds("microlib", 5000, cuda=True) == pytest.approx(270)
     two = train_step.estimate_seconds("microlib", 5000, cuda=False)
     monkeypatch.setattr(train_step.os, "cpu_count", lambda: 8)
     assert train_step.estimate_seconds("microlib", 5000, cuda=False) == pytest.approx(two / 4)

@@ -13,6 +13,7 @@ import torch
 
 from microlib_gui.cli import main
 from microlib_gui.core.jobs import DONE, JobCancelled, ProcessJob, run_inline
+from microlib_gui.core.slicegan.presets import get_preset
 from microlib_gui.core.slicegan import SliceGANError
 from microlib_gui.core.slicegan.train import CHECKPOINT, read_run
 
@@ -286,8 +287,11 @@ def test_cli_augment_recorded_and_changes_training(tmp_path, img):
     args = ["--preset", "tiny", "--iters", "2", "--device", "cpu", "--seed", "2"]
     assert main(["train", img, "--out", str(tmp_path / "a"), "--augment", *args]) == 0
     assert main(["train", img, "--out", str(tmp_path / "p"), *args]) == 0
+    assert main(["train", img, "--out", str(tmp_path / "n"), "--no-augment", *args]) == 0
     assert read_run(tmp_path / "a")["preset"]["augment"] is True
-    assert read_run(tmp_path / "p")["preset"]["augment"] is False
+    assert read_run(tmp_path / "p")["preset"]["augment"] is False  # the tiny preset's default
+    assert read_run(tmp_path / "n")["preset"]["augment"] is False
+    assert get_preset("microlib").augment  # MicroLib's network: on by default (docs/slicegan.md)
     # the critic saw other (flipped/transposed) patches: another generator
     assert not torch.allclose(_gen_state(tmp_path / "a")["convs.0.weight"],
                               _gen_state(tmp_path / "p")["convs.0.weight"])

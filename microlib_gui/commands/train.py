@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
@@ -32,8 +33,9 @@ def register(sub) -> None:
     p.add_argument("--critic-axes", choices=["sequential", "joint", "separate"],
                    help="isotropic runs: one shared critic updated once per axis (sequential, published; "
                         "default) or once for all three (joint, faster), or one critic per axis (separate)")
-    p.add_argument("--augment", action="store_true", default=None,
-                   help="isotropic runs: show the critic the real patches under random flips and transposes")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="isotropic runs: show the critic the real patches under random flips and transposes "
+                        "(microlib preset: on; --no-augment: the published patches as they are)")
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
 

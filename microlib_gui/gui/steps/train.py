@@ -51,7 +51,7 @@ LONG_CPU_RUN_S = 12 * 3600
 
 #: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
 #: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
-MEASURED_SPEED = {"microlib": {"cuda": 0.058, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
+MEASURED_SPEED = {"microlib": {"cuda": 0.054, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
 
 
 def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: float | None = None) -> float | None:
@@ -67,7 +67,7 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
         from ...core.slicegan.presets import get_preset
 
         flops = get_preset(preset).iteration_flops(2)
-        rate = 190e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
+        rate = 210e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
         return flops * iters / rate
     except Exception:  # noqa: BLE001
         return None
@@ -157,6 +157,11 @@ class Panel(StepPanel):
         self.aniso_check.setObjectName("anisotropic")
         self.aniso_check.toggled.connect(self._aniso_toggled)
         f.addRow(self.aniso_check)
+        self.augment_check = QCheckBox("Show the critic flipped and rotated patches (isotropic)")
+        self.augment_check.setObjectName("augment")
+        self.augment_check.setToolTip("Each real patch is shown under a random flip or transpose: lower 3D surface-area "
+                                      "error in our measurements (docs/slicegan.md). Off: the published patches.")
+        f.addRow(self.augment_check)
         self.aniso_paths: list[Path | None] = [None, None, None]
         self.aniso_btns = []
         for i, ax in enumerate("xyz"):
@@ -251,7 +256,9 @@ class Panel(StepPanel):
     def _preset_changed(self, *_):
         from ...core.slicegan.presets import get_preset
 
-        self.iters_spin.setValue(get_preset(self.preset_combo.currentData()).iters)
+        p = get_preset(self.preset_combo.currentData())
+        self.iters_spin.setValue(p.iters)
+        self.augment_check.setChecked(p.augment)
         self._update_estimate()
 
     def _estimate(self, preset: str) -> tuple[float | None, bool, float | None]:
@@ -301,6 +308,7 @@ class Panel(StepPanel):
     def _aniso_toggled(self, on: bool) -> None:
         for b in self.aniso_btns:
             b.setVisible(on)
+        self.augment_check.setEnabled(not on)  # three images keep their published orientation
 
     def choose_aniso(self, i: int, path: str | None = None) -> None:
         if not path:
@@ -380,7 +388,9 @@ class Panel(StepPanel):
             return None
         params = {"images": images, "preset": preset, "iters": self.iters_spin.value(),
                   "device": self.device_combo.currentData(), "seed": self.seed_spin.value(),
-                  "imtype": self.type_combo.currentData(), "resume": resume, **self.overrides}
+                  "imtype": self.type_combo.currentData(), "resume": resume,
+                  "augment": self.augment_check.isChecked(),  # a resumed run keeps its own setting
+                  **self.overrides}
         label = f"{lib.root}:{eid}:{time.time():.6f}"
         info = {"entry_id": eid, "library": lib, "params": params, "out": out, "run_id": None,
                 "name": lib.get_entry(eid).name}
