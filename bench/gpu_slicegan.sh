@@ -6,7 +6,7 @@
 #                                                  step parts too), kernels of graph replay and of an eager
 #                                                  iteration, then the stages and kernels of a 512^3 generation
 #   bash bench/gpu_slicegan.sh quality-start     # 3 x 5000-iteration trainings, one after another in the
-#                                                  background (~5 min each on an H100; one at a time is
+#                                                  background (~4.5 min each on an H100; one at a time is
 #                                                  faster than all at once, with or without MPS); the
 #                                                  generator is kept every 1000 iterations and scored too
 #     env: SLICEGAN_IMAGES="A.png B.png@joint", SLICEGAN_SEEDS=0,1, SLICEGAN_AUGMENT=1, SLICEGAN_ITERS=N
