@@ -102,7 +102,8 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint", subpixel="convT" not in mode)
+                     gp="autograd" if "autograd" in mode else "adjoint", subpixel="convT" not in mode,
+                     linear_head="convhead" not in mode)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -364,7 +365,8 @@ def main():
     s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
                         "add -autograd for the published double-backpropagation penalty, -convT for the "
-                        "generator's transposed convolutions as such (not as sub-pixel convolutions)")
+                        "generator's transposed convolutions as such (not as sub-pixel convolutions), "
+                        "-convhead for the critic's last layer as a convolution (not a matrix product)")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

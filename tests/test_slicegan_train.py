@@ -215,6 +215,39 @@ def test_joint_critic_axes_option(tmp_path, img):
         run_inline(TARGET, {**base, "out": str(tmp_path / "x"), "critic_axes": "both"})
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_critic_linear_head_equals_the_convolution(channels_last):
+    # MicroLib's last critic layer (4×4 kernel on a 4×4 input) as a matrix product: the same
+    # scores, input gradient (adjoint chain) and weight gradients as the published convolution.
+    import copy
+
+    from microlib_gui.core.slicegan.nets import Critic
+
+    torch.manual_seed(3)
+    ref = Critic(get_preset("microlib").net_params(2)).double()
+    ref.linear_head = False
+    dot = copy.deepcopy(ref)
+    dot.linear_head = True
+    x = torch.rand(3, 2, 64, 64, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        for D in (ref, dot):
+            D.to(memory_format=torch.channels_last)
+    assert dot._dot_head((4, 4)) and not ref._dot_head((4, 4))
+    res = []
+    for D in (ref, dot):
+        score, hidden = D.forward_hidden(x)
+        g = D.input_gradient([h > 0 for h in hidden], x.shape[-2:], torch.full_like(score, 0.5))
+        loss = (score ** 2).sum() + (g ** 2).sum()
+        res.append((score, g, torch.autograd.grad(loss, list(D.parameters()))))
+    (s0, g0, w0), (s1, g1, w1) = res
+    assert s1.shape == s0.shape == (3, 1, 1, 1)
+    assert torch.allclose(s1, s0, rtol=1e-12, atol=1e-14)
+    assert g1.shape == g0.shape and torch.allclose(g1, g0, rtol=1e-12, atol=1e-14)
+    for a, b in zip(w1, w0):
+        assert b.abs().max() > 0 and torch.allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
 def test_adjoint_gradient_penalty_equals_double_backpropagation():
     # The penalty's input gradient from the ReLU masks (first-order autograd only) must give the
     # same penalty and the same weight gradients as the published double backpropagation.

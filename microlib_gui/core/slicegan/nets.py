@@ -195,13 +195,31 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    """Conv2d stack with ReLU between, no normalisation; returns the score map."""
+    """Conv2d stack with ReLU between, no normalisation; returns the score map.
+
+    With ``linear_head`` set (the default), a last layer whose output is one pixel
+    (MicroLib's: a 4×4 kernel over a 4×4 input) runs as a matrix product with the
+    flattened kernel, and its transpose in :meth:`input_gradient` as the outer
+    product: the same arithmetic without the one-channel tensors that cuDNN pads
+    and converts on every call.
+    """
 
     def __init__(self, params: NetParams):
         super().__init__()
         df, dk, ds, dp = params.df, params.dk, params.ds, params.dp
         self.convs = nn.ModuleList(
             nn.Conv2d(df[i], df[i + 1], dk[i], ds[i], dp[i], bias=False) for i in range(len(dk)))
+        self.linear_head = True
+
+    def _dot_head(self, size) -> bool:
+        """True when the last layer maps an input of ``size`` to one output pixel."""
+        conv = self.convs[-1]
+        return self.linear_head and conv.padding == (0, 0) and tuple(size) == tuple(conv.kernel_size)
+
+    def _head_matrix(self) -> torch.Tensor:
+        """The last kernel as (out, kh·kw·C), matching channels-last flattening of its input."""
+        w = self.convs[-1].weight
+        return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_hidden(x)[0]
@@ -212,6 +230,9 @@ class Critic(nn.Module):
         for conv in self.convs[:-1]:
             x = F.relu(conv(x))
             hidden.append(x)
+        if self._dot_head(x.shape[-2:]):
+            score = F.linear(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1), self._head_matrix())
+            return score.view(x.shape[0], -1, 1, 1), hidden
         return self.convs[-1](x), hidden
 
     def input_gradient(self, masks: list[torch.Tensor], in_size, grad_out: torch.Tensor) -> torch.Tensor:
@@ -227,6 +248,11 @@ class Critic(nn.Module):
         g = grad_out
         for i in range(len(self.convs) - 1, -1, -1):
             conv = self.convs[i]
+            if i == len(self.convs) - 1 and self._dot_head(sizes[i]):
+                kh, kw = conv.kernel_size
+                g = (g.reshape(g.shape[0], -1) @ self._head_matrix()).view(g.shape[0], kh, kw, -1).permute(0, 3, 1, 2)
+                g = g * masks[i - 1] if i > 0 else g
+                continue
             # the size a transposed convolution gives can fall short of the forward input by < stride
             extra = tuple(sizes[i][j] - ((g.shape[-2 + j] - 1) * conv.stride[j] - 2 * conv.padding[j]
                                          + conv.kernel_size[j]) for j in range(2))

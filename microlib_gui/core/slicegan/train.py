@@ -85,7 +85,7 @@ class Trainer:
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
                  precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 subpixel: bool = True):
+                 subpixel: bool = True, linear_head: bool = True):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -107,6 +107,8 @@ class Trainer:
         # transposed convolutions as sub-pixel convolutions: the same function, faster in cuDNN
         self.G.subpixel = subpixel and subpixel_supported(self.params)
         self.Ds = [Critic(self.params).to(device) for _ in range(3 if self.separate else 1)]
+        for D in self.Ds:
+            D.linear_head = linear_head  # a one-pixel last layer as a matrix product: the same arithmetic
         if self.channels_last:
             self.G.to(memory_format=torch.channels_last_3d)
             for D in self.Ds:
