@@ -103,7 +103,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
                      gp="autograd" if "autograd" in mode else "adjoint", subpixel="convT" not in mode,
-                     linear_head="convhead" not in mode)
+                     linear_head="linhead" in mode)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
@@ -366,7 +366,7 @@ def main():
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
                         "add -autograd for the published double-backpropagation penalty, -convT for the "
                         "generator's transposed convolutions as such (not as sub-pixel convolutions), "
-                        "-convhead for the critic's last layer as a convolution (not a matrix product)")
+                        "-linhead for the critic's one-pixel last layer as a matrix product (not a convolution)")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

@@ -248,6 +248,23 @@ def test_critic_linear_head_equals_the_convolution(channels_last):
         assert b.abs().max() > 0 and torch.allclose(a, b, rtol=1e-10, atol=1e-13)
 
 
+def test_trainer_with_linear_head_trains_like_the_convolution(shared_data):
+    # whole iterations (critic steps and a generator step) with either last critic layer
+    from microlib_gui.core.slicegan.data import load_training_images
+    from microlib_gui.core.slicegan.train import Trainer
+
+    imgs = load_training_images([str(shared_data / "microlib" / "micro001.png")], "auto", min_side=32)
+    nets = []
+    for head in (False, True):
+        torch.manual_seed(0)
+        t = Trainer(get_preset("tiny"), imgs, torch.device("cpu"), linear_head=head)
+        assert t.Ds[0]._dot_head((4, 4)) is head  # the tiny critic's last layer sees 4×4 too
+        t.step()
+        nets.append([p.detach().clone() for p in [*t.Ds[0].parameters(), *t.G.parameters()]])
+    for a, b in zip(*nets):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_adjoint_gradient_penalty_equals_double_backpropagation():
     # The penalty's input gradient from the ReLU masks (first-order autograd only) must give the
     # same penalty and the same weight gradients as the published double backpropagation.

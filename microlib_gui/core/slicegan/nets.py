@@ -197,11 +197,12 @@ class Generator(nn.Module):
 class Critic(nn.Module):
     """Conv2d stack with ReLU between, no normalisation; returns the score map.
 
-    With ``linear_head`` set (the default), a last layer whose output is one pixel
-    (MicroLib's: a 4×4 kernel over a 4×4 input) runs as a matrix product with the
-    flattened kernel, and its transpose in :meth:`input_gradient` as the outer
-    product: the same arithmetic without the one-channel tensors that cuDNN pads
-    and converts on every call.
+    With ``linear_head`` set, a last layer whose output is one pixel (MicroLib's: a
+    4×4 kernel over a 4×4 input) runs as a matrix product with the flattened kernel,
+    and its transpose in :meth:`input_gradient` as the outer product: the same
+    arithmetic without the one-channel tensors that cuDNN pads and converts on every
+    call. Off until its speed is measured on a GPU (``bench_slicegan.py`` mode
+    ``-linhead``).
     """
 
     def __init__(self, params: NetParams):
@@ -209,7 +210,7 @@ class Critic(nn.Module):
         df, dk, ds, dp = params.df, params.dk, params.ds, params.dp
         self.convs = nn.ModuleList(
             nn.Conv2d(df[i], df[i + 1], dk[i], ds[i], dp[i], bias=False) for i in range(len(dk)))
-        self.linear_head = True
+        self.linear_head = False
 
     def _dot_head(self, size) -> bool:
         """True when the last layer maps an input of ``size`` to one output pixel."""

@@ -85,7 +85,7 @@ class Trainer:
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
                  precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 subpixel: bool = True, linear_head: bool = True):
+                 subpixel: bool = True, linear_head: bool = False):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
