@@ -102,7 +102,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint", subpixel="convT" not in mode,
+                     gp="autograd" if "autograd" in mode else "adjoint", subpixel=False if "convT" in mode else (True if "subpixel" in mode else None),
                      linear_head="linhead" in mode)
         try:
             if flops is None:
@@ -206,7 +206,8 @@ def cmd_speed(a):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    preset = get_preset(a.preset)
+    # e.g. --set batch_g=4,batch_d=1,batch_real=8,critic_iters=1: MicroLib's network in seconds on a CPU
+    preset = get_preset(a.preset, **{k: int(v) for k, v in (kv.split("=") for kv in a.set.split(",") if kv)})
     res = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__,
            "preset": a.preset}
     prep, imgs = bench_prep(a.image, dev, preset)
@@ -365,8 +366,11 @@ def main():
     s.add_argument("--modes", default="fp32,bf16,bf16-graphs,bf16-graphs-joint",
                    help="fp32 (TF32) | bf16 | bf16-graphs | bf16-graphs-joint (one critic update for the three axes); "
                         "add -autograd for the published double-backpropagation penalty, -convT for the "
-                        "generator's transposed convolutions as such (not as sub-pixel convolutions), "
+                        "generator's transposed convolutions as such (-subpixel: as sub-pixel convolutions; "
+                        "default: sub-pixel on CUDA only), "
                         "-linhead for the critic's one-pixel last layer as a matrix product (not a convolution)")
+    s.add_argument("--set", default="", metavar="K=N,...",
+                   help="integer preset fields to override, e.g. batch_g=4,batch_d=1,batch_real=8,critic_iters=1")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

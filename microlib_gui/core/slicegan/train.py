@@ -85,7 +85,7 @@ class Trainer:
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
                  precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 subpixel: bool = True, linear_head: bool = False):
+                 subpixel: bool | None = None, linear_head: bool = False):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -105,7 +105,8 @@ class Trainer:
         self.separate = self.anisotropic or preset.critic_axes == "separate"
         self.G = Generator(self.params, self.imtype).to(device)
         # transposed convolutions as sub-pixel convolutions: the same function, faster in cuDNN
-        self.G.subpixel = subpixel and subpixel_supported(self.params)
+        # (default on CUDA only: on the CPU, oneDNN was no faster that way; docs/benchmarks.md)
+        self.G.subpixel = (self.cuda if subpixel is None else subpixel) and subpixel_supported(self.params)
         self.Ds = [Critic(self.params).to(device) for _ in range(3 if self.separate else 1)]
         for D in self.Ds:
             D.linear_head = linear_head  # a one-pixel last layer as a matrix product: the same arithmetic
