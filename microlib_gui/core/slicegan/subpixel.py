@@ -3,8 +3,11 @@
 A ConvTranspose3d with kernel 4 and stride 2 equals, for each of the 8 output
 parities (rx, ry, rz), an ordinary convolution with a 2×2×2 slice of its kernel
 over the input padded by one voxel; the 8 results interleave into the output
-("pixel shuffle"). Ordinary convolutions run far faster in cuDNN than transposed
-3D ones, so generation uses this form. Batch norm (eval mode) is folded into the
+("pixel shuffle"). The helpers (``subpixel_kernel``, ``subpixel_conv``,
+``interleave``) live in :mod:`.nets`, which trains with them on CUDA; a layer
+padding of 2 or 3 drops the border steps, so those are not computed at all.
+Ordinary convolutions run far faster in cuDNN than transposed 3D ones, so
+generation uses this form. Batch norm (eval mode) is folded into the
 convolution's weights and bias. The result equals ``Generator.logits`` up to
 floating-point rounding (tests compare them in float64).
 
