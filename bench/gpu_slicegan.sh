@@ -2,6 +2,7 @@
 # SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
+#     env: SLICEGAN_SECTIONS=train, SLICEGAN_MODES=bf16-graphs,bf16-graphs-linhead (an A/B on one machine)
 #   bash bench/gpu_slicegan.sh profile           # ~2 min: graph-timed pieces of an iteration (generator
 #                                                  step parts too), kernels of graph replay and of an eager
 #                                                  iteration, then the stages and kernels of a 512^3 generation
@@ -33,7 +34,8 @@ speed() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
   python3 bench/bench_slicegan.py speed --device cuda --image "$DATA/microlib/micro006.png" \
-    --sections "$SECTIONS" --json-out "$OUT/speed.json" 2>&1 | tee "$OUT/speed.log"
+    --sections "$SECTIONS" ${SLICEGAN_MODES:+--modes "$SLICEGAN_MODES"} --json-out "$OUT/speed.json" 2>&1 \
+    | tee "$OUT/speed.log"
 }
 
 quality_start() {
