@@ -101,8 +101,9 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         torch.manual_seed(0)
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
+        subpixel = False if "convT" in mode else True if "subpixel" in mode else None  # None: the default
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
-                     gp="autograd" if "autograd" in mode else "adjoint", subpixel=False if "convT" in mode else (True if "subpixel" in mode else None),
+                     gp="autograd" if "autograd" in mode else "adjoint", subpixel=subpixel,
                      linear_head="linhead" in mode)
         try:
             if flops is None:

@@ -32,7 +32,7 @@ import torch
 from ..atomic import atomic_path
 from . import SliceGANError
 from .fileformat import GEN_SUFFIX, load_generator
-from .nets import Generator
+from .nets import Generator, subpixel_supported
 
 #: Output voxels per block by default. On CUDA this keeps every intermediate tensor under
 #: 2**31 elements: above that cuDNN refuses the convolution and a very slow fallback runs.
@@ -166,7 +166,7 @@ class Runner:
 
     def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False,
                  channels_last: bool | None = None, subpixel: bool | None = None):
-        from .subpixel import for_generator, supported
+        from .subpixel import for_generator
 
         self.G = G.to(device).eval()
         self.dev = device
@@ -179,7 +179,7 @@ class Runner:
         if subpixel is None:
             subpixel = os.environ.get("MICROLIB_GEN_SUBPIXEL", "1") == "1"
         self.fast = None
-        if subpixel and supported(G):
+        if subpixel and subpixel_supported(G.params):
             self.fast = for_generator(self.G, torch.bfloat16 if self.bf16 else torch.float32, channels_last)
         else:
             self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)

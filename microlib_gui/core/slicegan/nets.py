@@ -163,12 +163,12 @@ class Generator(nn.Module):
         ``B / groups`` consecutive latents, so one call gives what ``groups`` calls on
         the parts would (larger convolutions, fewer launches).
         """
+        if groups > 1 and self.training and torch.is_grad_enabled():
+            raise ValueError("grouped batch statistics are for generation without gradients")
         x = z
         for i, bn in enumerate(self.bns[:-1]):
             x = self._conv(i, x)
             if groups > 1 and bn.training:
-                if torch.is_grad_enabled():
-                    raise ValueError("grouped batch statistics are for generation without gradients")
                 x = torch.cat([_batch_norm(bn, part) for part in x.chunk(groups)])
             else:
                 x = _batch_norm(bn, x)
@@ -252,12 +252,12 @@ class Critic(nn.Module):
             if i == len(self.convs) - 1 and self._dot_head(sizes[i]):
                 kh, kw = conv.kernel_size
                 g = (g.reshape(g.shape[0], -1) @ self._head_matrix()).view(g.shape[0], kh, kw, -1).permute(0, 3, 1, 2)
-                g = g * masks[i - 1] if i > 0 else g
-                continue
-            # the size a transposed convolution gives can fall short of the forward input by < stride
-            extra = tuple(sizes[i][j] - ((g.shape[-2 + j] - 1) * conv.stride[j] - 2 * conv.padding[j]
-                                         + conv.kernel_size[j]) for j in range(2))
-            g = F.conv_transpose2d(g, conv.weight, stride=conv.stride, padding=conv.padding, output_padding=extra)
+            else:
+                # the size a transposed convolution gives can fall short of the forward input by < stride
+                extra = tuple(sizes[i][j] - ((g.shape[-2 + j] - 1) * conv.stride[j] - 2 * conv.padding[j]
+                                             + conv.kernel_size[j]) for j in range(2))
+                g = F.conv_transpose2d(g, conv.weight, stride=conv.stride, padding=conv.padding,
+                                       output_padding=extra)
             if i > 0:
                 g = g * masks[i - 1]
         return g

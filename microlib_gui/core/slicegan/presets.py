@@ -34,7 +34,7 @@ class Preset:
     checkpoint_every: int = 500
     log_every: int = 50
     ema: float = 0.0         # decay of an exponential moving average of the generator's weights (0: off)
-    critic_axes: str = "sequential"  # isotropic critic step: "sequential" (published: 3 updates) or "joint" (1)
+    critic_axes: str = "sequential"  # isotropic: "sequential" (published: 3 updates), "joint" (1), "separate" (3 critics)
     augment: bool = False    # isotropic runs: real patches under random flips/transposes (dihedral group)
 
     def net_params(self, nc: int) -> NetParams:

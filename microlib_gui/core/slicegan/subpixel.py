@@ -41,11 +41,6 @@ def for_generator(G: Generator, dtype: torch.dtype, channels_last: bool) -> "Sub
     return fast
 
 
-def supported(G: Generator) -> bool:
-    """True when every layer has kernel 4 and stride 2 (MicroLib's generators)."""
-    return subpixel_supported(G.params)
-
-
 class SubpixelGenerator:
     """Eval-mode logits of a :class:`Generator`, computed with sub-pixel convolutions.
 
@@ -54,7 +49,7 @@ class SubpixelGenerator:
     """
 
     def __init__(self, G: Generator, dtype: torch.dtype | None = None, channels_last: bool = False):
-        if not supported(G):
+        if not subpixel_supported(G.params):
             raise ValueError("sub-pixel generation needs kernel 4 and stride 2 in every layer")
         dtype = dtype or torch.float32
         self.channels_last = channels_last

@@ -411,7 +411,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         (``separate``: the published anisotropic scheme); see docs/slicegan.md.
     augment : bool, optional
         Isotropic runs: show the critic the real patches under random flips and transposes
-        (see docs/slicegan.md; default: the preset's, off).
+        (see docs/slicegan.md; default: the preset's: on for ``microlib``, off for ``tiny``).
 
     Returns
     -------
