@@ -102,15 +102,18 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
         precision = "fp32" if mode.startswith("fp32") else "bf16"
         pr = replace(preset, critic_axes="joint") if "joint" in mode else preset
         subpixel = False if "convT" in mode else True if "subpixel" in mode else None  # None: the default
+        s2d = False if "nos2d" in mode else True if "s2d" in mode else None
         tr = Trainer(pr, imgs, dev, precision, graphs="graphs" in mode,
                      gp="autograd" if "autograd" in mode else "adjoint", subpixel=subpixel,
-                     linear_head="linhead" in mode)
+                     linear_head="nolinhead" not in mode, s2d=s2d)
         try:
             if flops is None:
                 flops = iteration_flops(preset, imgs[0].nc, published=True)
+            t0 = time.perf_counter()
             for _ in range(warmup):
                 tr.step()
             sync(dev)
+            warm_s = time.perf_counter() - t0  # cuDNN autotuning and graph capture included
             tr.take_stats()
             t0 = time.perf_counter()
             for _ in range(iters):
@@ -119,6 +122,7 @@ def bench_train(imgs, dev, preset, modes, iters, warmup):
             dt = (time.perf_counter() - t0) / iters
             st = tr.take_stats()
             row = {"mode": mode, "s_per_iter": dt, "tflops": flops / dt / 1e12, "graphs_used": tr._graph is not None,
+                   "warmup_s": round(warm_s, 2),
                    **{k: round(v, 4) for k, v in st.items()}}
             if dev.type == "cuda":
                 row["max_mem_gb"] = torch.cuda.max_memory_allocated() / 1e9
@@ -207,6 +211,8 @@ def cmd_speed(a):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        if a.cudnn_limit is not None:  # engine configurations cuDNN's autotuner tries per shape (0: all)
+            torch.backends.cudnn.benchmark_limit = a.cudnn_limit
     # e.g. --set batch_g=4,batch_d=1,batch_real=8,critic_iters=1: MicroLib's network in seconds on a CPU
     preset = get_preset(a.preset, **{k: int(v) for k, v in (kv.split("=") for kv in a.set.split(",") if kv)})
     res = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "torch": torch.__version__,
@@ -369,9 +375,12 @@ def main():
                         "add -autograd for the published double-backpropagation penalty, -convT for the "
                         "generator's transposed convolutions as such (-subpixel: as sub-pixel convolutions; "
                         "default: sub-pixel on CUDA only), "
-                        "-linhead for the critic's one-pixel last layer as a matrix product (not a convolution)")
+                        "-nolinhead for the critic's one-pixel last layer as a convolution (default: a matrix product), "
+                        "-s2d / -nos2d for the critic's first layer on space-to-depth input or not (default: on CUDA)")
     s.add_argument("--set", default="", metavar="K=N,...",
                    help="integer preset fields to override, e.g. batch_g=4,batch_d=1,batch_real=8,critic_iters=1")
+    s.add_argument("--cudnn-limit", type=int, default=None,
+                   help="CUDA: configurations cuDNN's autotuner tries per convolution (torch's default 10; 0: all)")
     s.add_argument("--iters", type=int, default=20)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--gen-sizes", default="320,512")

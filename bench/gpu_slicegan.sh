@@ -2,7 +2,7 @@
 # SliceGAN on one GPU: speed benchmark, then full-length quality trainings.
 #
 #   bash bench/gpu_slicegan.sh speed             # ~3 min: data prep, s/iter + TFLOP/s, generation, 2048^3 to disk
-#     env: SLICEGAN_SECTIONS=train, SLICEGAN_MODES=bf16-graphs,bf16-graphs-linhead (an A/B on one machine)
+#     env: SLICEGAN_SECTIONS=train, SLICEGAN_MODES=bf16-graphs,bf16-graphs-nos2d (an A/B on one machine)
 #   bash bench/gpu_slicegan.sh profile           # ~2 min: graph-timed pieces of an iteration (generator
 #                                                  step parts too), kernels of graph replay and of an eager
 #                                                  iteration, then the stages and kernels of a 512^3 generation

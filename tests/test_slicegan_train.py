@@ -248,11 +248,11 @@ def test_critic_linear_head_equals_the_convolution(channels_last):
         assert b.abs().max() > 0 and torch.allclose(a, b, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("option", ["linear_head", "subpixel"])
+@pytest.mark.parametrize("option", ["linear_head", "subpixel", "s2d"])
 def test_trainer_options_with_the_same_arithmetic_train_alike(shared_data, option):
     # whole iterations (critic steps and a generator step) with the critic's last layer as a
-    # matrix product, or the generator's layers as sub-pixel convolutions (the CUDA default),
-    # against the published layers
+    # matrix product, the generator's layers as sub-pixel convolutions or the critic's first
+    # layer on space-to-depth input (the CUDA defaults), against the published layers
     from microlib_gui.core.slicegan.data import load_training_images
     from microlib_gui.core.slicegan.train import Trainer
 
@@ -262,7 +262,8 @@ def test_trainer_options_with_the_same_arithmetic_train_alike(shared_data, optio
         torch.manual_seed(0)
         t = Trainer(get_preset("tiny"), imgs, torch.device("cpu"), **{option: on})
         # the option is really in use (the tiny critic's last layer sees 4×4 too)
-        assert (t.Ds[0]._dot_head((4, 4)) if option == "linear_head" else t.G.subpixel) is on
+        assert {"linear_head": t.Ds[0]._dot_head((4, 4)), "subpixel": t.G.subpixel,
+                "s2d": t.Ds[0].s2d_input}[option] is on
 
         def flat():
             return torch.cat([p.detach().double().flatten() for p in [*t.Ds[0].parameters(), *t.G.parameters()]])
@@ -303,8 +304,8 @@ def test_adjoint_gradient_penalty_equals_double_backpropagation():
         assert b.abs().max() > 0 and torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("critic_axes", ["sequential", "joint"])
-def test_adjoint_penalty_trains_like_the_published_one(shared_data, critic_axes):
+@pytest.mark.parametrize("critic_axes,s2d", [("sequential", False), ("joint", False), ("sequential", True)])
+def test_adjoint_penalty_trains_like_the_published_one(shared_data, critic_axes, s2d):
     # whole critic steps with either penalty, from the same seed: the same weights up to rounding
     from dataclasses import replace
 
@@ -317,7 +318,8 @@ def test_adjoint_penalty_trains_like_the_published_one(shared_data, critic_axes)
     runs = []
     for gp in ("adjoint", "autograd"):
         torch.manual_seed(0)
-        t = Trainer(preset, imgs, torch.device("cpu"), gp=gp)
+        t = Trainer(preset, imgs, torch.device("cpu"), gp=gp, s2d=s2d)
+        assert t.Ds[0].s2d_input is s2d
         start = [p.detach().clone() for p in t.Ds[0].parameters()]
         stats = [t._critic_step(fake) for fake in t._critic_fakes()[:3]]
         runs.append(([p.detach().clone() for p in t.Ds[0].parameters()], torch.stack(stats)))

@@ -33,7 +33,7 @@ from ..jobs import JobCancelled
 from . import SliceGANError
 from .data import PatchSampler, TrainingImage, load_training_images
 from .fileformat import save_generator
-from .nets import Critic, Generator, subpixel_supported
+from .nets import Critic, Generator, depth_to_space, s2d_supported, space_to_depth, subpixel_supported
 from .presets import Preset, get_preset
 
 CHECKPOINT = "checkpoint.pt"
@@ -46,28 +46,84 @@ CRITIC_AXES = ("sequential", "joint", "separate")
 AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
 
 
-def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False) -> torch.Tensor:
+def _slice_copies(vol: torch.Tensor, out: torch.Tensor, axes, pad):
+    """(part of ``out``, part of ``vol``) pairs that :func:`volume_slices` copies: for each axis,
+    one pair, or with ``pad`` (space-to-depth) one per row and column parity."""
+    B, c = vol.shape[:2]
+    off = 0
+    for k in axes:
+        d, a, b = AXES[k]
+        L, A, Bb = vol.shape[d], vol.shape[a], vol.shape[b]
+        src = vol.permute(0, d, a, b, 1)  # (B, L, A, Bb, C)
+        blk = out[off:off + B * L]
+        off += B * L
+        if pad is None:
+            yield blk.view(B, L, A, Bb, c), src
+            continue
+        dst = blk.view(B, L, *blk.shape[1:3], 2, 2, c)
+        src = src.unflatten(2, (A // 2, 2)).unflatten(4, (Bb // 2, 2))
+        for r in (0, 1):  # image row 2i + r is padded row 2(i + (r + pad) // 2) + (r + pad) % 2
+            for q in (0, 1):
+                yield (dst[:, :, (r + pad) // 2:(r + pad) // 2 + A // 2, (q + pad) // 2:(q + pad) // 2 + Bb // 2,
+                           (r + pad) % 2, (q + pad) % 2], src[:, :, :, r, :, q])
+
+
+class _VolumeSlices(torch.autograd.Function):
+    """Channels-last :func:`volume_slices`: strided copies into one buffer, and in the backward
+    pass the gradient gathered back the same way (autograd's own copy-into-view backward would
+    clone the whole buffer once per copy)."""
+
+    @staticmethod
+    def forward(ctx, vol, axes, pad):
+        B, c = vol.shape[:2]
+        d, a, b = AXES[axes[0]]
+        A, Bb = vol.shape[a], vol.shape[b]
+        n = sum(B * vol.shape[AXES[k][0]] for k in axes)
+        if pad is None:
+            out = vol.new_empty(n, A, Bb, c)
+        else:  # the padding stays zero
+            out = (vol.new_zeros if pad else vol.new_empty)(n, (A + 2 * pad) // 2, (Bb + 2 * pad) // 2, 4 * c)
+        for dst, src in _slice_copies(vol, out, axes, pad):
+            dst.copy_(src)
+        ctx.axes, ctx.pad = axes, pad
+        ctx.vol_meta = (vol.shape, vol.is_contiguous(memory_format=torch.channels_last_3d))
+        return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, cl3d = ctx.vol_meta
+        g = grad.permute(0, 2, 3, 1).contiguous()
+        gvol = torch.empty(shape, dtype=grad.dtype, device=grad.device,
+                           memory_format=torch.channels_last_3d if cl3d else torch.contiguous_format)
+        n0 = 0
+        for i, k in enumerate(ctx.axes):  # the first axis' copies cover every voxel once
+            nk = shape[0] * shape[AXES[k][0]]
+            for part, voxels in _slice_copies(gvol, g[n0:n0 + nk], (k,), ctx.pad):
+                if i:
+                    voxels.add_(part)
+                else:
+                    voxels.copy_(part)
+            n0 += nk
+        return gvol, None, None
+
+
+def volume_slices(vol: torch.Tensor, axis, channels_last: bool = False, s2d_pad: int | None = None) -> torch.Tensor:
     """All 2D slices of ``vol`` (B, C, X, Y, Z) perpendicular to ``axis`` as (B·L, C, a, b).
 
     ``axis`` may be a tuple: the slices of each axis one after another (a cube's axes
-    give slices of one shape). With ``channels_last`` each axis' slices are copied
-    once, straight into one NHWC buffer.
+    give slices of one shape). With ``channels_last`` each axis' slices are copied once,
+    straight into one NHWC buffer; with ``s2d_pad`` too, straight into the layout of
+    :func:`~.nets.space_to_depth` with that padding: (B·L, 4·C, (a + 2·pad) / 2, ...).
     """
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     B, c = vol.shape[:2]
-    if not channels_last:
-        return torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
-                          .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
-                          for k in axes])
-    A, Bb = vol.shape[AXES[axes[0]][1]], vol.shape[AXES[axes[0]][2]]
-    n = [B * vol.shape[AXES[k][0]] for k in axes]
-    out = vol.new_empty(sum(n), A, Bb, c)
-    off = 0
-    for k, nk in zip(axes, n):
-        d, a, b = AXES[k]
-        out[off:off + nk].view(B, vol.shape[d], A, Bb, c).copy_(vol.permute(0, d, a, b, 1))
-        off += nk
-    return out.permute(0, 3, 1, 2)
+    if channels_last:
+        return _VolumeSlices.apply(vol, axes, s2d_pad)
+    if s2d_pad is not None:
+        raise ValueError("space-to-depth slices are channels-last")
+    return torch.cat([vol.permute(0, AXES[k][0], 1, AXES[k][1], AXES[k][2])
+                      .reshape(B * vol.shape[AXES[k][0]], c, vol.shape[AXES[k][1]], vol.shape[AXES[k][2]])
+                      for k in axes])
 
 
 def resolve_device(device: str) -> torch.device:
@@ -85,7 +141,7 @@ class Trainer:
 
     def __init__(self, preset: Preset, images: list[TrainingImage], device: torch.device,
                  precision: str = "auto", graphs: bool = False, channels_last: bool = True, gp: str = "adjoint",
-                 subpixel: bool | None = None, linear_head: bool = False):
+                 subpixel: bool | None = None, linear_head: bool = True, s2d: bool | None = None):
         self.p = preset
         if gp not in ("adjoint", "autograd"):
             raise SliceGANError(f"unknown gradient-penalty method {gp!r}")
@@ -108,8 +164,13 @@ class Trainer:
         # (default on CUDA only: on the CPU, oneDNN was no faster that way; docs/benchmarks.md)
         self.G.subpixel = (self.cuda if subpixel is None else subpixel) and subpixel_supported(self.params)
         self.Ds = [Critic(self.params).to(device) for _ in range(3 if self.separate else 1)]
+        # the critic's first layer on space-to-depth input (slices and patches written that way):
+        # the same arithmetic, 2-4x faster in cuDNN (default on CUDA; docs/benchmarks.md)
+        s2d = (self.cuda if s2d is None else s2d) and channels_last and s2d_supported(self.params, preset.img_side)
+        self.s2d_pad = self.params.dp[0] if s2d else None
         for D in self.Ds:
             D.linear_head = linear_head  # a one-pixel last layer as a matrix product: the same arithmetic
+            D.s2d_input = s2d
         if self.channels_last:
             self.G.to(memory_format=torch.channels_last_3d)
             for D in self.Ds:
@@ -145,13 +206,15 @@ class Trainer:
         return z.contiguous(memory_format=torch.channels_last_3d) if self.channels_last else z
 
     def _slices(self, fake: torch.Tensor, axis) -> torch.Tensor:
-        return volume_slices(fake, axis, self.channels_last)
+        return volume_slices(fake, axis, self.channels_last, self.s2d_pad)
 
     def _real(self, axis: int) -> torch.Tensor:
         # isotropic runs may see the image under all 8 symmetries of the square (three images
         # come in the published orientation and stay as they are)
         real = self.samplers[axis if self.anisotropic else 0].sample(
             self.p.batch_real, dihedral=self.p.augment and not self.anisotropic)
+        if self.s2d_pad is not None:
+            return space_to_depth(real, self.s2d_pad)
         return real.contiguous(memory_format=torch.channels_last) if self.channels_last else real
 
     def _critic_fakes(self) -> list[torch.Tensor]:
@@ -199,7 +262,7 @@ class Trainer:
                 score, hidden = D.forward_hidden(x)
                 out = score[: nr + nf].float()
                 masks = [h[nr + nf:] > 0 for h in hidden]
-                g = D.input_gradient(masks, interp.shape[-2:], torch.ones_like(score[nr + nf:]))
+                g = D.input_gradient(masks, (self.p.img_side,) * 2, torch.ones_like(score[nr + nf:]))
             gp = self._penalty(g)
         d_real = out[:nr].mean()
         d_fake = out[nr:].mean()
@@ -218,6 +281,8 @@ class Trainer:
         with self._autocast():
             out = D(x)
         (g,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+        if self.s2d_pad is not None:  # the gradient with respect to the image, not its padding
+            g = depth_to_space(g, self.s2d_pad, (self.p.img_side,) * 2)
         return self._penalty(g)
 
     def _generator_step(self):
