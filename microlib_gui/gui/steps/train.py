@@ -51,7 +51,7 @@ LONG_CPU_RUN_S = 12 * 3600
 
 #: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
 #: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
-MEASURED_SPEED = {"microlib": {"cuda": 0.054, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
+MEASURED_SPEED = {"microlib": {"cuda": 0.047, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
 
 
 def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: float | None = None) -> float | None:
@@ -67,7 +67,7 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
         from ...core.slicegan.presets import get_preset
 
         flops = get_preset(preset).iteration_flops(2)
-        rate = 210e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
+        rate = 240e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
         return flops * iters / rate
     except Exception:  # noqa: BLE001
         return None
