@@ -16,34 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_slicegan import graph_ms  # noqa: E402
 
 LAYERS = [(2, 64, 64), (64, 128, 32), (128, 256, 16), (256, 512, 8)]  # (in, out, input side)
 
 
 def timed(fn, reps: int = 10) -> float:
-    """Milliseconds per call of ``fn`` replayed from a CUDA graph."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(reps):
-            fn()
-    g.replay()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(5):
-        g.replay()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) / (5 * reps)
+    """Milliseconds per call of ``fn``: ``reps`` calls captured in one CUDA graph, replayed."""
+    return graph_ms(lambda: [fn() for _ in range(reps)]) / reps
 
 
 def cl(t):
