@@ -48,6 +48,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: two busy cores shared with other work stall otherwise."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def library(tmp_path):
     """An empty library in a temporary folder."""
     from microlib_gui.core.store import Library

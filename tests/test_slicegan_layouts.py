@@ -14,13 +14,7 @@ from microlib_gui.core.slicegan.presets import get_preset
 from microlib_gui.core.slicegan.train import volume_slices
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # two busy cores shared with other work: one thread avoids oversubscription stalls
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("pad", [0, 1, 2])

@@ -20,13 +20,7 @@ from microlib_gui.core.slicegan.train import CHECKPOINT, read_run
 TARGET = "microlib_gui.core.slicegan.train:train_job"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # two busy cores shared with other work: one thread avoids oversubscription stalls
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
