@@ -18,8 +18,6 @@ from microlib_gui.core.slicegan import SliceGANError
 from microlib_gui.core.slicegan.train import CHECKPOINT, read_run
 
 TARGET = "microlib_gui.core.slicegan.train:train_job"
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
