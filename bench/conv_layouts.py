@@ -25,6 +25,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profile_slicegan import graph_ms  # noqa: E402
 
+from microlib_gui.core.slicegan.nets import s2d_parts  # noqa: E402
+
 LAYERS = [(2, 64, 64), (64, 128, 32), (128, 256, 16), (256, 512, 8)]  # (in, out, input side)
 
 
@@ -52,12 +54,9 @@ def conv_times(x, w, stride, padding):
 
 def relu_s2d(y, buf):
     """ReLU of y (N, C, H, W) written into buf (N, H/2+1, W/2+1, 2, 2, C): zero-padded by one
-    pixel, then each 2×2 block's pixels as channels."""
-    N, C, H, W = y.shape
-    y6 = y.permute(0, 2, 3, 1).view(N, H // 2, 2, W // 2, 2, C)
-    for r in (0, 1):  # padded row 2i + r' + 1: even rows of y land at (i, 1), odd ones at (i + 1, 0)
-        for s in (0, 1):
-            torch.clamp_min(y6[:, :, r, :, s], 0, out=buf[:, r:r + H // 2, s:s + W // 2, 1 - r, 1 - s])
+    pixel, then each 2×2 block's pixels as channels (the trainer's slice layout)."""
+    for dst, src in s2d_parts(buf, y.permute(0, 2, 3, 1), 1):
+        torch.clamp_min(src, 0, out=dst)
 
 
 def main():

@@ -194,6 +194,27 @@ class Generator(nn.Module):
         return self.activate(self.logits(z, groups))
 
 
+def s2d_buffer(like: torch.Tensor, n: int, size, c: int, pad: int) -> torch.Tensor:
+    """An (n, I, J, 2, 2, C) buffer for :func:`s2d_parts` with its padding zero: ``n`` images of
+    ``size`` (H, W) padded by ``pad`` are I × J blocks of 2 × 2 pixels."""
+    H, W = size
+    shape = (n, (H + 2 * pad) // 2, (W + 2 * pad) // 2, 2, 2, c)
+    return like.new_zeros(shape) if pad else like.new_empty(shape)
+
+
+def s2d_parts(dst: torch.Tensor, src: torch.Tensor, pad: int):
+    """(part of ``dst``, part of ``src``) pairs that write images ``src`` (..., H, W, C) into the
+    space-to-depth buffer ``dst`` (..., I, J, 2, 2, C): one pair per row and column parity.
+    Image row h = 2i + r is padded row h + pad, i.e. block (h + pad) // 2, parity (h + pad) % 2."""
+    H, W = src.shape[-3:-1]
+    s = src.unflatten(-3, (H // 2, 2)).unflatten(-2, (W // 2, 2))  # (..., H/2, 2, W/2, 2, C)
+    for r in (0, 1):
+        i0, pr = divmod(r + pad, 2)
+        for q in (0, 1):
+            j0, pq = divmod(q + pad, 2)
+            yield dst[..., i0:i0 + H // 2, j0:j0 + W // 2, pr, pq, :], s[..., r, :, q, :]
+
+
 def space_to_depth(x: torch.Tensor, pad: int) -> torch.Tensor:
     """(N, C, H, W) → (N, 4·C, (H + 2·pad) / 2, (W + 2·pad) / 2): zero-padded by ``pad``, each 2×2
     block of pixels as channels in (row parity, column parity, channel) order; channels-last
@@ -201,10 +222,10 @@ def space_to_depth(x: torch.Tensor, pad: int) -> torch.Tensor:
     stride-1 convolution of this with :func:`s2d_kernel` (cuDNN runs the latter 2-4× faster
     for few input channels, and 2 or 4 channels are 8 or 16 here, so nothing is padded)."""
     N, C, H, W = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad)) if pad else x
-    I, J = (H + 2 * pad) // 2, (W + 2 * pad) // 2
-    y = xp.reshape(N, C, I, 2, J, 2).permute(0, 2, 4, 3, 5, 1).reshape(N, I, J, 4 * C)
-    return y.permute(0, 3, 1, 2)
+    buf = s2d_buffer(x, N, (H, W), C, pad)
+    for dst, src in s2d_parts(buf, x.permute(0, 2, 3, 1), pad):
+        dst.copy_(src)
+    return buf.view(*buf.shape[:3], 4 * C).permute(0, 3, 1, 2)
 
 
 def depth_to_space(y: torch.Tensor, pad: int, size) -> torch.Tensor:

@@ -33,7 +33,8 @@ from ..jobs import JobCancelled
 from . import SliceGANError
 from .data import PatchSampler, TrainingImage, load_training_images
 from .fileformat import save_generator
-from .nets import Critic, Generator, depth_to_space, s2d_supported, space_to_depth, subpixel_supported
+from .nets import (Critic, Generator, depth_to_space, s2d_buffer, s2d_parts, s2d_supported, space_to_depth,
+                   subpixel_supported)
 from .presets import Preset, get_preset
 
 CHECKPOINT = "checkpoint.pt"
@@ -48,24 +49,20 @@ AXES = ((2, 3, 4), (3, 2, 4), (4, 2, 3))
 
 def _slice_copies(vol: torch.Tensor, out: torch.Tensor, axes, pad):
     """(part of ``out``, part of ``vol``) pairs that :func:`volume_slices` copies: for each axis,
-    one pair, or with ``pad`` (space-to-depth) one per row and column parity."""
-    B, c = vol.shape[:2]
+    one pair, or with ``pad`` (space-to-depth; ``out`` is then (N, I, J, 2, 2, C)) the pairs of
+    :func:`~.nets.s2d_parts`."""
+    B = vol.shape[0]
     off = 0
     for k in axes:
         d, a, b = AXES[k]
-        L, A, Bb = vol.shape[d], vol.shape[a], vol.shape[b]
+        L = vol.shape[d]
         src = vol.permute(0, d, a, b, 1)  # (B, L, A, Bb, C)
-        blk = out[off:off + B * L]
+        dst = out[off:off + B * L].unflatten(0, (B, L))
         off += B * L
         if pad is None:
-            yield blk.view(B, L, A, Bb, c), src
-            continue
-        dst = blk.view(B, L, *blk.shape[1:3], 2, 2, c)
-        src = src.unflatten(2, (A // 2, 2)).unflatten(4, (Bb // 2, 2))
-        for r in (0, 1):  # image row 2i + r is padded row 2(i + (r + pad) // 2) + (r + pad) % 2
-            for q in (0, 1):
-                yield (dst[:, :, (r + pad) // 2:(r + pad) // 2 + A // 2, (q + pad) // 2:(q + pad) // 2 + Bb // 2,
-                           (r + pad) % 2, (q + pad) % 2], src[:, :, :, r, :, q])
+            yield dst, src
+        else:
+            yield from s2d_parts(dst, src, pad)
 
 
 class _VolumeSlices(torch.autograd.Function):
@@ -76,23 +73,22 @@ class _VolumeSlices(torch.autograd.Function):
     @staticmethod
     def forward(ctx, vol, axes, pad):
         B, c = vol.shape[:2]
-        d, a, b = AXES[axes[0]]
-        A, Bb = vol.shape[a], vol.shape[b]
+        _, a, b = AXES[axes[0]]
+        size = (vol.shape[a], vol.shape[b])
         n = sum(B * vol.shape[AXES[k][0]] for k in axes)
-        if pad is None:
-            out = vol.new_empty(n, A, Bb, c)
-        else:  # the padding stays zero
-            out = (vol.new_zeros if pad else vol.new_empty)(n, (A + 2 * pad) // 2, (Bb + 2 * pad) // 2, 4 * c)
+        out = vol.new_empty(n, *size, c) if pad is None else s2d_buffer(vol, n, size, c, pad)
         for dst, src in _slice_copies(vol, out, axes, pad):
             dst.copy_(src)
         ctx.axes, ctx.pad = axes, pad
         ctx.vol_meta = (vol.shape, vol.is_contiguous(memory_format=torch.channels_last_3d))
-        return out.permute(0, 3, 1, 2)
+        return out.view(*out.shape[:3], -1).permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad):
         shape, cl3d = ctx.vol_meta
         g = grad.permute(0, 2, 3, 1).contiguous()
+        if ctx.pad is not None:
+            g = g.unflatten(3, (2, 2, -1))  # (N, I, J, 2, 2, C), as the forward buffer
         gvol = torch.empty(shape, dtype=grad.dtype, device=grad.device,
                            memory_format=torch.channels_last_3d if cl3d else torch.contiguous_format)
         n0 = 0
