@@ -190,4 +190,5 @@ def test_training_time_estimate(monkeypatch):
     assert train_step.estimate_seconds("microlib", 5000, cuda=False) == pytest.approx(two / 4)
     # a speed measured on this entry wins
     assert train_step.estimate_seconds("microlib", 100, cuda=False, measured_s_per_iter=2.0) == 200
-    assert train_step.fmt_duration(two) == "166 h 40 min"
+    from microlib_gui.core.jobs import fmt_duration
+    assert fmt_duration(two) == "166 h 40 min"

@@ -16,6 +16,7 @@ The GUI polls ``job.poll()`` from a timer; nothing here imports Qt.
 from __future__ import annotations
 
 import importlib
+import math
 import multiprocessing as mp
 import queue
 import threading
@@ -23,8 +24,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
-
-import numpy as np
 
 from .errors import MicrolibError
 
@@ -195,7 +194,7 @@ class ThreadJob(_JobBase):
         return self._absorb(events)
 
 
-def _process_main(target: str, params: dict[str, Any], events, cancel, min_interval_s: float) -> None:
+def _process_main(target: str | Callable, params: dict[str, Any], events, cancel, min_interval_s: float) -> None:
     ctx = JobContext(events.put, cancel, min_interval_s)
     try:
         result = resolve(target)(ctx, **params)
@@ -208,16 +207,16 @@ def _process_main(target: str, params: dict[str, Any], events, cancel, min_inter
 
 
 class ProcessJob(_JobBase):
-    """Run a job function (named ``"module:function"``) in its own process.
+    """Run a job function (a module-level function, or its ``"module:function"`` name) in its own process.
 
     If the process dies without reporting (killed, segfault, out-of-memory
     killer), the job fails with its exit code instead of hanging.
     """
 
-    def __init__(self, target: str, params: dict[str, Any] | None = None, min_interval_s: float = 0.1):
+    def __init__(self, target: str | Callable, params: dict[str, Any] | None = None, min_interval_s: float = 0.1):
         super().__init__()
-        if not isinstance(target, str):
-            raise TypeError("ProcessJob needs a 'module:function' target")
+        if callable(target) and "<" in getattr(target, "__qualname__", "<"):
+            raise TypeError("a process job needs a module-level function (lambdas and closures cannot be sent)")
         ctxm = mp.get_context("spawn")  # fork is unsafe with Qt and torch threads
         self._events = ctxm.Queue()
         self._cancel = ctxm.Event()
@@ -322,3 +321,15 @@ def _selftest_sleep(ctx: JobContext, seconds: float = 10.0) -> float:
         time.sleep(0.1)
         ctx.report(i + 1, steps, "sleeping")
     return time.monotonic() - t0
+
+
+def fmt_duration(s: float | None) -> str:
+    """Seconds for people: ``42 s``, ``9 min 42 s``, ``166 h 40 min`` (``unknown`` for None/inf)."""
+    if s is None or not math.isfinite(s):
+        return "unknown"
+    s = int(round(s))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"

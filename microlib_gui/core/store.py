@@ -103,6 +103,13 @@ _MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    # version 2: the library's own identity (export folders name it) and run numbers per entry
+    """
+    CREATE TABLE library_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ALTER TABLE runs ADD COLUMN number INTEGER;
+    UPDATE runs SET number = (SELECT COUNT(*) FROM runs r2 WHERE r2.entry_id IS runs.entry_id
+                              AND r2.kind = runs.kind AND r2.id <= runs.id);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -138,6 +145,92 @@ class Entry:
             "exclusion_note": self.exclusion_note,
             "steps": self.steps,
         }
+
+
+@dataclass
+class StagedFile:
+    """A file a step writes into its entry (see :meth:`Library.complete_step`).
+
+    Give ``data`` (bytes) or ``writer``, a callable writing the file at the path it is given.
+    ``inputs`` are suffixes of the entry files it was made from (provenance).
+    """
+
+    suffix: str
+    data: bytes | None = None
+    writer: Any = None
+    inputs: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    produced_by: str | None = None
+    run_id: int | None = None
+
+
+@dataclass
+class StepChange:
+    """What a step's save changed: the annotations now current, the keys and files that
+    differ, and the steps it made stale."""
+
+    step: str | None
+    annotations: dict[str, Any]
+    ann_changed: set[str]
+    files_changed: set[str]
+    stale: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.ann_changed or self.files_changed or self.stale)
+
+
+def _stage(target: Path, f: StagedFile) -> Path:
+    """Write ``f`` to a temporary file beside ``target`` (fsynced) and return its path."""
+    import tempfile
+
+    from .atomic import _fsync_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + target.stem + "-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        if f.writer is not None:
+            f.writer(tmp_path)
+        elif f.data is not None:
+            tmp_path.write_bytes(f.data)
+        else:
+            raise ValueError("a staged file needs data or a writer")
+        _fsync_file(tmp_path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return tmp_path
+
+
+class ChangeWatcher:
+    """Tells whether the library database was committed to since the last :meth:`changed` call.
+
+    Holds one read connection and asks SQLite's ``PRAGMA data_version``, which
+    changes when any other connection commits: every write of the app goes
+    through its own connection, so every write is seen, whoever made it.
+    """
+
+    def __init__(self, db_path: Path):
+        self._con = sqlite3.connect(db_path, check_same_thread=False)
+        self._version = self._read()
+
+    def _read(self) -> int | None:
+        try:
+            return self._con.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return None
+
+    def changed(self) -> bool:
+        v = self._read()
+        if v == self._version:
+            return False
+        self._version = v
+        return True
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def entry_name(entry_id: int) -> str:
@@ -205,10 +298,21 @@ class Library:
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
+            if version < SCHEMA_VERSION or not con.execute(
+                    "SELECT 1 FROM library_info WHERE key = 'uuid'").fetchone():
+                import uuid
+
+                con.execute("INSERT OR IGNORE INTO library_info (key, value) VALUES ('uuid', ?)", (uuid.uuid4().hex,))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.root / DB_NAME} is not a valid library database: {exc}") from None
         finally:
             con.close()
+
+    @property
+    def uuid(self) -> str:
+        """This library's identity (random, made when it was created): exports record it."""
+        with self._db() as con:
+            return con.execute("SELECT value FROM library_info WHERE key = 'uuid'").fetchone()[0]
 
     @property
     def schema_version(self) -> int:
@@ -472,6 +576,154 @@ class Library:
             con.execute("UPDATE entries SET ann_version = ? WHERE id = ?", (target, entry_id))
             return self._current_annotations(con, entry_id)
 
+    # -- change detection (the GUI's live entry model) ---------------------------------
+    def entry_signature(self, entry_id: int) -> tuple | None:
+        """A value that changes whenever anything recorded about the entry does (None: no such entry)."""
+        with self._db() as con:
+            row = con.execute(
+                "SELECT e.updated, e.ann_version, e.metadata, e.excluded, e.exclusion_reason, "
+                "(SELECT group_concat(step || '=' || status, ',') FROM step_status WHERE entry_id = e.id), "
+                "(SELECT COUNT(*) || ':' || COALESCE(MAX(created), 0) FROM provenance WHERE entry_id = e.id), "
+                "(SELECT group_concat(id || status || COALESCE(finished, ''), ',') FROM runs WHERE entry_id = e.id) "
+                "FROM entries e WHERE e.id = ?", (int(entry_id),)).fetchone()
+        return None if row is None else tuple(row)
+
+    def entries_signature(self) -> tuple:
+        """A value that changes when entries are added, removed, renamed or (un)excluded."""
+        with self._db() as con:
+            return tuple(con.execute("SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id * (excluded + 1)), 0), "
+                                     "group_concat(json_extract(metadata, '$.brief_descr'), '|') FROM entries"
+                                     ).fetchone())
+
+    def watch(self) -> "ChangeWatcher":
+        """A cheap check for commits by anyone (this process, the build, the CLI) since the last check."""
+        return ChangeWatcher(self.root / DB_NAME)
+
+    # -- a step's save: one transaction ------------------------------------------
+    def complete_step(
+        self,
+        entry_id: int,
+        step: str | None,
+        *,
+        annotations: dict[str, Any] | None = None,
+        files: list[StagedFile] | tuple[StagedFile, ...] = (),
+        remove: tuple[str, ...] | list[str] = (),
+        status: str | None = DONE,
+        move_history: int = 0,
+        run: dict[str, Any] | None = None,
+    ) -> StepChange:
+        """Save what one step made, in one transaction, and mark stale what depends on it.
+
+        ``annotations`` are changes to the current annotations (validated; a
+        value equal to the current one changes nothing). ``move_history`` -1/+1
+        moves the undo pointer instead (Undo/Redo); the caller stages the
+        files derived from the annotations it moves to. ``files`` are written
+        atomically (staged first, renamed into place inside the transaction)
+        with their provenance; ``remove`` names files that no longer apply.
+        ``status`` is the step's new status (None: leave it). ``run`` (``kind``,
+        ``params``, ``status``, ``timings``, ``files``, ``seed``) records a finished
+        run in the same transaction. Done steps that
+        read something that actually changed become stale, following
+        :mod:`microlib_gui.core.workflow.steps`. Nothing changes when nothing
+        differs, so saving the same value twice emits no event.
+        """
+        from .annotations import validate_annotations
+        from .workflow.steps import changed_keys, stale_steps
+
+        entry_id = int(entry_id)
+        if step is not None and step not in STEPS:
+            raise StoreError(f"unknown step {step!r}")
+        staged: list[tuple[StagedFile, Path, Path, str]] = []
+        try:
+            for f in files:  # the slow part (encoding, hashing) happens before the transaction
+                target = self.entry_file(entry_id, f.suffix)
+                tmp = _stage(target, f)
+                staged.append((f, target, tmp, sha256_file(tmp)))
+            with self._db() as con:
+                row = con.execute("SELECT ann_version FROM entries WHERE id = ?", (entry_id,)).fetchone()
+                if row is None:
+                    raise StoreError(f"no entry {entry_id} in this library")
+                version = row["ann_version"]
+                current = self._current_annotations(con, entry_id)
+                new = current
+                if move_history:
+                    top = con.execute("SELECT MAX(version) FROM annotations WHERE entry_id = ?",
+                                      (entry_id,)).fetchone()[0] or 0
+                    target_v = version + move_history
+                    if not 0 <= target_v <= top:
+                        raise StoreError("nothing to " + ("undo" if move_history < 0 else "redo"))
+                    con.execute("UPDATE entries SET ann_version = ? WHERE id = ?", (target_v, entry_id))
+                    new = self._current_annotations(con, entry_id)
+                elif annotations:
+                    new = validate_annotations({**current, **annotations})
+                    if changed_keys(current, new):
+                        con.execute("DELETE FROM annotations WHERE entry_id = ? AND version > ?", (entry_id, version))
+                        con.execute("INSERT INTO annotations (entry_id, version, data, created) VALUES (?, ?, ?, ?)",
+                                    (entry_id, version + 1, json.dumps(new), time.time()))
+                        con.execute("UPDATE entries SET ann_version = ? WHERE id = ?", (version + 1, entry_id))
+                ann_changed = changed_keys(current, new)
+                files_changed: set[str] = set()
+                for f, target, tmp, sha in staged:
+                    old = con.execute("SELECT sha256 FROM provenance WHERE entry_id = ? AND file = ?",
+                                      (entry_id, target.name)).fetchone()
+                    if not target.exists() or old is None or old["sha256"] != sha:
+                        files_changed.add(f.suffix)
+                    os.replace(tmp, target)
+                    self._record_provenance(con, entry_id, target, f.produced_by or step or "edit",
+                                            [self.entry_file(entry_id, i) for i in f.inputs], f.params, f.run_id,
+                                            sha=sha)
+                for suffix in remove:
+                    target = self.entry_file(entry_id, suffix)
+                    if target.exists():
+                        files_changed.add(suffix)
+                        target.unlink()
+                    con.execute("DELETE FROM provenance WHERE entry_id = ? AND file = ?", (entry_id, target.name))
+                now = time.time()
+                statuses = {r["step"]: r["status"] for r in
+                            con.execute("SELECT step, status FROM step_status WHERE entry_id = ?", (entry_id,))}
+                status_changed = False
+                if step is not None and status is not None and statuses.get(step) != status:
+                    if status not in (TODO, DONE, STALE):
+                        raise StoreError(f"invalid step status {step}={status}")
+                    con.execute(
+                        "INSERT INTO step_status (entry_id, step, status, updated) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(entry_id, step) DO UPDATE SET status = excluded.status, updated = excluded.updated",
+                        (entry_id, step, status, now))
+                    status_changed = True
+                stale = [s for s in stale_steps(step, ann_changed, files_changed) if statuses.get(s) == DONE]
+                con.executemany("UPDATE step_status SET status = ?, updated = ? WHERE entry_id = ? AND step = ?",
+                                [(STALE, now, entry_id, s) for s in stale])
+                if run is not None:
+                    number = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE entry_id = ? AND kind = ?",
+                                         (entry_id, run["kind"])).fetchone()[0]
+                    con.execute(
+                        "INSERT INTO runs (entry_id, kind, params, seed, status, started, finished, timings, files, "
+                        "number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (entry_id, run["kind"], json.dumps(run.get("params") or {}), run.get("seed"),
+                         run.get("status", "done"), run.get("started", now), now, json.dumps(run.get("timings") or {}),
+                         json.dumps(run.get("files") or []), number))
+                if ann_changed or files_changed or status_changed or stale or run is not None:
+                    con.execute("UPDATE entries SET updated = ? WHERE id = ?", (now, entry_id))
+        finally:
+            for _f, _t, tmp, _s in staged:
+                if tmp.exists():
+                    tmp.unlink()
+        return StepChange(step, new, ann_changed, files_changed, stale)
+
+    def annotations_at(self, entry_id: int, move: int) -> dict[str, Any] | None:
+        """The annotations Undo (-1) or Redo (+1) would make current, or None when there is nothing."""
+        with self._db() as con:
+            row = con.execute("SELECT ann_version FROM entries WHERE id = ?", (int(entry_id),)).fetchone()
+            if row is None:
+                raise StoreError(f"no entry {entry_id} in this library")
+            target = row["ann_version"] + move
+            if target == 0:
+                has = con.execute("SELECT 1 FROM annotations WHERE entry_id = ?", (int(entry_id),)).fetchone()
+                return {} if has else None
+            ann = con.execute("SELECT data FROM annotations WHERE entry_id = ? AND version = ?",
+                              (int(entry_id), target)).fetchone()
+            return json.loads(ann["data"]) if ann else None
+
     # -- files and provenance ---------------------------------------------
     def write_file(
         self,
@@ -504,7 +756,8 @@ class Library:
             self._record_provenance(con, int(entry_id), target, produced_by, input_paths, params or {}, run_id)
         return target
 
-    def _record_provenance(self, con, entry_id, target: Path, produced_by, inputs, params, run_id=None) -> None:
+    def _record_provenance(self, con, entry_id, target: Path, produced_by, inputs, params, run_id=None,
+                           sha: str | None = None) -> None:
         inputs_rec = [
             {"file": p.name, "sha256": sha256_file(p) if p.exists() else None} for p in (Path(i) for i in inputs)
         ]
@@ -513,7 +766,7 @@ class Library:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(entry_id, file) DO UPDATE SET "
             "sha256 = excluded.sha256, produced_by = excluded.produced_by, run_id = excluded.run_id, "
             "inputs = excluded.inputs, params = excluded.params, created = excluded.created",
-            (entry_id, target.name, sha256_file(target), produced_by, run_id, json.dumps(inputs_rec),
+            (entry_id, target.name, sha or sha256_file(target), produced_by, run_id, json.dumps(inputs_rec),
              json.dumps(params), time.time()),
         )
 
@@ -544,12 +797,22 @@ class Library:
     # -- runs ---------------------------------------------------------------
     def start_run(self, entry_id: int | None, kind: str, params: dict[str, Any], seed: int | None = None,
                   log: str | None = None) -> int:
+        """Record a run; its ``number`` counts this entry's runs of ``kind`` from 1."""
         with self._db() as con:
+            number = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE entry_id IS ? AND kind = ?",
+                                 (entry_id, kind)).fetchone()[0]
             cur = con.execute(
-                "INSERT INTO runs (entry_id, kind, params, seed, status, started, log) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (entry_id, kind, json.dumps(params), seed, "running", time.time(), log),
+                "INSERT INTO runs (entry_id, kind, params, seed, status, started, log, number) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry_id, kind, json.dumps(params), seed, "running", time.time(), log, number),
             )
             return int(cur.lastrowid)
+
+    def next_run_number(self, entry_id: int | None, kind: str) -> int:
+        """The number :meth:`start_run` will give this entry's next run of ``kind``."""
+        with self._db() as con:
+            return con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE entry_id IS ? AND kind = ?",
+                               (entry_id, kind)).fetchone()[0]
 
     def finish_run(self, run_id: int, status: str, timings: dict[str, float] | None = None,
                    files: list[str] | None = None, message: str | None = None) -> None:

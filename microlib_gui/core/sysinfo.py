@@ -99,3 +99,15 @@ def summary_lines(info: dict | None = None) -> list[str]:
         lines.append(f"{name}: {state} — {tool['use']}")
     lines += [f"Default library: {i['library']}", f"DoITPoMS cache: {i['doitpoms_cache']}"]
     return lines
+
+
+def detect_devices() -> tuple[bool, str]:
+    """(CUDA available, a short description of what was found)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return True, f"GPU: {torch.cuda.get_device_name(0)}"
+        return False, f"CPU only ({os.cpu_count()} cores; no CUDA GPU found)"
+    except Exception:  # noqa: BLE001 - a broken torch install must not stop the panel
+        return False, "CPU only"

@@ -10,11 +10,14 @@ from ..context import AppContext
 
 
 class StepPanel(QWidget):
-    """A panel of the wizard. Knows one entry at a time.
+    """A panel of the wizard. Knows one entry at a time and keeps no copy of its state.
 
     Subclasses set ``step`` (a key of :data:`microlib_gui.core.steps.STEPS`) and
-    override :meth:`load_entry`; they read and write the library through core
-    and call ``self.ctx.notify_updated()`` after a change.
+    override :meth:`load_entry`, which re-reads everything the panel shows from
+    the store (through :mod:`microlib_gui.core.workflow`). It runs on every event
+    of the live entry model while the panel is visible, and when the panel is
+    shown after events it missed. Edits go through ``workflow.<step>.save``,
+    then :meth:`changed` announces them.
     """
 
     step: str = ""
@@ -22,8 +25,8 @@ class StepPanel(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = ctx
-        ctx.entry_changed.connect(self._on_entry_changed)
-        ctx.library_changed.connect(lambda: self._on_entry_changed(-1))
+        self._stale_view = True
+        ctx.entry_changed.connect(self._on_entry_event)
 
     @property
     def library(self):
@@ -33,14 +36,35 @@ class StepPanel(QWidget):
     def entry_id(self) -> int | None:
         return self.ctx.entry_id
 
-    def _on_entry_changed(self, entry_id: int) -> None:
+    @property
+    def jobs(self):
+        return self.ctx.jobs
+
+    def _on_entry_event(self, _entry_id: int) -> None:
+        if self.isVisible():
+            self.reload()
+        else:
+            self._stale_view = True  # re-read when shown: hidden panels do no work
+
+    def reload(self) -> None:
+        """Re-read the current entry and show it."""
+        self._stale_view = False
         try:
-            self.load_entry(None if entry_id < 0 else entry_id)
+            self.load_entry(self.entry_id)
         except MicrolibError as exc:
             self.show_error(str(exc))
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        if self._stale_view:
+            self.reload()
+
+    def changed(self) -> None:
+        """After a save: let the live model emit its event now (every panel re-reads)."""
+        self.ctx.refresh()
+
     def load_entry(self, entry_id: int | None) -> None:
-        """Show ``entry_id`` (None: no entry selected)."""
+        """Show ``entry_id`` (None: no entry selected), read afresh from the store."""
 
     def activated(self) -> None:
         """Called when the panel becomes the visible step."""

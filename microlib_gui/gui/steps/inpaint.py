@@ -22,20 +22,13 @@ from ...core.errors import MicrolibError
 from ...core.inpaint import DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS
 from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
 from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
+from ...core.jobs import fmt_duration
+from ...core.sysinfo import detect_devices
+from ..widgets.array_image import ImageBox
 from .base import StepPanel
-from .train import detect_devices, fmt_duration
 
 JOB_TARGET = "microlib_gui.core.inpaint:inpaint_job"
 OUTLINE = (255, 40, 40)
-
-
-def to_qimage(arr: np.ndarray) -> QImage:
-    """A uint8 gray ``(H, W)`` or RGB ``(H, W, 3)`` array as a QImage (copied)."""
-    a = np.ascontiguousarray(arr)
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
-    return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888).copy()
 
 
 def outlined(display: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -58,44 +51,6 @@ def gan_inpaint_estimate(iters: int, batch: int, opt_iters: int, cuda: bool) -> 
         return 37.0 * (0.85 * iters * batch / (1000 * 32) + 0.15 * opt_iters / 300)
     cores = max(1, min(os.cpu_count() or 1, 32))
     return 883.0 * 2 / cores * (0.8 * iters * batch / (300 * 8) + 0.2 * opt_iters / 300)
-
-
-class ImageBox(QLabel):
-    """A label that shows an array scaled to fit, keeping its aspect ratio."""
-
-    def __init__(self, title: str):
-        super().__init__()
-        self.title = title
-        self._pix: QPixmap | None = None
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(200, 160)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setStyleSheet("QLabel { background: #202020; color: #bbbbbb; }")
-        self.clear_image(title)
-
-    def set_array(self, arr: np.ndarray | None) -> None:
-        if arr is None:
-            self.clear_image(self.title)
-            return
-        self._pix = QPixmap.fromImage(to_qimage(arr))
-        self._rescale()
-
-    def clear_image(self, text: str) -> None:
-        self._pix = None
-        self.setPixmap(QPixmap())
-        self.setText(text)
-
-    def has_image(self) -> bool:
-        return self._pix is not None
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt naming
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._pix is not None:
-            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                            Qt.TransformationMode.FastTransformation))
 
 
 class Panel(StepPanel):

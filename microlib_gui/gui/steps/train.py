@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import MicrolibError
+from ...core.jobs import fmt_duration
+from ...core.sysinfo import detect_devices
 from ...core.jobs import CANCELLED, DONE, FAILED, Finished, JobQueue, ProcessJob, Progress
 from ..widgets.loss_plot import LossPlot
 from ..widgets.progress import show_progress
@@ -32,18 +34,6 @@ from .base import StepPanel
 
 JOB_TARGET = "microlib_gui.core.slicegan.train:train_job"
 RUN_KIND = "train"
-
-
-def detect_devices() -> tuple[bool, str]:
-    """(CUDA available, a short description of what was found)."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return True, f"GPU: {torch.cuda.get_device_name(0)}"
-        return False, f"CPU only ({os.cpu_count()} cores; no CUDA GPU found)"
-    except Exception:  # noqa: BLE001 - a broken torch install must not stop the panel
-        return False, "CPU only"
 
 
 #: CPU runs estimated longer than this get advice in the panel and a question before they start.
@@ -71,17 +61,6 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
         return flops * iters / rate
     except Exception:  # noqa: BLE001
         return None
-
-
-def fmt_duration(s: float | None) -> str:
-    if s is None or not np.isfinite(s):
-        return "unknown"
-    s = int(round(s))
-    if s < 90:
-        return f"{s} s"
-    if s < 5400:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -491,7 +470,7 @@ class Panel(StepPanel):
     def _show_slice(self, key: str, img: np.ndarray) -> None:
         from PySide6.QtGui import QPixmap
 
-        from .inpaint import to_qimage
+        from ..widgets.array_image import to_qimage
 
         pix = QPixmap.fromImage(to_qimage(np.ascontiguousarray(img)))
         self.slice_labels[key].setPixmap(pix.scaled(128, 128, Qt.AspectRatioMode.KeepAspectRatio,

@@ -1,0 +1,27 @@
+"""Small helpers the step modules share: the original's suffix, PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def original_suffix(library, entry_id: int) -> str:
+    """``_original.png`` (or .jpg/.tif): the suffix of the entry's imported file."""
+    return library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def original_image(library, entry_id: int) -> np.ndarray:
+    """The entry's original micrograph as float32 [0, 1] (gray or RGB)."""
+    from ..images import load_image
+
+    return load_image(library.original_path(entry_id)).data
