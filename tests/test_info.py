@@ -27,7 +27,7 @@ def test_info_json_matches_this_machine(capsys):
 
 
 def test_info_without_ocr(capsys, monkeypatch):
-    from microlib_gui.core import ocr
+    from microlib_gui.core.scalebar import ocr
 
     monkeypatch.setenv("MICROLIB_OCR", "0")
     ocr.tesseract_path.cache_clear()

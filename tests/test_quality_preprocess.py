@@ -40,7 +40,7 @@ def test_auto_detection(figures):
     assert a["mean_coverage"] >= 0.97
     assert a["mean_stray"] <= 0.10
     v = figures["voxel_size"]
-    from microlib_gui.core import ocr
+    from microlib_gui.core.scalebar import ocr
 
     # templates read the bold labels; Tesseract (installed by scripts/setup.sh) the thin ones
     assert v["labels_read"] >= (15 if ocr.available() else 6)  # labels that are read must be right

@@ -259,7 +259,7 @@ def test_scale_bar_detection_survives_a_broken_ocr_engine(tmp_path, monkeypatch,
     # detection still finds the bar, reads nothing wrong, and returns within the time limit.
     import time
 
-    from microlib_gui.core import ocr
+    from microlib_gui.core.scalebar import ocr
     from microlib_gui.core import scalebar as sb
     from microlib_gui.core.images import load_image
 

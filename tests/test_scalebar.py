@@ -134,7 +134,7 @@ def test_label_text_parsing(text, expected):
 
 
 def test_demo_labels_read_when_ocr_is_installed():
-    from microlib_gui.core import ocr
+    from microlib_gui.core.scalebar import ocr
 
     if not ocr.available():
         pytest.skip("tesseract is not installed (scripts/setup.sh installs tesseract-ocr)")

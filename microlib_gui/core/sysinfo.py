@@ -49,7 +49,7 @@ def torch_info() -> dict:
 def collect() -> dict:
     """Everything :func:`summary_lines` prints, as a JSON-able dict."""
     from .. import __version__
-    from . import ocr
+    from .scalebar import ocr
     from .doitpoms.cache import default_cache_root
     from .paths import default_library_path
 

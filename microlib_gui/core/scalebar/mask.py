@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from .errors import MicrolibError
+from ..errors import MicrolibError
 
 #: Half-width (px) of the window used to estimate the background under the bar.
 BG_RADIUS = 7

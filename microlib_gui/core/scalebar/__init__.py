@@ -1,0 +1,50 @@
+"""Scale bars: the mask of a bar and its label, automatic detection, reading the label, voxel size.
+
+One module per concern:
+
+* :mod:`.mask` — the bar colour under a click and the mask of bar and label
+  (MicroLib's rule and a better one), MicroLib's ``barcol``;
+* :mod:`.detect` — finding the bar near a corner, its length, µm per pixel;
+* :mod:`.label` — reading the label (``50 µm``) by template matching, then by OCR;
+* :mod:`.ocr` — the optional Tesseract engine.
+
+All functions take images as arrays: a float image in [0, 1] (a
+:class:`~microlib_gui.core.images.Micrograph`'s ``data``, gray ``(H, W)`` or
+colour ``(H, W, 3)``) or uint8/uint16 arrays. Colours and tolerances are in grey
+levels 0-255. Callers use the names below (``from ..core import scalebar as sb;
+sb.bar_mask(...)``); the submodules are how the code is kept, not an interface.
+"""
+
+from .mask import (
+    BG_RADIUS,
+    DEFAULT_TOLERANCE,
+    EDGE_GROW,
+    LABEL_MIN_SCORE,
+    LABEL_UNITS,
+    LABEL_VALUES,
+    OCR_MIN_AGREE,
+    OCR_SCALES,
+    BarDetection,
+    MaskDetail,
+    ScaleBarError,
+    bar_mask,
+    clip_box,
+    detect_scale_bar,
+    label_ink,
+    length_between,
+    microlib_barcol,
+    microlib_mask,
+    parse_label_text,
+    pick_colour,
+    read_label,
+    to_255,
+    tolerance_from_barcol,
+    voxel_size,
+)
+
+__all__ = [
+    "BG_RADIUS", "DEFAULT_TOLERANCE", "EDGE_GROW", "LABEL_MIN_SCORE", "LABEL_UNITS", "LABEL_VALUES",
+    "OCR_MIN_AGREE", "OCR_SCALES", "BarDetection", "MaskDetail", "ScaleBarError", "bar_mask", "clip_box",
+    "detect_scale_bar", "label_ink", "length_between", "microlib_barcol", "microlib_mask", "parse_label_text",
+    "pick_colour", "read_label", "to_255", "tolerance_from_barcol", "voxel_size",
+]
