@@ -822,6 +822,14 @@ class Library:
                 (status, time.time(), json.dumps(timings or {}), json.dumps(files or []), message, int(run_id)),
             )
 
+    def reopen_run(self, run_id: int, params: dict[str, Any] | None = None) -> None:
+        """Mark a stopped run running again (it is resumed in its own folder, under its own number)."""
+        with self._db() as con:
+            if params is not None:
+                con.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), int(run_id)))
+            con.execute("UPDATE runs SET status = 'running', finished = NULL, message = NULL WHERE id = ?",
+                        (int(run_id),))
+
     def runs(self, entry_id: int | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         q, args = "SELECT * FROM runs WHERE 1=1", []
         if entry_id is not None:

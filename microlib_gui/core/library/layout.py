@@ -26,6 +26,7 @@ INPAINT_GIF = EntryFile("_inpaint.gif", "inpaint", "animation of the inpainting 
 GENERATOR = EntryFile("_Gen.pt", "train", "SliceGAN generator weights (published format)")
 PARAMS = EntryFile("_params.data", "train", "SliceGAN network parameters (published format)")
 CRITIC = EntryFile("_Disc.pt", "train", "SliceGAN critic weights")
+GEN_META = EntryFile("_meta.json", "train", "image type, phase values and iteration of the generator")
 VOLUME = EntryFile(".tif", "inspect", "generated 3D volume (voxel size in its tags)")
 STATS_JSON = EntryFile("_stats.json", "inspect", "2D vs 3D statistics of the volume")
 STATS_PNG = EntryFile("_stats.png", "inspect", "figure of the 2D vs 3D statistics")
@@ -39,7 +40,8 @@ ORIGINAL_STEM = "_original"
 ORIGINAL_EXT = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 
 #: Every derived file, in the order the steps make them.
-DERIVED: tuple[EntryFile, ...] = (SEGMENTED, MASK, INPAINTED, INPAINT_GIF, GENERATOR, PARAMS, CRITIC, VOLUME,
+DERIVED: tuple[EntryFile, ...] = (SEGMENTED, MASK, INPAINTED, INPAINT_GIF, GENERATOR, PARAMS, CRITIC,
+                                  GEN_META, VOLUME,
                                   STATS_JSON, STATS_PNG, MOVIE, LONG_PNG, EXPORT_MANIFEST)
 #: The three files a training run publishes into the entry.
 TRAINED = (GENERATOR, PARAMS, CRITIC)
