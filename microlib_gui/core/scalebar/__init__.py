@@ -15,31 +15,30 @@ levels 0-255. Callers use the names below (``from ..core import scalebar as sb;
 sb.bar_mask(...)``); the submodules are how the code is kept, not an interface.
 """
 
-from .mask import (
-    BG_RADIUS,
-    DEFAULT_TOLERANCE,
-    EDGE_GROW,
+from .detect import BarDetection, detect_scale_bar, length_between, voxel_size
+from .label import (
     LABEL_MIN_SCORE,
     LABEL_UNITS,
     LABEL_VALUES,
     OCR_MIN_AGREE,
     OCR_SCALES,
-    BarDetection,
+    label_ink,
+    parse_label_text,
+    read_label,
+)
+from .mask import (
+    BG_RADIUS,
+    DEFAULT_TOLERANCE,
+    EDGE_GROW,
     MaskDetail,
     ScaleBarError,
     bar_mask,
     clip_box,
-    detect_scale_bar,
-    label_ink,
-    length_between,
     microlib_barcol,
     microlib_mask,
-    parse_label_text,
     pick_colour,
-    read_label,
     to_255,
     tolerance_from_barcol,
-    voxel_size,
 )
 
 __all__ = [
