@@ -126,9 +126,11 @@ def test_entry_without_mask(qtbot, library, shared_data):
     ctx.set_entry(e.id)
     assert p.inputs.image.kind == "gray"
     assert "No scale-bar mask" in p.info.text() and not p.start_btn.isEnabled()
-    # the Scale bar step writes a mask and says so: the panel picks it up
-    library.write_file(e.id, "_mask.png", (shared_data / "rawlike" / "bar016.png").read_bytes(), produced_by="test")
-    ctx.notify_updated(e.id)
+    # a mask written by someone else (another process, a tool): the live entry model sees the commit
+    # and the panel re-reads, with nobody telling it
+    with qtbot.waitSignal(ctx.entry_changed, timeout=5000):
+        library.write_file(e.id, "_mask.png", (shared_data / "rawlike" / "bar016.png").read_bytes(),
+                           produced_by="test")
     assert p.inputs.mask is not None and p.start_btn.isEnabled()
 
 

@@ -118,7 +118,7 @@ def test_scalebar_panel_pick_and_tolerance(qtbot, demo_library, artifacts):
     assert panel.auto_btn.isEnabled() and "Found a" in panel.status.text()
     assert abs(panel.bar_length() - bar["bar_length_px"]) <= 1.5
     panel.um.setValue(bar["bar_value_um"])
-    panel.commit()
+    panel.um.editingFinished.emit()  # what Enter or leaving the field does
     ann = demo_library.get_annotations(panel.entry_id)
     assert ann["vox_size"] == pytest.approx(CATALOG[0].vox_size, rel=0.03)
     assert demo_library.entry_file(panel.entry_id, "_mask.png").exists()
@@ -141,7 +141,7 @@ def test_crop_panel_box_rotation_and_reset(qtbot, demo_library, artifacts):
     crop_box = demo_library.get_annotations(panel.entry_id)["crop"]
     assert crop_box[0] > 25 and crop_box[2] - crop_box[0] == 200
     panel.rot_spin.setValue(5)
-    panel._on_rotation()
+    panel.rot_spin.editingFinished.emit()
     assert demo_library.get_annotations(panel.entry_id)["rotation"] == 5
     panel.grab().save(str(artifacts / "crop_panel.png"))
     panel.reset()

@@ -1,4 +1,4 @@
-"""Inpainting a library entry: inputs from annotations or files, results written with provenance."""
+"""The Inpaint step of an entry (core.workflow.inpaint): inputs from annotations or files, results saved."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import pytest
 from PIL import Image
 
 from microlib_gui.core.inpaint import InpaintError, inpaint
-from microlib_gui.core.inpaint.entry import GIF_SUFFIX, INPAINTED_SUFFIX, entry_inputs, save_result
+from microlib_gui.core.library.layout import INPAINT_GIF, INPAINTED
+from microlib_gui.core.workflow import inpaint as wf
+from microlib_gui.core.workflow import segment as seg_step
+
+INPAINTED_SUFFIX, GIF_SUFFIX = INPAINTED.suffix, INPAINT_GIF.suffix
+entry_inputs = wf.inputs
 
 
 @pytest.fixture
@@ -55,8 +60,10 @@ def test_save_result_marks_step_and_provenance(raw612):
     library.set_step_status(eid, "train", "done")
     inp = entry_inputs(library, eid)
     res = inpaint(inp.image, inp.mask, method="fast")
-    written = save_result(library, eid, res, inp.inputs, {"method": "fast"})
-    assert written == [library.entry_file(eid, INPAINTED_SUFFIX).name, library.entry_file(eid, GIF_SUFFIX).name]
+    change = wf.save(library, eid, res, inp, {"method": "fast"})
+    assert change.files_changed == {INPAINTED_SUFFIX, GIF_SUFFIX}
+    assert [r["files"] for r in library.runs(eid, kind="inpaint")] == [
+        [library.entry_file(eid, INPAINTED_SUFFIX).name, library.entry_file(eid, GIF_SUFFIX).name]]
     out = np.array(Image.open(library.entry_file(eid, INPAINTED_SUFFIX)))
     assert np.array_equal(out[~inp.mask], inp.image.original[~inp.mask])
     e = library.get_entry(eid)
@@ -66,12 +73,26 @@ def test_save_result_marks_step_and_provenance(raw612):
     assert library.is_stale(eid, INPAINTED_SUFFIX)  # its mask changed
 
 
-def test_segmented_file_is_the_training_image(raw612):
-    from microlib_gui.core import preprocess as pp
-
+def test_training_image_is_what_the_segment_step_saved(raw612):
+    """The Segment step's save and the Inpaint step's input come from one derivation."""
     library, eid, man, raw = raw612
-    seg = np.array(Image.open(raw / "seg612.png"))
-    pp.write_segmented(library, eid, seg, {"test": True})  # what the Segment step writes (0/255)
+    library.set_annotations(eid, {"crop": [10, 5, 400, 300]})
+    seg_step.save(library, eid, thresholds=[100.0], deblur_sigma=1.0)
+    saved = np.array(Image.open(library.entry_file(eid, "_segmented.png"))) > 0
     inp = entry_inputs(library, eid)
-    assert inp.inputs == ["_segmented.png"] and inp.image.kind == "labels"
-    assert np.array_equal(inp.image.labels, seg)
+    assert inp.image.kind == "labels" and inp.image.shape == (295, 390)
+    assert np.array_equal(inp.image.labels.astype(bool), saved)
+    assert "_segmented.png" in inp.inputs
+
+
+def test_entry_without_bar_saves_the_crop(raw612):
+    library, eid, man, raw = raw612
+    library.set_annotations(eid, {"crop": [0, 0, 200, 150], "data_type": "grayscale"})
+    inp = entry_inputs(library, eid)
+    assert inp.mask is None
+    with pytest.raises(InpaintError, match="nothing to inpaint"):
+        wf.job(None, inp)
+    wf.save_without_bar(library, eid, inp)
+    out = np.array(Image.open(library.entry_file(eid, INPAINTED_SUFFIX)))
+    assert out.shape == (150, 200) and np.array_equal(out, inp.image.original)
+    assert library.get_entry(eid).steps["inpaint"] == "done"

@@ -666,8 +666,9 @@ class Library:
                 for f, target, tmp, sha in staged:
                     old = con.execute("SELECT sha256 FROM provenance WHERE entry_id = ? AND file = ?",
                                       (entry_id, target.name)).fetchone()
-                    if not target.exists() or old is None or old["sha256"] != sha:
-                        files_changed.add(f.suffix)
+                    if target.exists() and old is not None and old["sha256"] == sha and sha256_file(target) == sha:
+                        continue  # the same bytes again: nothing to write, nothing stale
+                    files_changed.add(f.suffix)
                     os.replace(tmp, target)
                     self._record_provenance(con, entry_id, target, f.produced_by or step or "edit",
                                             [self.entry_file(entry_id, i) for i in f.inputs], f.params, f.run_id,

@@ -6,6 +6,7 @@ The main window only switches panels and tells them which entry is current
 
 from __future__ import annotations
 
+import html
 import importlib
 from pathlib import Path
 
@@ -118,7 +119,6 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.ctx.entries_changed.connect(self.refresh_entries)
-        self.ctx.entry_updated.connect(lambda _id: self.refresh_steps())
         self.ctx.entry_changed.connect(lambda _id: self.refresh_steps())
         self.refresh_entries()
         self.step_list.setCurrentRow(0)
@@ -210,6 +210,8 @@ class MainWindow(QMainWindow):
                 e = self.ctx.library.get_entry(self.ctx.entry_id)
                 status = e.steps
                 info = f"{e.name}<br>source: {e.source}"
+                if e.metadata.get("original_filename") and e.source != "demo":
+                    info += f"<br>file: {html.escape(str(e.metadata['original_filename']))}"
                 if e.metadata.get("demo"):
                     info += "<br><i>demo entry (generated, not a real micrograph)</i>"
                 if e.excluded:
@@ -238,7 +240,7 @@ class MainWindow(QMainWindow):
         except MicrolibError as exc:
             self.error(str(exc))
             return None
-        self.ctx.entries_changed.emit()
+        self.ctx.refresh()
         self.select_entry(entry.id)
         return entry.id
 
@@ -281,8 +283,7 @@ class MainWindow(QMainWindow):
         except MicrolibError as exc:
             self.error(str(exc))
             return
-        self.ctx.entries_changed.emit()
-        self.ctx.notify_updated()
+        self.ctx.refresh()
         self.statusBar().showMessage(msg, 8000)
 
     def export_annotations(self, folder: str | None = None) -> None:

@@ -49,7 +49,10 @@ def inputs(library, entry_id: int) -> InpaintInputs:
     else:
         image = prepare_image(np.clip(np.rint(gray), 0, 255).astype(np.uint8), "gray")
         desc = "grayscale image (not segmented)"
-    mask = scalebar.mask_in_frame(original, ann)
+    if scalebar.bar_colour(ann) is not None:
+        mask = scalebar.mask_in_frame(original, ann)
+    else:  # a mask that came from elsewhere (imported, drawn by another tool) and fits this frame
+        mask = _mask_file(library, entry_id, image.shape)
     if mask is not None and (mask.shape != image.shape or mask.all()):
         mask = None
     files = [original_suffix(library, entry_id)]
@@ -57,6 +60,16 @@ def inputs(library, entry_id: int) -> InpaintInputs:
     h = hashlib.sha256(np.ascontiguousarray(image.original).tobytes())
     h.update(b"" if mask is None else np.packbits(mask).tobytes())
     return InpaintInputs(image, mask, files, desc, h.hexdigest()[:16])
+
+
+def _mask_file(library, entry_id: int, shape) -> np.ndarray | None:
+    path = library.entry_file(entry_id, L.MASK.suffix)
+    if not path.exists():
+        return None
+    from ..inpaint.data import load_mask
+    from ..inpaint.regions import mask_from_array
+
+    return mask_from_array(load_mask(path), shape, path.name)
 
 
 def job(ctx, inputs: InpaintInputs, **params) -> dict:

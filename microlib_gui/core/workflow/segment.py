@@ -39,6 +39,15 @@ def work_image(gray: np.ndarray, deblur_sigma: float) -> np.ndarray:
     return sg.deblur(gray, deblur_sigma) if deblur_sigma else gray
 
 
+def auto_thresholds(gray: np.ndarray, n_phases: int | None = None, deblur_sigma: float = sg.DEBLUR_SIGMA) -> list[float]:
+    """"Auto": multi-Otsu on the working image (sharpened by default), flat areas (a burnt-in bar) ignored.
+
+    ``n_phases`` None estimates the number of phases.
+    """
+    flat = sg.flat_pixels(gray)
+    return sg.auto_thresholds(work_image(gray, deblur_sigma), n_phases, flat if not flat.all() else None)
+
+
 def saved_thresholds(ann: dict) -> list[float] | None:
     """The thresholds the annotations give (thresholds, or MicroLib's phase levels), or None."""
     if ann.get("thresholds"):

@@ -32,6 +32,9 @@ GEOMETRY = ("crop", "rotation")
 SEGMENTATION = ("thresholds", "phases", "n_phases", "deblur_sigma", "segment_method", "data_type",
                 "background")
 BAR_MASK = ("barbox", "barcol", "bar_colour", "bar_tolerance", "bar_pick")
+#: What the labels and the mask are made from (how they were chosen — auto or by hand, the click — is not).
+LABELS_FROM = ("thresholds", "phases", "deblur_sigma", "data_type", "background")
+MASK_FROM = ("barbox", "barcol", "bar_colour", "bar_tolerance")
 BAR_SCALE = ("bar_ends", "bar_length_px", "bar_value_um", "vox_size", "scale_unknown")
 TRAINED = L.TRAINED
 
@@ -41,7 +44,7 @@ TABLE: dict[str, StepIO] = {
     "segment": _io(reads_ann=GEOMETRY, writes_ann=SEGMENTATION, writes_files=[L.SEGMENTED]),
     # The mask is drawn on the original and stored in the cropped frame: it follows the crop, not the phases.
     "scalebar": _io(reads_ann=GEOMETRY, writes_ann=BAR_MASK + BAR_SCALE, writes_files=[L.MASK]),
-    "inpaint": _io(reads_ann=GEOMETRY + SEGMENTATION + BAR_MASK, reads_files=[L.SEGMENTED, L.MASK],
+    "inpaint": _io(reads_ann=GEOMETRY + LABELS_FROM + MASK_FROM, reads_files=[L.SEGMENTED, L.MASK],
                    writes_files=[L.INPAINTED, L.INPAINT_GIF]),
     "train": _io(reads_ann=("data_type",), reads_files=[L.INPAINTED], writes_files=TRAINED),
     "inspect": _io(reads_files=[L.INPAINTED, *TRAINED], writes_files=[L.VOLUME, L.STATS_JSON, L.STATS_PNG]),

@@ -59,9 +59,11 @@ class StepPanel(QWidget):
         if self._stale_view:
             self.reload()
 
-    def changed(self) -> None:
-        """After a save: let the live model emit its event now (every panel re-reads)."""
-        self.ctx.refresh()
+    def changed(self) -> bool:
+        """After a save: let the live model emit its event now (every panel re-reads).
+
+        False when the save changed nothing (then no event comes)."""
+        return self.ctx.refresh()
 
     def load_entry(self, entry_id: int | None) -> None:
         """Show ``entry_id`` (None: no entry selected), read afresh from the store."""

@@ -1,20 +1,20 @@
 """The Crop step: drag a rectangle (or type x/y/w/h), rotate, reset.
 
 The rectangle is in pixels of the rotated image (rotation first, then crop:
-see :mod:`microlib_gui.core.preprocess`). Each change is saved at once as an
-annotation edit (undoable) and makes the later steps stale.
+see :mod:`microlib_gui.core.preprocess`). Each change is saved at once through
+:mod:`microlib_gui.core.workflow.crop` (undoable); the step table decides what
+becomes stale.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSlider, QSpinBox,
 )
 
-from ...core import preprocess as pp
 from ...core.errors import MicrolibError
+from ...core.workflow import crop as wf
 from ..widgets.image_view import AnnotationHistory, ImageView, lay_out_view_and_side
 from .base import StepPanel
 
@@ -24,8 +24,7 @@ class Panel(StepPanel):
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
-        self.original: np.ndarray | None = None
-        self.rotated: np.ndarray | None = None
+        self._inputs: wf.CropInputs | None = None  # read afresh on every entry event
         self._loading = False
 
         self.view = ImageView()
@@ -51,38 +50,33 @@ class Panel(StepPanel):
         form.addRow(self.reset_btn)
         self.size_label = QLabel("")
         form.addRow("Result", self.size_label)
-        self.history = AnnotationHistory(self, self._reload)
+        self.history = AnnotationHistory(self)
         lay_out_view_and_side(self, self.view, [form, None, self.history.buttons()])
 
         self.view.box_changed.connect(lambda *_: self.commit())
         self.view.box_moving.connect(lambda *_: self._show_box_values())
-        self.rot_slider.valueChanged.connect(lambda v: self.rot_spin.setValue(v / 10))
-        self.rot_slider.sliderReleased.connect(self._on_rotation)
-        self.rot_spin.editingFinished.connect(self._on_rotation)
+        self.rot_slider.valueChanged.connect(self._on_slider)
+        self.rot_slider.sliderReleased.connect(self.commit)
+        self.rot_spin.editingFinished.connect(self._on_rotation_typed)
         self.reset_btn.clicked.connect(self.reset)
 
+    # -- showing the entry ---------------------------------------------------------------
     def load_entry(self, entry_id):
-        self.original = self.rotated = None
-        self.view.set_image(None)
-        self.view.set_box(None)
+        self._inputs = None
+        self.history.refresh()
         if entry_id is None:
+            self.view.set_image(None)
+            self.view.set_box(None)
+            self.size_label.setText("")
             return
-        self.original = pp.entry_image(self.library, entry_id).data
-        self._reload()
-
-    def _reload(self) -> None:
-        if self.entry_id is None or self.original is None:
-            return
-        ann = self.library.get_annotations(self.entry_id)
-        rot = float(ann.get("rotation") or 0)
+        self._inputs = inp = wf.inputs(self.library, entry_id)
         self._loading = True
         try:
-            self.rot_spin.setValue(rot)
-            self.rot_slider.setValue(int(round(rot * 10)))
-            self.rotated = pp.rotate_image(self.original, rot) if rot else self.original
-            self.view.set_image(self.rotated, keep_view=True)
-            h, w = self.rotated.shape[:2]
-            self.view.set_box(tuple(ann["crop"]) if ann.get("crop") else (0, 0, w, h))
+            self.rot_spin.setValue(inp.rotation)
+            self.rot_slider.setValue(int(round(inp.rotation * 10)))
+            self.view.set_image(wf.rotated(inp), keep_view=True)
+            h, w = inp.original.shape[:2]
+            self.view.set_box(inp.crop or (0, 0, w, h))
             self._show_box_values()
         finally:
             self._loading = False
@@ -98,52 +92,51 @@ class Panel(StepPanel):
             self.spins[key].blockSignals(False)
         self.size_label.setText(f"{x1 - x0} × {y1 - y0} px")
 
+    # -- edits -------------------------------------------------------------------------------
     def _on_spins(self) -> None:
-        if self.rotated is None:
+        if self._inputs is None:
             return
         x, y, w, h = (self.spins[k].value() for k in "xywh")
-        H, W = self.rotated.shape[:2]
+        H, W = self._inputs.original.shape[:2]
         x, y = min(x, W - 1), min(y, H - 1)
         self.view.set_box((x, y, min(W, x + w), min(H, y + h)))
         self.commit()
 
-    def _on_rotation(self) -> None:
-        if self._loading or self.original is None:
+    def _on_slider(self, v: int) -> None:
+        """While dragging: preview the rotation (saved on release)."""
+        self.rot_spin.blockSignals(True)
+        self.rot_spin.setValue(v / 10)
+        self.rot_spin.blockSignals(False)
+        if not self._loading and self._inputs is not None:
+            self.view.set_image(wf.rotated(self._inputs, v / 10), keep_view=True)
+            if not self.rot_slider.isSliderDown():  # keyboard or click on the track: save now
+                self.commit()
+
+    def _on_rotation_typed(self) -> None:
+        if self._loading:
             return
-        self.rot_slider.blockSignals(True)
         self.rot_slider.setValue(int(round(self.rot_spin.value() * 10)))
-        self.rot_slider.blockSignals(False)
-        self.rotated = pp.rotate_image(self.original, self.rot_spin.value())
-        self.view.set_image(self.rotated, keep_view=True)
         self.commit()
 
     def reset(self) -> None:
-        if self.original is None:
+        if self._inputs is None:
             return
-        self._loading = True
-        self.rot_spin.setValue(0)
-        self.rot_slider.setValue(0)
-        self._loading = False
-        self.rotated = self.original
-        h, w = self.original.shape[:2]
-        self.view.set_image(self.rotated, keep_view=True)
-        self.view.set_box((0, 0, w, h))
-        self.commit()
+        self._save(None, 0.0)
 
     def commit(self) -> None:
-        eid = self.entry_id
-        if eid is None or self._loading or self.rotated is None:
+        if self._loading or self._inputs is None or self.view.box() is None:
             return
-        self._show_box_values()
-        box = self.view.box()
-        h, w = self.rotated.shape[:2]
-        full = box == (0, 0, w, h)
+        self._save(self.view.box(), self.rot_spin.value())
+
+    def _save(self, box, rotation: float) -> None:
+        eid = self.entry_id
+        if eid is None:
+            return
         try:
-            self.library.set_annotations(eid, {"crop": None if full else list(box),
-                                               "rotation": self.rot_spin.value() or None})
-            self.library.set_step_status(eid, "crop", "done")
-            self.library.mark_later_steps_stale(eid, "crop")
+            wf.save(self.library, eid, box, rotation, shape=self._inputs.original.shape)
         except MicrolibError as exc:
             self.show_error(str(exc))
+            self.reload()  # show what is saved, not the refused edit
             return
-        self.ctx.notify_updated(eid)
+        if not self.changed():  # nothing changed: no event, but the view must match what is saved
+            self.reload()

@@ -4,14 +4,14 @@ Before/after views with the mask outlined, a method choice (MicroLib's GAN or
 the fast biharmonic preview), Start/Stop with a progress bar, ETA and a live
 preview of the region being optimised, Accept (writes ``_inpainted.png`` and
 ``_inpaint.gif``) and Re-sample (a new latent from the same trained GAN).
-All work runs in :mod:`microlib_gui.core.jobs`, polled by a timer.
+What is inpainted comes from :mod:`microlib_gui.core.workflow.inpaint` on every
+entry event: re-segmenting or re-masking makes a result waiting for Accept
+stale (it is dropped, and says so). Work runs through the window's job runner.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
     QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
@@ -20,14 +20,12 @@ from scipy import ndimage
 
 from ...core.errors import MicrolibError
 from ...core.inpaint import DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS
-from ...core.inpaint.entry import EntryInputs, entry_inputs, save_result
-from ...core.jobs import CANCELLED, DONE, Finished, ProcessJob, Progress, ThreadJob
-from ...core.jobs import fmt_duration
+from ...core.jobs import CANCELLED, DONE, Finished, fmt_duration
+from ...core.workflow import inpaint as wf
 from ...core.sysinfo import detect_devices
 from ..widgets.array_image import ImageBox
 from .base import StepPanel
 
-JOB_TARGET = "microlib_gui.core.inpaint:inpaint_job"
 OUTLINE = (255, 40, 40)
 
 
@@ -58,11 +56,10 @@ class Panel(StepPanel):
 
     def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(ctx, parent)
-        self.inputs: EntryInputs | None = None
-        self.job = None
-        self.result: dict | None = None
-        self.result_params: dict | None = None
-        self._job_params: dict | None = None
+        self.inputs: wf.InpaintInputs | None = None  # read afresh on every entry event
+        self.job = None  # JobHandle; its tag: (library root, entry id, input signature, params)
+        #: a finished result awaiting Accept: {"result", "params", "key"}; dropped when the inputs change
+        self.pending: dict | None = None
 
         self.before = ImageBox("Before")
         self.after = ImageBox("After")
@@ -122,6 +119,11 @@ class Panel(StepPanel):
         self.stop_btn = QPushButton("Stop")
         self.accept_btn = QPushButton("Accept")
         self.resample_btn = QPushButton("Re-sample")
+        self.no_bar_btn = QPushButton("No bar to remove: use the image as it is")
+        self.no_bar_btn.setObjectName("noBarButton")
+        self.no_bar_btn.setToolTip("For micrographs without a burnt-in scale bar: the training image is the "
+                                   "segmented crop")
+        self.no_bar_btn.clicked.connect(self.use_without_bar)
         self.start_btn.clicked.connect(lambda: self.start())
         self.stop_btn.clicked.connect(self.stop)
         self.accept_btn.clicked.connect(self.accept_result)
@@ -142,6 +144,7 @@ class Panel(StepPanel):
         box.setLayout(form)
         side.addWidget(box)
         side.addLayout(buttons)
+        side.addWidget(self.no_bar_btn)
         side.addWidget(self.progress)
         side.addWidget(self.status)
         side.addWidget(QLabel("<b>Live preview</b>"))
@@ -155,22 +158,8 @@ class Panel(StepPanel):
         right.setMaximumWidth(380)
         lay.addWidget(right, 1)
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(100)
-        self.timer.timeout.connect(self.poll)
         self._update_buttons()
         self._update_estimate()
-
-        ctx.entry_updated.connect(self._on_entry_updated)
-
-    def _on_entry_updated(self, entry_id: int) -> None:
-        if entry_id == self.entry_id and self.isVisible():
-            self.activated()
-
-    def activated(self) -> None:
-        """Pick up a mask or segmentation made in another step (unless a result awaits Accept)."""
-        if self.entry_id is not None and not self.running and self.result is None:
-            self._on_entry_changed(self.entry_id)
 
     @staticmethod
     def _spin(lo: int, hi: int, value: int) -> QSpinBox:
@@ -180,40 +169,74 @@ class Panel(StepPanel):
         return s
 
     # -- entry ---------------------------------------------------------------------
+    def _key(self) -> tuple | None:
+        """What a result must have been made from to be accepted for the entry shown now."""
+        if self.entry_id is None or self.inputs is None:
+            return None
+        return (str(self.library.root), self.entry_id, self.inputs.signature)
+
     def load_entry(self, entry_id: int | None) -> None:
-        self._abandon_job()
-        self.inputs, self.result = None, None
-        self.after.set_array(None)
-        self.preview.set_array(None)
-        self.progress.setValue(0)
-        self.status.setText("")
-        if entry_id is None:
-            self.before.set_array(None)
-            self.info.setText("No entry selected.")
-            self._update_buttons()
-            return
-        try:
-            self.inputs = entry_inputs(self.library, entry_id)
-        except MicrolibError as exc:
-            self.before.set_array(None)
-            self.info.setText(f"Cannot inpaint this entry: {exc}")
-            self._update_buttons()
+        self.inputs = None
+        if entry_id is not None:
+            try:
+                self.inputs = wf.inputs(self.library, entry_id)
+            except MicrolibError as exc:
+                self._show_inputs(f"Cannot inpaint this entry: {exc}")
+                self._drop_stale_work()
+                return
+        self._drop_stale_work()
+        if self.inputs is None:
+            self._show_inputs("No entry selected.")
             return
         img = self.inputs.image
-        self.before.set_array(outlined(img.display(img.original), self.inputs.mask))
         text = f"Input: {self.inputs.description}, {img.shape[1]}×{img.shape[0]} px."
         if self.inputs.mask is None:
-            text += "<br><b>No scale-bar mask</b>: mark the bar in the Scale bar step first."
+            text += ("<br><b>No scale-bar mask</b>: mark the bar in the Scale bar step, or, if this micrograph "
+                     "has no bar, use it as it is.")
         else:
             share = 100 * self.inputs.mask.mean()
             text += f"<br>Mask: {int(self.inputs.mask.sum())} px ({share:.2f}% of the image)."
+        status = self.library.get_entry(entry_id).steps.get("inpaint")
+        if status == "done" and self.pending is None and not self.running:
+            text += "<br>✔ Saved: the training image is up to date."
+        elif status == "stale" and self.pending is None and not self.running:
+            text += "<br>↻ The saved training image is out of date: an earlier step changed. Start again."
+        self.info.setText(text)
+        self.before.set_array(outlined(img.display(img.original), self.inputs.mask))
+        if self.pending is not None:
+            self.after.set_array(outlined(img.display(self.pending["result"]["output"]), self.inputs.mask))
+        elif not self.running:
+            self.after.set_array(None)
+        self._update_buttons()
+
+    def _show_inputs(self, text: str) -> None:
+        self.before.set_array(None)
+        self.after.set_array(None)
+        self.preview.set_array(None)
         self.info.setText(text)
         self._update_buttons()
+
+    def _drop_stale_work(self) -> None:
+        """A result or a running job made from other inputs than the entry's current ones goes."""
+        key = self._key()
+        if self.pending is not None and self.pending["key"] != key:
+            self.pending = None
+            self.progress.setValue(0)
+            self.status.setText("The segmentation, mask or entry changed: the unsaved result was dropped. "
+                                "Start again.")
+        if self.running and self.job.tag[:3] != key:
+            self._abandon_job()
+            self.status.setText("The segmentation, mask or entry changed: the running job was stopped. "
+                                "Start again.")
 
     # -- jobs ----------------------------------------------------------------------
     @property
     def running(self) -> bool:
         return self.job is not None and not self.job.done
+
+    @property
+    def result(self) -> dict | None:
+        return None if self.pending is None else self.pending["result"]
 
     def _params(self) -> dict:
         return {"method": self.method.currentData(), "iters": self.iters.value(),
@@ -224,21 +247,22 @@ class Panel(StepPanel):
         if self.inputs is None or self.inputs.mask is None or self.running:
             return
         params = self._params()
-        full = {"image": self.inputs.image, "mask": self.inputs.mask, **params}
+        full = {"inputs": self.inputs, **params}
         if generator_state:
             full["generator_state"] = generator_state
         try:
-            if params["method"] == "gan":  # heavy: its own process, so a crash cannot take the GUI down
-                self.job = ProcessJob(JOB_TARGET, full).start()
-            else:
-                self.job = ThreadJob(JOB_TARGET, full).start()
+            # GAN training is heavy: its own process, so a crash cannot take the GUI down.
+            self.job = self.jobs.start(wf.job, full, process=params["method"] == "gan", tag=(*self._key(), params))
         except (OSError, MicrolibError) as exc:
             self.show_error(f"cannot start inpainting: {exc}")
             return
-        self._job_params = params
+        h = self.job
+        h.progress.connect(lambda ev, h=h: h is self.job and self._on_progress(ev))
+        h.finished.connect(lambda ev, h=h: self._finished(h, ev))
+        self.pending = None
+        self.after.set_array(None)
         self.progress.setValue(0)
         self.status.setText("Starting…")
-        self.timer.start()
         self._update_buttons()
 
     def stop(self) -> None:
@@ -250,29 +274,27 @@ class Panel(StepPanel):
         """Try another latent: next seed, same trained generator when there is one."""
         if self.result is None or self.running:
             return
+        state = self.result.get("generator_state")
         self.seed.setValue(self.seed.value() + 1)
-        self.start(generator_state=self.result.get("generator_state"))
+        self.start(generator_state=state)
 
-    def poll(self) -> None:
-        if self.job is None:
-            self.timer.stop()
-            return
-        for ev in self.job.poll():
-            if isinstance(ev, Progress):
-                self.progress.setValue(int(1000 * ev.fraction))
-                eta = f" — about {ev.eta_s:.0f} s left" if ev.eta_s is not None and ev.step < ev.total else ""
-                self.status.setText(f"{ev.message}{eta}")
-                if "preview" in ev.images:
-                    self.preview.set_array(ev.images["preview"])
-            elif isinstance(ev, Finished):
-                self._finished(ev)
-        if self.job is not None and self.job.done:
-            self.timer.stop()
-            self._update_buttons()
+    def _on_progress(self, ev) -> None:
+        self.progress.setValue(int(1000 * ev.fraction))
+        eta = f" — about {ev.eta_s:.0f} s left" if ev.eta_s is not None and ev.step < ev.total else ""
+        self.status.setText(f"{ev.message}{eta}")
+        if "preview" in ev.images:
+            self.preview.set_array(ev.images["preview"])
 
-    def _finished(self, ev: Finished) -> None:
+    def _finished(self, handle, ev: Finished) -> None:
+        if handle is not self.job:
+            return  # abandoned: its inputs changed (_drop_stale_work said so)
+        self.job = None
+        tag = handle.tag
         if ev.state == DONE:
-            self.result, self.result_params = ev.result, dict(self._job_params or {})
+            if tag[:3] != self._key():
+                self._update_buttons()
+                return
+            self.pending = {"result": ev.result, "params": dict(tag[3]), "key": tag[:3]}
             img = self.inputs.image
             self.after.set_array(outlined(img.display(ev.result["output"]), self.inputs.mask))
             t = ev.result.get("timings", {}).get("total_s", 0.0)
@@ -284,26 +306,42 @@ class Panel(StepPanel):
         else:
             self.status.setText(f"Failed: {ev.error}")
             self.show_error(ev.error or "inpainting failed")
+        self._update_buttons()
 
     def accept_result(self) -> None:
-        if self.result is None or self.entry_id is None or self.inputs is None:
+        if self.pending is None or self.entry_id is None or self.inputs is None:
+            return
+        if self.pending["key"] != self._key():
+            self._drop_stale_work()
+            self._update_buttons()
             return
         try:
-            written = save_result(self.library, self.entry_id, self.result, self.inputs.inputs,
-                                  {k: v for k, v in (self.result_params or {}).items()})
+            wf.save(self.library, self.entry_id, self.pending["result"], self.inputs, self.pending["params"])
         except (OSError, MicrolibError) as exc:
             self.show_error(f"cannot save the result: {exc}")
             return
-        self.status.setText("Saved " + ", ".join(written) + ".")
-        self.ctx.notify_updated(self.entry_id)
+        self.pending = None
+        self.status.setText("Saved the training image (_inpainted.png) and the animation.")
+        self.changed()
+
+    def use_without_bar(self) -> None:
+        """No bar to remove: save the segmented crop as the training image."""
+        if self.inputs is None or self.entry_id is None or self.running:
+            return
+        try:
+            wf.save_without_bar(self.library, self.entry_id, self.inputs)
+        except (OSError, MicrolibError) as exc:
+            self.show_error(f"cannot save the training image: {exc}")
+            return
+        self.pending = None
+        self.status.setText("Saved the image as it is as the training image (no bar removed).")
+        self.changed()
 
     def _abandon_job(self) -> None:
         if self.running:
             self.job.cancel()
-            if isinstance(self.job, ProcessJob):
-                self.job.kill()
+            self.job.kill()
         self.job = None
-        self.timer.stop()
 
     def confirm_close(self) -> bool:
         """Closing the window stops a running job (nothing unsaved is lost: results need Accept)."""
@@ -324,6 +362,7 @@ class Panel(StepPanel):
     def _update_buttons(self) -> None:
         ready = self.inputs is not None and self.inputs.mask is not None
         busy = self.running
+        self.no_bar_btn.setEnabled(self.inputs is not None and not busy)
         gan = self.method.currentData() == "gan"
         self.start_btn.setEnabled(ready and not busy)
         self.stop_btn.setEnabled(busy)

@@ -2,8 +2,9 @@
 
 One draggable line per threshold on a pyqtgraph histogram; while a line moves,
 the overlay and the volume fractions follow (on arrays, within the preview
-budget); when it is dropped, the thresholds are saved (undoable) and
-``_segmented.png`` is written. "Auto" runs multi-Otsu on the deblurred image.
+budget); when it is dropped, the thresholds are saved through
+:mod:`microlib_gui.core.workflow.segment` (annotations and ``_segmented.png`` in
+one transaction, undoable). "Auto" runs multi-Otsu on the sharpened image.
 Grayscale and colour entries are not segmented.
 """
 
@@ -16,9 +17,9 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
 )
 
-from ...core import preprocess as pp
 from ...core import segment as sg
 from ...core.errors import MicrolibError
+from ...core.workflow import segment as wf
 from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView, lay_out_view_and_side
 from .base import StepPanel
 
@@ -30,10 +31,12 @@ class Panel(StepPanel):
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
-        self.gray: np.ndarray | None = None  # working image (cropped/rotated), 0-255
-        self.work: np.ndarray | None = None  # what the thresholds apply to (deblurred or not)
-        self.labels: np.ndarray | None = None
+        self._inputs: wf.SegmentInputs | None = None  # read afresh on every entry event
+        self._work_key = None  # what self.work/self.preview were computed from (a cache, not state)
+        self.work: np.ndarray | None = None
+        self.preview = None
         self.lines: list[pg.InfiniteLine] = []
+        self._loading = False
 
         self.view = ImageView()
         self.view.setObjectName("segmentView")
@@ -64,8 +67,9 @@ class Panel(StepPanel):
         self.vf_label = QLabel("")
         self.vf_label.setObjectName("volumeFractions")
         self.status = QLabel("")
+        self.status.setObjectName("segmentStatus")
         self.status.setWordWrap(True)
-        self.history = AnnotationHistory(self, self._reload)
+        self.history = AnnotationHistory(self)
 
         form = QFormLayout()
         form.addRow("Entry kind", self.kind)
@@ -85,55 +89,59 @@ class Panel(StepPanel):
         self.opacity.valueChanged.connect(lambda _v: self._refresh_overlay())
         self.sharpen.toggled.connect(self._on_sharpen)
         self.kind.currentIndexChanged.connect(self._on_kind)
-        ctx.entry_updated.connect(self._on_external_update)
-        self._loading = False
 
-    # -- loading -------------------------------------------------------------------------
+    @property
+    def gray(self) -> np.ndarray | None:
+        return None if self._inputs is None else self._inputs.gray
+
+    # -- showing the entry -----------------------------------------------------------------
     def load_entry(self, entry_id):
-        self.gray = self.work = self.labels = None
-        self.view.set_image(None)
-        self._set_lines([])
+        self._inputs = None
+        self.history.refresh()
         if entry_id is None:
+            self.view.set_image(None)
+            self._set_lines([])
             self.status.setText("No entry selected.")
             return
-        ann = self.library.get_annotations(entry_id)
-        img = pp.entry_image(self.library, entry_id)
-        self.gray = pp.working_gray(img.data, ann)
-        self.view.set_image(pp.apply_geometry(img.data, ann.get("crop"), ann.get("rotation")))
-        self._reload()
+        self._inputs = inp = wf.inputs(self.library, entry_id)
+        ann = inp.annotations
+        from ...core.preprocess import apply_geometry
 
-    def _reload(self) -> None:
-        """Show the current annotations (after load, undo or redo)."""
-        if self.entry_id is None or self.gray is None:
-            return
-        ann = self.library.get_annotations(self.entry_id)
+        self.view.set_image(apply_geometry(inp.original, ann.get("crop"), ann.get("rotation")), keep_view=True)
         self._loading = True
         try:
             kind = ann.get("data_type")
             self.kind.setCurrentIndex(1 if kind == "grayscale" else 2 if kind == "colour" else 0)
-            self.sharpen.setChecked(bool(ann.get("deblur_sigma", sg.DEBLUR_SIGMA if not ann.get("phases") else 0)))
+            saved = wf.saved_thresholds(ann)
+            self.sharpen.setChecked(bool(wf.saved_sigma(ann)) if saved is not None else True)
             self._prepare_work()
-            t = ann.get("thresholds") or (sg.thresholds_from_phases(ann["phases"]) if ann.get("phases") and
-                                          len(ann["phases"]) >= 2 else None)
-            if t is None:
-                t = self._even_thresholds(int(ann.get("n_phases") or 2))
+            t = saved if saved is not None else self._even_thresholds(int(ann.get("n_phases") or 2))
             self.n_spin.setValue(len(t) + 1)
             self._set_lines(t)
         finally:
             self._loading = False
+        self.status.setText(self._saved_text(ann, saved))
         self._update_preview()
 
-    def _on_external_update(self, entry_id: int) -> None:
-        # The crop/rotation may have changed in the Crop step.
-        if entry_id == self.entry_id and not self._loading and self.isVisible():
-            self.load_entry(entry_id)
-
-    def activated(self) -> None:
-        if self.entry_id is not None:
-            self.load_entry(self.entry_id)
+    @staticmethod
+    def _saved_text(ann: dict, saved) -> str:
+        kind = ann.get("data_type")
+        if kind in wf.KEPT_TYPES:
+            return f"Kept as {kind}: no segmentation."
+        if saved is None:
+            return "Not segmented yet: press Auto or drag the thresholds."
+        return (f"Saved {len(saved) + 1} phases (thresholds {', '.join(f'{v:.1f}' for v in saved)}"
+                + ("; sharpened" if wf.saved_sigma(ann) else "") + ").")
 
     def _prepare_work(self) -> None:
-        self.work = sg.deblur(self.gray) if self.sharpen.isChecked() else self.gray
+        sigma = sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0
+        ann = self._inputs.annotations
+        key = (self.library.root, self.entry_id, str(ann.get("crop")), ann.get("rotation"), sigma,
+               self._inputs.gray.shape, float(self._inputs.gray.sum()))
+        if key == self._work_key:
+            return
+        self._work_key = key
+        self.work = wf.work_image(self._inputs.gray, sigma)
         self.preview = sg.ThresholdPreview(self.work)
         lo, hi = np.percentile(self.work, [0.1, 99.9])
         hist, edges = np.histogram(self.work, bins=128, range=(min(0.0, lo), max(255.0, hi)))
@@ -163,28 +171,25 @@ class Panel(StepPanel):
 
     # -- preview ---------------------------------------------------------------------------------
     def _update_preview(self) -> None:
-        if self.work is None or not self.lines or self.kind.currentIndex() != 0:
-            self.labels = None
+        if self.work is None or not self.lines or self.kind.currentIndex() != 0 or self._inputs is None:
             self.view.set_overlay(None)
             self.vf_label.setText("—")
             return
-        t = self.thresholds()
-        self.labels = None  # computed when saved; the preview works on the quantised image
-        vf = self.preview.fractions(t)
+        vf = self.preview.fractions(self.thresholds())
         self.vf_label.setText("  ".join(
             f"<span style='color: rgb{tuple(int(c) for c in PHASE_COLOURS[k])}'>■</span> {v:.3f}"
             for k, v in enumerate(vf)))
         self._refresh_overlay()
 
     def _refresh_overlay(self) -> None:
-        if self.work is None or not self.lines or self.kind.currentIndex() != 0:
+        if self.work is None or not self.lines or self.kind.currentIndex() != 0 or self._inputs is None:
             self.view.set_overlay(None)
             return
         self.view.set_overlay(self.preview.rgba(self.thresholds(), PHASE_COLOURS, self.opacity.value() / 100))
 
     # -- actions ---------------------------------------------------------------------------------
     def run_auto(self) -> None:
-        if self.work is None:
+        if self._inputs is None:
             return
         try:
             n = None if self.auto_n.isChecked() else self.n_spin.value()
@@ -208,46 +213,31 @@ class Panel(StepPanel):
         self.commit("thresholds")
 
     def _on_sharpen(self, _on: bool) -> None:
-        if self._loading or self.gray is None:
+        if self._loading or self._inputs is None:
             return
         self._prepare_work()
         self._update_preview()
         self.commit("thresholds")
 
     def _on_kind(self, _i: int) -> None:
-        if self._loading or self.gray is None:
+        if self._loading or self._inputs is None:
             return
         self._update_preview()
         self.commit("thresholds")
 
     def commit(self, method: str) -> None:
-        """Save the current state as one annotation edit; write the labels file."""
+        """Save what the controls show as one edit (annotations + ``_segmented.png``)."""
         eid = self.entry_id
-        if eid is None or self._loading or self.gray is None:
+        if eid is None or self._loading or self._inputs is None:
             return
         kind = KINDS[self.kind.currentText()]
         try:
-            if kind is not None:
-                self.library.set_annotations(eid, {"data_type": kind})
-                self.status.setText(f"Kept as {kind}: no segmentation.")
-            else:
-                t = [round(v, 2) for v in self.thresholds()]
-                n = len(t) + 1
-                sigma = sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0
-                self.library.set_annotations(eid, {
-                    "thresholds": t, "n_phases": n, "segment_method": method, "deblur_sigma": sigma,
-                    "data_type": sg.data_type_for(n)})
-                self.labels = sg.apply_thresholds(self.work, t)
-                if self.labels is not None:
-                    pp.write_segmented(self.library, eid, self.labels, {"thresholds": t, "deblur_sigma": sigma})
-                self.status.setText(f"Saved {n} phases (thresholds {', '.join(f'{v:.1f}' for v in t)}).")
-            self.library.set_step_status(eid, "segment", "done")
-            self.library.mark_later_steps_stale(eid, "segment")
+            wf.save(self.library, eid, thresholds=None if kind else self.thresholds(),
+                    deblur_sigma=sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0, method=method,
+                    data_type=kind, gray=self._inputs.gray)
         except MicrolibError as exc:
             self.show_error(str(exc))
+            self.reload()
             return
-        self._loading = True
-        try:
-            self.ctx.notify_updated(eid)
-        finally:
-            self._loading = False
+        if not self.changed():
+            self.reload()

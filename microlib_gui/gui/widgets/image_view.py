@@ -172,17 +172,18 @@ class ImageView(pg.GraphicsLayoutWidget):
 
 
 class AnnotationHistory(QObject):
-    """Undo / Redo buttons plus Ctrl+Z / Ctrl+Shift+Z for one panel's annotation edits.
+    """Undo / Redo buttons plus Ctrl+Z / Ctrl+Shift+Z for the entry's annotation edits.
 
-    ``reload`` is called after the library moved its annotation pointer.
+    Moves go through :mod:`microlib_gui.core.workflow.history`, which re-derives
+    the files of the annotations moved to in the same transaction; the live
+    entry model's event then makes every panel re-read.
     """
 
     changed = Signal()
 
-    def __init__(self, panel, reload):
+    def __init__(self, panel, reload=None):
         super().__init__(panel)
         self.panel = panel
-        self.reload = reload
         self.undo_btn = QPushButton("↶ Undo")
         self.redo_btn = QPushButton("↷ Redo")
         self.undo_btn.setToolTip("Undo the last annotation change (Ctrl+Z)")
@@ -204,19 +205,34 @@ class AnnotationHistory(QObject):
         lay.addStretch(1)
         return w
 
+    def refresh(self) -> None:
+        """Enable the buttons that have something to do (called from the panel's load_entry)."""
+        from ...core.workflow import history
+
+        eid = self.panel.entry_id
+        for btn, move in ((self.undo_btn, -1), (self.redo_btn, +1)):
+            btn.setEnabled(eid is not None and history.can_move(self.panel.library, eid, move))
+
     def undo(self) -> None:
-        self._move(self.panel.library.undo_annotations)
+        self._move(-1)
 
     def redo(self) -> None:
-        self._move(self.panel.library.redo_annotations)
+        self._move(+1)
 
-    def _move(self, fn) -> None:
+    def _move(self, move: int) -> None:
+        from ...core.errors import MicrolibError
+        from ...core.workflow import history
+
         eid = self.panel.entry_id
         if eid is None:
             return
-        if fn(eid) is not None:
-            self.reload()
-            self.panel.ctx.notify_updated(eid)
+        try:
+            done = history.move(self.panel.library, eid, move)
+        except MicrolibError as exc:
+            self.panel.show_error(str(exc))
+            return
+        if done is not None:
+            self.panel.changed()
             self.changed.emit()
 
 

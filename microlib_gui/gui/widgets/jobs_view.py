@@ -73,7 +73,6 @@ class JobsView(QWidget):
         self.jobs: list[dict] = []
         self._reader: ThreadJob | None = None
         self._workers: list[ThreadJob] = []
-        self._states: dict[int, str] = {}
         self._log_path: str | None = None
         self.quiet_errors = False  # tests: report errors in the summary line only
 
@@ -205,11 +204,7 @@ class JobsView(QWidget):
                 if c == COLUMNS.index("Message"):
                     item.setToolTip(str(v))
                 self.table.setItem(r, c, item)
-            # Tell the rest of the app when an entry's job has just ended (new files).
-            prev = self._states.get(j["entry_id"])
-            if prev is not None and prev != j["state"] and j["state"] in B.FINAL:
-                self.ctx.notify_updated(j["entry_id"])
-            self._states[j["entry_id"]] = j["state"]
+            # No need to tell the panels: the live entry model sees the build's commits itself.
         self.table.blockSignals(True)
         for r, j in enumerate(jobs):
             if j["entry_id"] in selected:
