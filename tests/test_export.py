@@ -37,9 +37,11 @@ def trained_entry(demo_library, tmp_path):
     lib.write_file(e.id, "_inpainted.png", writer=lambda p: save_png(p, (labels * 255).astype(np.uint8)),
                    produced_by="test")
     lib.set_annotations(e.id, {"vox_size": 0.25})
-    run = tmp_path / "run"
-    run.mkdir()
-    export.publish_training(lib, e.id, _fake_run(run))
+    from microlib_gui.core.workflow import train as wf_train
+
+    run = wf_train.new_run(lib, e.id, wf_train.run_params(wf_train.inputs(lib, e.id), preset="tiny"))
+    _fake_run(run.out)
+    wf_train.publish(lib, e.id, run)
     return lib, e
 
 

@@ -66,7 +66,7 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
 
         QTimer.singleShot(300, answer)
         assert train.start() is None
-        assert seen == ["longCpuRun"] and not train.jobs and not train.running
+        assert seen == ["longCpuRun"] and not train.active and not train.running
     # the augmentation box follows the network's default, and is off for three images
     assert train.augment_check.isChecked() and train.augment_check.isEnabled()
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("tiny"))
@@ -87,9 +87,11 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     qtbot.mouseClick(train.stop_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: train.last_finished is not None, timeout=60_000)
     assert train.last_finished.state == CANCELLED
-    assert lib.entry_file(e.id, "_Gen.pt").exists() and lib.entry_file(e.id, "_Disc.pt").exists()
+    # a stopped run is not published: it keeps its checkpoint for Resume
+    assert not lib.entry_file(e.id, "_Gen.pt").exists() and not lib.entry_file(e.id, "_Disc.pt").exists()
     runs = lib.runs(e.id, kind="train")
-    assert runs[-1]["status"] == "stopped" and "stopped" in train.runs_list.item(0).text()
+    assert runs[-1]["status"] == "stopped" and train.runs_list.item(0).text().startswith("run 1 · stopped")
+    assert train.eta_label.text() == ""
     run_json = json.loads((Path(runs[-1]["params"]["out"]) / "run.json").read_text())
     assert 1 <= run_json["iteration"] < 4
     assert run_json["preset"]["augment"] is True  # the box reached the training job
@@ -101,10 +103,11 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     qtbot.waitUntil(lambda: train.last_finished is not None and not train.running, timeout=150_000)
     assert train.last_finished.state == DONE, train.last_finished.error
     assert train.last_finished.result["iteration"] == 4
-    assert train.loss_plot.n_points() > n_before or n_before >= 4
+    assert train.loss_plot.n_points() == 4 and n_before < 4  # the same run's curves, continued
     assert lib.get_entry(e.id).steps["train"] == "done"
-    assert [r["status"] for r in lib.runs(e.id, kind="train")] == ["stopped", "done"]
-    assert train.runs_list.count() == 2
+    assert [r["status"] for r in lib.runs(e.id, kind="train")] == ["done"]  # Resume continued run 1
+    assert train.runs_list.count() == 1 and train.runs_list.item(0).text() == "run 1 · done · 4 it"
+    assert "run 1, 4 iterations" in train.generator_info.text()
     assert train.confirm_close()  # nothing running: no question
     G, meta = load_generator(lib.entry_file(e.id, "_Gen.pt"))
     assert meta["imtype"] == "nphase"
@@ -180,7 +183,7 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
 
 
 def test_training_time_estimate(monkeypatch):
-    from microlib_gui.gui.steps import train as train_step
+    from microlib_gui.core.workflow import train as train_step
 
     monkeypatch.setattr(train_step.os, "cpu_count", lambda: 2)
     # our measurements: 0.047 s per iteration on an H100 (checkpoints included), 240 core-seconds on a CPU

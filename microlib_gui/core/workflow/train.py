@@ -239,6 +239,8 @@ def resume(library, run: Run, iters: int | None = None) -> Run:
             raise TrainError(f"run {run.number} is at iteration {run.iteration}: give more iterations to resume")
         params["iters"] = int(iters)
     (run.out / PID).write_text(str(os.getpid()))
+    # points reported after the checkpoint are trained again: the curves continue from it
+    _trim_curves(run.out, int(_read_json(run.out / RUN_JSON).get("iteration") or 0))
     library.reopen_run(run.id, {**params, "out": str(run.out)})
     _log(run.out, f"resumed run {run.number} at iteration {run.iteration} of {params.get('iters')}")
     return get_run(library, run.entry_id, run.id)
@@ -295,8 +297,6 @@ def job(ctx, out: str, resume: bool = False, **params) -> dict:
     out_p = Path(out)
     out_p.mkdir(parents=True, exist_ok=True)
     (out_p / PID).write_text(str(os.getpid()))
-    if resume:
-        _trim_curves(out_p, int(_read_json(out_p / RUN_JSON).get("iteration") or 0))
     return train_job(_Recorder(ctx, out_p), out=str(out_p), resume=resume, **params)
 
 

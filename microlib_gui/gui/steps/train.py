@@ -1,23 +1,21 @@
 """The Train step: SliceGAN training in its own process, with live progress.
 
-Training runs as ``ProcessJob("microlib_gui.core.slicegan.train:train_job")`` so a
-crash or out-of-memory there never takes the GUI down; several entries can be
-queued (:class:`~microlib_gui.core.jobs.JobQueue`). Each run has a folder
-``microstructureNNN/train/run-DATE-TIME-NNN/`` (checkpoint, ``run.json``, ``train.log``) and a
-row in the library's runs table. When a run stops or ends, its generator is
-published into the entry as ``_Gen.pt``/``_params.data``/``_Disc.pt``
-(:func:`microlib_gui.core.export.publish_training`).
+A thin panel over :mod:`microlib_gui.core.workflow.train`, which owns the run
+lifecycle (folders ``train/run-NNN/``, run numbers, curves, logs, publishing).
+On every event of the live entry model the panel re-reads the entry's inputs
+and runs from the store and shows the selected run's own curves and log. Jobs
+go through the window's job runner on its ``"train"`` queue, so several entries
+can wait their turn; a run's folder and row are made when its turn comes. A
+completed run is published into the entry; a stopped one keeps its checkpoint
+and is resumed, or its generator used, only when the user says so.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
     QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
@@ -25,50 +23,28 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.errors import MicrolibError
-from ...core.jobs import fmt_duration
+from ...core.jobs import FAILED, Finished, Progress, fmt_duration
 from ...core.sysinfo import detect_devices
-from ...core.jobs import CANCELLED, DONE, FAILED, Finished, JobQueue, ProcessJob, Progress
+from ...core.workflow import train as wf
 from ..widgets.loss_plot import LossPlot
 from ..widgets.progress import show_progress
 from .base import StepPanel
 
-JOB_TARGET = "microlib_gui.core.slicegan.train:train_job"
-RUN_KIND = "train"
+QUEUE = "train"
 
 
-#: CPU runs estimated longer than this get advice in the panel and a question before they start.
-LONG_CPU_RUN_S = 12 * 3600
+class _Job:
+    """One training job this window started: which library, entry and run it is for."""
 
-#: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
-#: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
-MEASURED_SPEED = {"microlib": {"cuda": 0.047, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
+    def __init__(self, library, entry_id: int, name: str, params: dict | None, resume_id: int | None):
+        self.library, self.entry_id, self.name = library, entry_id, name
+        self.params, self.resume_id = params, resume_id
+        self.run: wf.Run | None = None  #: set when the job's turn comes
+        self.handle = None
+        self.last: Progress | None = None
 
-
-def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: float | None = None) -> float | None:
-    """Rough time for ``iters`` iterations: this entry's measured speed if known, else our measured
-    speeds (H100; CPU core-seconds divided by the cores here), else from the network's FLOPs."""
-    if measured_s_per_iter:
-        return measured_s_per_iter * iters
-    cores = max(1, min(os.cpu_count() or 1, 32))
-    known = MEASURED_SPEED.get(preset)
-    if known:
-        return iters * (known["cuda"] if cuda else known["cpu_core_s"] / cores)
-    try:
-        from ...core.slicegan.presets import get_preset
-
-        flops = get_preset(preset).iteration_flops(2)
-        rate = 240e12 if cuda else 40e9 * cores  # sustained FLOP/s measured with the microlib preset
-        return flops * iters / rate
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return True
+    def key(self):
+        return (str(self.library.root), self.entry_id)
 
 
 class Panel(StepPanel):
@@ -77,20 +53,18 @@ class Panel(StepPanel):
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
         self.detach_on_exit = False  # set by "Keep running" when the app closes
-        self.queue = JobQueue()
-        #: label -> {"entry_id", "run_id", "out", "library"} for queued and running jobs
-        self.jobs: dict[str, dict] = {}
+        #: this window's training jobs not finished yet (queued or running), oldest first
+        self.active: list[_Job] = []
         #: extra train() parameters (e.g. log_every=1 for quick looks); empty by default
         self.overrides: dict = {}
-        self.image_path: Path | None = None
-        self.events_seen = 0
         self.last_finished: Finished | None = None
+        #: what the user picked, each for one (library, entry): a file for a quick try, the selected run
+        self._chosen: tuple | None = None
+        self._selected: tuple | None = None
+        #: the latest sample slices of each run trained in this window (progress events, not stored)
+        self._slices: dict[tuple, dict] = {}
         self.cuda, self.device_text = detect_devices()
         self._build()
-        self.timer = QTimer(self)
-        self.timer.setInterval(200)
-        self.timer.timeout.connect(self.poll)
-        self.timer.start()
 
     # -- layout -------------------------------------------------------------------
     def _build(self) -> None:
@@ -99,6 +73,9 @@ class Panel(StepPanel):
         self.image_info.setWordWrap(True)
         self.choose_btn = QPushButton("Choose an image file for a quick try…")
         self.choose_btn.clicked.connect(lambda: self.choose_image())
+        self.generator_info = QLabel()
+        self.generator_info.setObjectName("generatorInfo")
+        self.generator_info.setWordWrap(True)
 
         settings = QGroupBox("Settings (MicroLib's defaults)")
         f = QFormLayout(settings)
@@ -161,39 +138,51 @@ class Panel(StepPanel):
         self.queue_btn.clicked.connect(lambda: self.start())
         self.stop_btn = QPushButton("Stop")
         self.stop_btn.setObjectName("stopTraining")
-        self.stop_btn.setToolTip("Stop now, keeping the last checkpoint")
+        self.stop_btn.setToolTip("Stop now, keeping the last checkpoint (the entry's generator is not replaced)")
         self.stop_btn.clicked.connect(self.stop)
-        self.resume_btn = QPushButton("Resume")
-        self.resume_btn.setObjectName("resumeTraining")
-        self.resume_btn.clicked.connect(lambda: self.start(resume=True))
         buttons = QHBoxLayout()
-        for b in (self.start_btn, self.queue_btn, self.stop_btn, self.resume_btn):
+        for b in (self.start_btn, self.queue_btn, self.stop_btn):
             buttons.addWidget(b)
 
         self.queue_list = QListWidget()
         self.queue_list.setObjectName("trainQueue")
         self.queue_list.setMaximumHeight(80)
+        self.runs_list = QListWidget()
+        self.runs_list.setObjectName("runsList")
+        self.runs_list.currentRowChanged.connect(self._run_picked)
+        self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setObjectName("resumeTraining")
+        self.resume_btn.setToolTip("Continue the selected stopped run from its checkpoint (same run, same curves)")
+        self.resume_btn.clicked.connect(lambda: self.resume())
+        self.publish_btn = QPushButton("Use this run's generator")
+        self.publish_btn.setObjectName("publishRun")
+        self.publish_btn.setToolTip("Make the selected run's generator the entry's (Inspect and Export are then redone)")
+        self.publish_btn.clicked.connect(lambda: self.publish_selected())
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.resume_btn)
+        run_buttons.addWidget(self.publish_btn)
 
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.addWidget(self.image_info)
         lv.addWidget(self.choose_btn)
+        lv.addWidget(self.generator_info)
         lv.addWidget(settings)
         lv.addLayout(buttons)
         lv.addWidget(QLabel("<b>Queue</b>"))
         lv.addWidget(self.queue_list)
         lv.addWidget(QLabel("<b>Runs of this entry</b>"))
-        self.runs_list = QListWidget()
-        self.runs_list.setObjectName("runsList")
-        self.runs_list.currentRowChanged.connect(self._show_run_log)
         lv.addWidget(self.runs_list, 1)
+        lv.addLayout(run_buttons)
 
-        # live view
+        # the selected run
         self.iter_label = QLabel("Not training.")
         self.iter_label.setObjectName("iterationLabel")
+        self.iter_label.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setObjectName("trainProgress")
         self.eta_label = QLabel()
+        self.eta_label.setObjectName("eta")
         self.loss_plot = LossPlot()
         self.slice_labels = {}
         slices = QHBoxLayout()
@@ -229,7 +218,7 @@ class Panel(StepPanel):
         lay.addWidget(QLabel("<h2>Train a 3D generator (SliceGAN)</h2>"))
         lay.addWidget(split, 1)
         self._preset_changed()
-        self._update_buttons()
+        self.load_entry(None)
 
     # -- settings ------------------------------------------------------------------
     def _preset_changed(self, *_):
@@ -240,16 +229,28 @@ class Panel(StepPanel):
         self.augment_check.setChecked(p.augment)
         self._update_estimate()
 
-    def _estimate(self, preset: str) -> tuple[float | None, bool, float | None]:
+    def _estimate(self) -> tuple[float | None, bool, float | None]:
         """(seconds, on the GPU, measured s/iteration or None) for the current settings."""
+        preset = self.preset_combo.currentData()
         cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
-        measured = self._measured_speed()
-        return estimate_seconds(preset, self.iters_spin.value(), cuda, measured), cuda, measured
+        try:
+            measured = wf.measured_speed(self.library, preset, cuda)
+        except MicrolibError:
+            measured = None
+        return wf.estimate_seconds(preset, self.iters_spin.value(), cuda, measured), cuda, measured
 
-    def _confirm_long_cpu_run(self, preset: str) -> bool:
+    def _update_estimate(self, *_):
+        est, cuda, measured = self._estimate()
+        how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
+        text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
+        if est is not None and not cuda and est > wf.LONG_CPU_RUN_S:
+            text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
+        self.estimate_label.setText(text)
+
+    def _confirm_long_cpu_run(self) -> bool:
         """Ask before a CPU run estimated at more than LONG_CPU_RUN_S (MicroLib's network on a laptop)."""
-        est, cuda, _ = self._estimate(preset)
-        if cuda or est is None or est <= LONG_CPU_RUN_S:
+        est, cuda, _ = self._estimate()
+        if cuda or est is None or est <= wf.LONG_CPU_RUN_S:
             return True
         box = QMessageBox(self)
         box.setObjectName("longCpuRun")
@@ -265,29 +266,11 @@ class Panel(StepPanel):
         box.exec()
         return box.clickedButton() is start
 
-    def _measured_speed(self) -> float | None:
-        """s/iteration of the latest finished run with the same preset and device kind."""
-        if self.entry_id is None:
-            return None
-        preset = self.preset_combo.currentData()
-        for r in reversed(self.library.runs(kind=RUN_KIND)):
-            t = r.get("timings") or {}
-            if r["params"].get("preset") == preset and t.get("s_per_iter"):
-                return float(t["s_per_iter"])
-        return None
-
-    def _update_estimate(self, *_):
-        est, cuda, measured = self._estimate(self.preset_combo.currentData())
-        how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
-        text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
-        if est is not None and not cuda and est > LONG_CPU_RUN_S:
-            text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
-        self.estimate_label.setText(text)
-
     def _aniso_toggled(self, on: bool) -> None:
         for b in self.aniso_btns:
             b.setVisible(on)
         self.augment_check.setEnabled(not on)  # three images keep their published orientation
+        self._update_buttons()
 
     def choose_aniso(self, i: int, path: str | None = None) -> None:
         if not path:
@@ -296,176 +279,278 @@ class Panel(StepPanel):
         if path:
             self.aniso_paths[i] = Path(path)
             self.aniso_btns[i].setText(f"⟂ {'xyz'[i]}: {Path(path).name}")
+            self._update_buttons()
 
     def choose_image(self, path: str | None = None) -> None:
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Training image (segmented)", "",
                                                   "Images (*.png *.tif *.tiff *.jpg)")
-        if path:
-            self.image_path = Path(path)
-            self.image_info.setText(f"Training image (chosen for a quick try): <b>{self.image_path.name}</b>")
-            self._update_buttons()
+        if path and self.entry_id is not None:
+            self._chosen = (self._key(), Path(path))
+            self.reload()
 
-    # -- entry ---------------------------------------------------------------------
+    # -- what is shown: re-read on every event ------------------------------------------
+    def _key(self):
+        return (str(self.library.root), self.entry_id)
+
+    def _chosen_image(self) -> Path | None:
+        return self._chosen[1] if self._chosen and self._chosen[0] == self._key() else None
+
+    def _jobs_of_entry(self) -> list[_Job]:
+        return [j for j in self.active if j.key() == self._key()]
+
+    def _live(self, run: wf.Run) -> _Job | None:
+        """This window's running job of ``run``, if any."""
+        return next((j for j in self._jobs_of_entry() if j.run is not None and j.run.id == run.id
+                     and j.handle is not None and j.handle.running), None)
+
     def load_entry(self, entry_id: int | None) -> None:
-        self.image_path = None
+        self._runs: list[wf.Run] = []
+        self._inputs = None
         if entry_id is None:
             self.image_info.setText("No entry selected.")
+            self.generator_info.setText("")
         else:
-            p = self.library.entry_file(entry_id, "_inpainted.png")
-            if p.exists():
-                self.image_path = p
-                self.image_info.setText(f"Training image: <b>{p.name}</b> (from the Inpaint step)")
+            self._inputs = wf.inputs(self.library, entry_id)
+            chosen = self._chosen_image()
+            if self._inputs.ready:
+                self.image_info.setText(f"Training image: <b>{Path(self._inputs.images[0]).name}</b> "
+                                        "(from the Inpaint step)")
+            elif chosen is not None:
+                self.image_info.setText(f"Training image (chosen for a quick try): <b>{chosen.name}</b>")
             else:
-                self.image_info.setText("<b>The Inpaint step must be done first</b>: this entry has no "
-                                        "inpainted training image yet. You can still choose an image file "
+                self.image_info.setText(f"<b>{self._inputs.reason}</b>. You can still choose an image file "
                                         "for a quick try.")
-            self.recover_runs(entry_id)
-        self.refresh_runs()
+            mine = {j.run.id for j in self.active if j.run is not None and j.key() == self._key()}
+            wf.recover_runs(self.library, entry_id, skip=mine)
+            self._runs = wf.runs(self.library, entry_id)
+            info = wf.generator_info(self.library, entry_id)
+            self.generator_info.setText(f"This entry's generator: <b>{info['text']}</b>" if info else
+                                        "This entry has no trained generator yet.")
+        self._fill_runs()
+        self._show_selected()
+        self._refresh_queue()
         self._update_buttons()
         self._update_estimate()
 
-    def activated(self) -> None:
-        self.refresh_runs()
+    def _fill_runs(self) -> None:
+        self.runs_list.blockSignals(True)
+        self.runs_list.clear()
+        for run in self._runs:
+            item = QListWidgetItem(self._run_label(run))
+            item.setData(Qt.ItemDataRole.UserRole, run.id)
+            self.runs_list.addItem(item)
+        ids = [r.id for r in self._runs]
+        sel = self._selected[1] if self._selected and self._selected[0] == self._key() else None
+        if sel not in ids:
+            live = next((r.id for r in self._runs if self._live(r)), None)
+            sel = live if live is not None else (ids[-1] if ids else None)
+        if sel is not None:
+            self.runs_list.setCurrentRow(ids.index(sel))
+        self.runs_list.blockSignals(False)
 
+    def _run_label(self, run: wf.Run) -> str:
+        job = self._live(run)
+        if job is not None and job.last is not None:
+            return f"run {run.number} · running · {job.last.step} it of {job.last.total}"
+        return run.label
+
+    def selected_run(self) -> wf.Run | None:
+        row = self.runs_list.currentRow()
+        if row < 0 or row >= len(self._runs):
+            return None
+        return self._runs[row]
+
+    def _run_picked(self, row: int) -> None:
+        run = self._runs[row] if 0 <= row < len(self._runs) else None
+        self._selected = (self._key(), run.id) if run is not None else None
+        self._show_selected()
+        self._update_buttons()
+
+    def _show_selected(self) -> None:
+        """The selected run's own curves and log; live progress only while it trains here."""
+        run = self.selected_run()
+        self.loss_plot.clear()
+        for step, scalars in wf.curves(run) if run is not None else ():
+            self.loss_plot.add_point(step, scalars)
+        self.log_view.setPlainText(wf.log_text(run) if run is not None else "")
+        self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+        job = self._live(run) if run is not None else None
+        if job is not None and job.last is not None:
+            self._show_progress(job, job.last)
+            return
+        images = self._slices.get((str(self.library.root), run.id), {}) if run is not None else {}
+        for k, lab in self.slice_labels.items():
+            if k in images:
+                self._show_slice(k, images[k])
+            else:
+                lab.clear()
+                lab.setText("—")
+        self.eta_label.setText("")
+        if run is None:
+            self.iter_label.setText("Not training.")
+            self.progress.setValue(0)
+            return
+        self.progress.setRange(0, max(run.total, 1))
+        self.progress.setValue(run.iteration)
+        self.iter_label.setText(self._run_state(run))
+
+    @staticmethod
+    def _run_state(run: wf.Run) -> str:
+        if run.status == "running":
+            return f"Run {run.number}: training (iteration {run.iteration} of {run.total})…"
+        if run.status == "done":
+            return f"Run {run.number}: done, {run.iteration} iterations."
+        text = f"Run {run.number}: {run.status} at iteration {run.iteration} of {run.total}"
+        if run.message:
+            text += f" — {run.message}"
+        if run.resumable:
+            text += ". Its checkpoint is kept: Resume continues it"
+            text += ", or use its generator." if run.has_generator else "."
+        return text
+
+    def _refresh_queue(self) -> None:
+        self.queue_list.clear()
+        for j in self.active:
+            if j.handle is not None and j.handle.running:
+                self.queue_list.addItem(f"▶ {j.name} (training)")
+            elif j.handle is not None and j.handle.queued:
+                self.queue_list.addItem(f"… {j.name} (queued)")
+
+    def _update_buttons(self) -> None:
+        eid = self.entry_id
+        busy = bool(self._jobs_of_entry()) if eid is not None else False
+        if self.aniso_check.isChecked():
+            have_image = all(p is not None for p in self.aniso_paths)
+        else:
+            have_image = bool(self._inputs and self._inputs.ready) or self._chosen_image() is not None
+        can_train = eid is not None and have_image
+        self.start_btn.setEnabled(can_train and not busy)
+        self.queue_btn.setEnabled(can_train and not busy)
+        self.stop_btn.setEnabled(busy)
+        run = self.selected_run()
+        self.resume_btn.setEnabled(not busy and run is not None and run.resumable)
+        self.publish_btn.setEnabled(not busy and run is not None and run.status != "running"
+                                    and run.has_generator and not self._is_published(run))
+
+    def _is_published(self, run: wf.Run) -> bool:
+        info = wf.generator_info(self.library, run.entry_id)
+        return bool(info and info.get("run_id") == run.id and info.get("iteration") == run.iteration)
+
+    # -- start / resume / stop ----------------------------------------------------------
     def _training_images(self) -> list[str]:
         if self.aniso_check.isChecked():
             if any(p is None for p in self.aniso_paths):
                 raise MicrolibError("anisotropic mode needs three images (slices perpendicular to x, y and z)")
             return [str(p) for p in self.aniso_paths]
-        if self.image_path is None:
-            raise MicrolibError("no training image: do the Inpaint step first, or choose an image file")
-        return [str(self.image_path)]
+        if self._inputs is not None and self._inputs.ready:
+            return list(self._inputs.images)
+        chosen = self._chosen_image()
+        if chosen is None:
+            raise MicrolibError((self._inputs.reason if self._inputs else "no training image")
+                                + ", or choose an image file")
+        return [str(chosen)]
 
-    # -- start / stop / resume -------------------------------------------------------------
-    def start(self, resume: bool = False) -> str | None:
-        """Queue training of the current entry (starts at once when nothing else runs)."""
+    def start(self) -> _Job | None:
+        """Queue training of the current entry (starts at once when nothing else trains)."""
         if self.entry_id is None:
             self.show_error("Select an entry first.")
             return None
-        eid = self.entry_id
-        if any(j["entry_id"] == eid for j in self.jobs.values()):
+        if self._jobs_of_entry():
             self.show_error("This entry is already queued or training.")
             return None
-        lib = self.library
         try:
-            if resume:
-                run = self.latest_run(eid)
-                if run is None or not (Path(run["params"]["out"]) / "checkpoint.pt").exists():
-                    raise MicrolibError("nothing to resume: this entry has no stopped run with a checkpoint")
-                out = Path(run["params"]["out"])
-                images = run["params"]["images"]
-                preset = run["params"]["preset"]
-            else:
-                images = self._training_images()
-                preset = self.preset_combo.currentData()
-                out = None
+            inp = wf.inputs(self.library, self.entry_id)
+            params = wf.run_params(inp, images=self._training_images(), preset=self.preset_combo.currentData(),
+                                   iters=self.iters_spin.value(), device=self.device_combo.currentData(),
+                                   seed=self.seed_spin.value(), imtype=self.type_combo.currentData(),
+                                   augment=self.augment_check.isChecked(), **self.overrides)
         except MicrolibError as exc:
             self.show_error(str(exc))
             return None
-        if not resume and not self._confirm_long_cpu_run(preset):
+        if not self._confirm_long_cpu_run():
             return None
-        params = {"images": images, "preset": preset, "iters": self.iters_spin.value(),
-                  "device": self.device_combo.currentData(), "seed": self.seed_spin.value(),
-                  "imtype": self.type_combo.currentData(), "resume": resume,
-                  "augment": self.augment_check.isChecked(),  # a resumed run keeps its own setting
-                  **self.overrides}
-        label = f"{lib.root}:{eid}:{time.time():.6f}"
-        info = {"entry_id": eid, "library": lib, "params": params, "out": out, "run_id": None,
-                "name": lib.get_entry(eid).name}
-        self.jobs[label] = info
+        return self._queue(_Job(self.library, self.entry_id, self.library.get_entry(self.entry_id).name, params, None))
 
-        def factory(info=info, params=params):
-            # Called when the job's turn comes: the run folder and record are made then.
-            lib = info["library"]
-            if info["out"] is None:
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                info["out"] = lib.entry_dir(info["entry_id"]) / "train" / f"run-{stamp}-{os.getpid() % 1000:03d}"
-            out = Path(info["out"])
-            out.mkdir(parents=True, exist_ok=True)
-            info["log"] = out / "train.log"
-            full = {**params, "out": str(out)}
-            info["run_id"] = lib.start_run(info["entry_id"], RUN_KIND, full, seed=params["seed"],
-                                           log=str(info["log"]))
-            self._log(info, f"{'resumed' if params['resume'] else 'started'} run {info['run_id']} "
-                            f"({params['preset']}, {params['iters']} iterations, device {params['device']}, "
-                            f"seed {params['seed']})")
-            job = ProcessJob(JOB_TARGET, full)
-            info["job"] = job
-            return job
+    def resume(self, run: wf.Run | None = None) -> _Job | None:
+        """Continue the selected stopped run (or ``run``) from its checkpoint: the same run goes on."""
+        run = run or self.selected_run()
+        if run is None or not run.resumable:
+            self.show_error("Nothing to resume: select a stopped run that has a checkpoint.")
+            return None
+        if self._jobs_of_entry():
+            self.show_error("This entry is already queued or training.")
+            return None
+        return self._queue(_Job(self.library, self.entry_id, self.library.get_entry(self.entry_id).name, None,
+                                run.id))
 
-        def started_factory(factory=factory, info=info):
-            job = factory()
-            job.start()
-            # The pid lets a reopened app tell a run still going in the background from a finished one.
-            (Path(info["out"]) / "worker.pid").write_text(str(job.pid))
-            job.start = lambda: job  # JobQueue calls start() on what the factory returns
-            return job
-
-        self.queue.add(label, started_factory)
-        if not resume:  # a resumed run continues the same curves
-            self.loss_plot.clear()
-        self.events_seen = 0
+    def _queue(self, job: _Job) -> _Job:
+        self.active.append(job)
         self.last_finished = None
-        self._refresh_queue()
-        self.poll()
-        return label
+        h = self.ctx.jobs.start(wf.job, {}, process=True, queue=QUEUE, prepare=lambda _h, j=job: self._prepare(j),
+                                tag=job)
+        job.handle = h
+        h.progress.connect(lambda ev, j=job: self._on_progress(j, ev))
+        h.finished.connect(lambda ev, j=job: self._on_finished(j, ev))
+        h.started.connect(self.changed)
+        if job.handle.done and job in self.active:  # it could not start: already finished
+            self._on_finished(job, job.handle.result)
+        self.reload()
+        return job
+
+    def _prepare(self, job: _Job) -> dict:
+        """When the job's turn comes: the run's folder and row (a new run, or the stopped one again)."""
+        lib = job.library
+        if job.resume_id is not None:
+            run = wf.get_run(lib, job.entry_id, job.resume_id)
+            if run is None:
+                raise MicrolibError("the run to resume is no longer in the library")
+            job.run = wf.resume(lib, run)
+        else:
+            job.run = wf.new_run(lib, job.entry_id, job.params)
+        if job.key() == self._key():
+            self._selected = (job.key(), job.run.id)  # show the run that starts
+        return wf.job_params(job.run)
 
     def stop(self) -> None:
-        """Stop the running job (keeps its last checkpoint) or drop this entry from the queue."""
-        cur = self.queue.current
-        if cur is not None and self.jobs.get(cur[0], {}).get("entry_id") == self.entry_id:
-            cur[1].cancel()
-            self.iter_label.setText("Stopping… (saving a checkpoint)")
-            return
-        for label, _f in list(self.queue.pending):
-            if self.jobs.get(label, {}).get("entry_id") == self.entry_id:
-                self.queue.pending = [(lb, f) for lb, f in self.queue.pending if lb != label]
-                self.jobs.pop(label, None)
-        if cur is not None and self.entry_id is None:
-            cur[1].cancel()
-        self._refresh_queue()
+        """Stop this entry's training (it keeps its last checkpoint) or drop it from the queue."""
+        for job in self._jobs_of_entry():
+            job.handle.cancel()
+            if job.handle.running:
+                self.iter_label.setText("Stopping… (saving a checkpoint)")
+                self.eta_label.setText("")
+        self.ctx.jobs.poll()  # a queued job is dropped now
 
     @property
     def running(self) -> bool:
-        return self.queue.current is not None or bool(self.queue.pending)
+        return any(not j.handle.done for j in self.active if j.handle is not None)
 
-    # -- polling -------------------------------------------------------------------------
-    def poll(self) -> None:
-        try:
-            batches = self.queue.poll()
-        except Exception as exc:  # noqa: BLE001 - a worker that cannot start must not kill the GUI
-            self.show_error(f"training could not start: {' '.join(str(exc).split())[:200]}")
-            if self.queue.current is not None:
-                self.jobs.pop(self.queue.current[0], None)
-                self.queue.current = None
-            return
-        for label, events in batches:
-            info = self.jobs.get(label)
-            if info is None:
-                continue
-            for ev in events:
-                if isinstance(ev, Progress):
-                    self._on_progress(info, ev)
-                elif isinstance(ev, Finished):
-                    self._on_finished(label, info, ev)
-        if batches or self.queue.current is not None:
-            self._refresh_queue()
-            self._update_buttons()
+    # -- job events ----------------------------------------------------------------------------
+    def _on_progress(self, job: _Job, ev: Progress) -> None:
+        job.last = ev
+        if ev.images and job.run is not None:
+            self._slices[(str(job.library.root), job.run.id)] = ev.images
+        run = self.selected_run()
+        if job.run is None or run is None or job.key() != self._key() or run.id != job.run.id:
+            return  # another run is on screen: its own curves stay
+        self._show_progress(job, ev)
+        self.loss_plot.add_point(ev.step, ev.scalars)
+        row = self.runs_list.currentRow()
+        if row >= 0:
+            self.runs_list.item(row).setText(self._run_label(run))
+        if ev.message:
+            self.log_view.appendPlainText(ev.message + " " + " ".join(
+                f"{k}={v:.4g}" for k, v in ev.scalars.items()))
 
-    def _on_progress(self, info: dict, ev: Progress) -> None:
-        self.events_seen += 1
-        self.iter_label.setText(f"{info['name']}: iteration {ev.step} / {ev.total}")
+    def _show_progress(self, job: _Job, ev: Progress) -> None:
+        self.iter_label.setText(f"{job.name}, run {job.run.number}: iteration {ev.step} / {ev.total}")
         show_progress(self.progress, ev)
         spi = ev.scalars.get("s_per_iter")
         eta = spi * (ev.total - ev.step) if spi and np.isfinite(spi) else ev.eta_s
         self.eta_label.setText(f"ETA {fmt_duration(eta)}" + (f" · {spi:.2f} s/iteration" if spi else ""))
-        self.loss_plot.add_point(ev.step, ev.scalars)
         for k, img in ev.images.items():
             if k in self.slice_labels:
                 self._show_slice(k, img)
-        self._log(info, f"iteration {ev.step}/{ev.total} " + " ".join(
-            f"{k}={v:.4g}" for k, v in ev.scalars.items()))
 
     def _show_slice(self, key: str, img: np.ndarray) -> None:
         from PySide6.QtGui import QPixmap
@@ -476,138 +561,57 @@ class Panel(StepPanel):
         self.slice_labels[key].setPixmap(pix.scaled(128, 128, Qt.AspectRatioMode.KeepAspectRatio,
                                                     Qt.TransformationMode.FastTransformation))
 
-    def _on_finished(self, label: str, info: dict, ev: Finished) -> None:
-        from ...core.export import publish_training
-
+    def _on_finished(self, job: _Job, ev: Finished) -> None:
+        if job not in self.active:
+            return
+        self.active.remove(job)
         self.last_finished = ev
-        self.jobs.pop(label, None)
-        lib, eid, run_id = info["library"], info["entry_id"], info.get("run_id")
-        res = ev.result if isinstance(ev.result, dict) else {}
-        status = {DONE: "done", CANCELLED: "stopped", FAILED: "failed"}[ev.state]
-        files = []
-        msg = ev.error or ""
-        try:
-            if ev.state in (DONE, CANCELLED) and info.get("out") and any(Path(info["out"]).glob("*_Gen.pt")):
-                files = [p.name for p in publish_training(lib, eid, info["out"], run_id=run_id)]
-                if ev.state == DONE:
-                    lib.set_step_status(eid, "train", "done")
-                    lib.mark_later_steps_stale(eid, "train")
-        except MicrolibError as exc:
-            msg = str(exc)
-        if ev.state == FAILED and "out of memory" in msg.lower():
-            msg = ("out of memory while training: try the Tiny network or a smaller batch, "
-                   "or train on the CPU (Device → CPU)")
-        timings = {"seconds": res.get("seconds"), "s_per_iter": res.get("s_per_iter"),
-                   "iteration": res.get("iteration")}
-        if run_id is not None:
-            lib.finish_run(run_id, status, timings={k: v for k, v in timings.items() if v is not None},
-                           files=files, message=msg or None)
-        self._log(info, f"{status}" + (f": {msg}" if msg else "") + (f"; published {', '.join(files)}" if files else ""))
-        if ev.details:
-            self._log(info, ev.details)
-        self.iter_label.setText(f"{info['name']}: training {status}" + (f" — {msg}" if msg else ""))
-        if eid == self.ctx.entry_id or self.ctx.entry_id is None:
-            self.refresh_runs()
-        self.ctx.notify_updated(eid)
-        self._update_estimate()  # now from the measured speed
+        run = None
+        if job.run is not None:
+            try:
+                run = wf.finish(job.library, job.entry_id, job.run, ev)
+            except MicrolibError as exc:
+                self.show_error(f"Training of {job.name}: {exc}")
+        if job.key() == self._key():
+            self.eta_label.setText("")
+        self.changed()
+        self.reload()  # the queue and buttons, also when nothing in the store changed
         if ev.state == FAILED:
-            self.show_error(f"Training of {info['name']} failed: {msg}")
+            msg = run.message if run is not None and run.message else ev.error
+            self.show_error(f"Training of {job.name} failed: {msg}")
 
-    def _log(self, info: dict, line: str) -> None:
-        text = time.strftime("%H:%M:%S ") + line
-        log = info.get("log")
-        if log is not None:
-            try:
-                with open(log, "a", encoding="utf-8") as fh:
-                    fh.write(text + "\n")
-            except OSError:
-                pass
-        if info.get("entry_id") == self.entry_id:
-            self.log_view.appendPlainText(text)
+    # -- a run's generator --------------------------------------------------------------------
+    def publish_selected(self, run: wf.Run | None = None) -> bool:
+        """Make the selected run's generator the entry's, asking first when that replaces one."""
+        run = run or self.selected_run()
+        if run is None or not run.has_generator:
+            self.show_error("Select a run that has a generator (it saves one at each checkpoint).")
+            return False
+        current = wf.generator_info(self.library, run.entry_id)
+        mine = f"run {run.number}, " + (f"{run.iteration} iterations" if run.iteration >= run.total else
+                                        f"stopped at iteration {run.iteration} of {run.total}")
+        if current is not None and not self._ask_replace(current["text"], mine):
+            return False
+        try:
+            wf.publish(self.library, run.entry_id, run)
+        except MicrolibError as exc:
+            self.show_error(str(exc))
+            return False
+        self.changed()
+        return True
 
-    # -- runs -------------------------------------------------------------------------------
-    def latest_run(self, entry_id: int) -> dict | None:
-        runs = [r for r in self.library.runs(entry_id, kind=RUN_KIND) if r["params"].get("out")]
-        return runs[-1] if runs else None
-
-    def recover_runs(self, entry_id: int) -> None:
-        """Runs left 'running' by an app that was closed: still alive, or finished while we were away?"""
-        mine = {j.get("run_id") for j in self.jobs.values()}
-        for r in self.library.runs(entry_id, kind=RUN_KIND):
-            if r["status"] != "running" or r["id"] in mine:
-                continue
-            out = Path(r["params"].get("out", ""))
-            pid_file = out / "worker.pid"
-            try:
-                pid = int(pid_file.read_text())
-            except (OSError, ValueError):
-                pid = None
-            if pid is not None and _pid_alive(pid):
-                continue  # still training in the background
-            try:
-                state = json.loads((out / "run.json").read_text())
-            except (OSError, ValueError):
-                state = {}
-            it, total = state.get("iteration", 0), state.get("preset", {}).get("iters")
-            status = "done" if total and it >= total else "stopped"
-            files = []
-            if any(out.glob("*_Gen.pt")):
-                from ...core.export import publish_training
-
-                try:
-                    files = [p.name for p in publish_training(self.library, entry_id, out, run_id=r["id"])]
-                except MicrolibError:
-                    pass
-            self.library.finish_run(r["id"], status, timings={"iteration": it}, files=files,
-                                    message="finished while the app was closed")
-
-    def refresh_runs(self) -> None:
-        self.runs_list.clear()
-        if self.entry_id is None:
-            return
-        for r in self.library.runs(self.entry_id, kind=RUN_KIND):
-            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
-            it = (r.get("timings") or {}).get("iteration")
-            text = f"run {r['id']} · {r['status']} · {started}" + (f" · {it} it" if it else "")
-            if r.get("message"):
-                text += f" · {r['message']}"
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, r["id"])
-            self.runs_list.addItem(item)
-        if self.runs_list.count():
-            self.runs_list.setCurrentRow(self.runs_list.count() - 1)
-
-    def _show_run_log(self, row: int) -> None:
-        if row < 0 or self.entry_id is None:
-            return
-        rid = self.runs_list.item(row).data(Qt.ItemDataRole.UserRole)
-        run = next((r for r in self.library.runs(self.entry_id, kind=RUN_KIND) if r["id"] == rid), None)
-        text = ""
-        if run and run.get("log"):
-            try:
-                text = Path(run["log"]).read_text(encoding="utf-8")
-            except OSError:
-                text = "(log not found)"
-        self.log_view.setPlainText(text)
-
-    def _refresh_queue(self) -> None:
-        self.queue_list.clear()
-        if self.queue.current is not None and self.queue.current[0] in self.jobs:
-            self.queue_list.addItem(f"▶ {self.jobs[self.queue.current[0]]['name']} (training)")
-        for label, _f in self.queue.pending:
-            if label in self.jobs:
-                self.queue_list.addItem(f"… {self.jobs[label]['name']} (queued)")
-
-    def _update_buttons(self) -> None:
-        eid = self.entry_id
-        busy = any(j["entry_id"] == eid for j in self.jobs.values())
-        can_train = eid is not None and (self.image_path is not None or self.aniso_check.isChecked())
-        self.start_btn.setEnabled(can_train and not busy)
-        self.queue_btn.setEnabled(can_train and not busy)
-        self.stop_btn.setEnabled(busy)
-        run = self.latest_run(eid) if eid is not None else None
-        self.resume_btn.setEnabled(not busy and run is not None and run["status"] != "running"
-                                   and (Path(run["params"]["out"]) / "checkpoint.pt").exists())
+    def _ask_replace(self, current: str, new: str) -> bool:
+        box = QMessageBox(self)
+        box.setObjectName("replaceGenerator")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Replace the entry's generator?")
+        box.setText(f"This entry already has a generator ({current}). Replace it with {new}?")
+        box.setInformativeText("Inspect and Export are then redone from the new generator.")
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is replace
 
     # -- closing ------------------------------------------------------------------------------
     def ask_close(self) -> str:
@@ -631,15 +635,15 @@ class Panel(StepPanel):
         answer = self.ask_close()
         if answer == "cancel":
             return False
-        self.queue.pending.clear()
+        for job in list(self.active):
+            if job.handle.queued:
+                job.handle.cancel()
         # "keep": the worker process outlives the app (the main window exits without
-        # waiting for it); the next start finds the finished run and publishes it.
+        # waiting for it); the next start finds the run ended and records it (recover_runs).
         self.detach_on_exit = answer == "keep"
-        if answer == "stop" and self.queue.current is not None:
-            label, job = self.queue.current
-            job.cancel()
-            fin = job.wait(timeout=60)
-            if fin is not None and label in self.jobs:
-                self._on_finished(label, self.jobs[label], fin)
-        self.timer.stop()
+        if answer == "stop":
+            for job in list(self.active):
+                if job.handle.running:
+                    job.handle.cancel()
+                    job.handle.wait(timeout=60)  # emits finished: the run is recorded as stopped
         return True
