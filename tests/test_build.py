@@ -25,14 +25,20 @@ TINY = ["--param", "train.preset=tiny", "--param", "train.iters=2", "--param", "
 
 
 def make_library(root: Path, shared: Path, ids=("001", "006")) -> Library:
-    """Entries as the wizard leaves them: raw micrograph, segmented labels, scale-bar mask, data type."""
+    """Two-phase entries as the wizard leaves them (through core.workflow, as its panels save):
+    segmented between the two phase levels, the scale bar masked and measured."""
+    from microlib_gui.core.workflow import scalebar as wsb
+    from microlib_gui.core.workflow import segment as wseg
+
     raw = shared / "rawlike"
+    manifest = json.loads((raw / "manifest.json").read_text())
     lib = Library(root)
     for did in ids:
         e = lib.add_entry(raw / f"raw{did}.png", source="doitpoms", doitpoms_id=int(did))
-        lib.write_file(e.id, "_segmented.png", (raw / f"seg{did}.png").read_bytes(), produced_by="segment")
-        lib.write_file(e.id, "_mask.png", (raw / f"bar{did}.png").read_bytes(), produced_by="scalebar")
-        lib.set_annotations(e.id, {"data_type": "twophase"})
+        wseg.save(lib, e.id, thresholds=[float(np.mean(manifest[did]["phase_levels"]))])
+        bar = manifest[did]["bar"]
+        wsb.save(lib, e.id, wsb.changes_for(colour=bar["colour"], tol=10, bar_box=bar["box_xyxy"],
+                                            length_px=bar["bar_len_px"], value_um=bar["label_um"]))
     return lib
 
 
@@ -56,8 +62,12 @@ def test_local_build_runs_pipeline_and_skips_done_work(tmp_path, shared_data, ca
         assert lib.entry_file(e.id, "_Gen.pt").exists() and lib.entry_file(e.id, ".tif").exists()
         hist = json.loads(lib.entry_file(e.id, "_selftest.json").read_text())
         assert sum(hist["histogram"]) == hist["shape"][0] * hist["shape"][1]
-        kinds = [r["kind"] for r in lib.runs(e.id) if r["status"] == "done"]
+        kinds = [r["kind"] for r in lib.runs(e.id) if r["status"] == "done" and r["kind"].startswith("build:")]
         assert kinds == ["build:" + s for s in steps.split(",")]
+        # Training through the Train step's run lifecycle: run 1 in train/run-001, published.
+        (run,) = lib.runs(e.id, kind="train")
+        assert run["number"] == 1 and run["status"] == "done"
+        assert Path(run["params"]["out"]) == lib.entry_dir(e.id) / "train" / "run-001"
         stats = json.loads(lib.entry_file(e.id, "_stats.json").read_text())
         assert {"flag", "errors", "image2d", "volume3d"} <= stats.keys()
         assert (lib.root / "export" / e.name / f"{e.name}.tif").exists()
@@ -71,15 +81,12 @@ def test_local_build_runs_pipeline_and_skips_done_work(tmp_path, shared_data, ca
                                                          "media": {"n_frames": 8, "size": 96}})
     plan = plan_build(lib, select_entries(lib, all_curated=True), opts)
     assert [p.skip_reason for p in plan] == ["up to date", "up to date"]
-    # A changed mask makes inpainting and everything after it stale, for that entry only.
-    e1 = lib.list_entries()[0]
-    mask = lib.entry_file(e1.id, "_mask.png")
-    from microlib_gui.core.images import save_png
+    # A changed scale-bar mask makes inpainting and everything after it stale, for that entry only.
+    from microlib_gui.core.workflow import scalebar as wsb
 
-    m = np.zeros((500, 500), np.uint8)
-    m[10:20, 10:40] = 255
-    lib.write_file(e1.id, "_mask.png", writer=lambda tmp: save_png(tmp, m), produced_by="scalebar")
-    assert mask.exists()
+    e1 = lib.list_entries()[0]
+    change = wsb.save(lib, e1.id, wsb.changes_for(tol=40))
+    assert "_mask.png" in change.files_changed and "inpaint" in change.stale
     plan = plan_build(lib, [e.id for e in lib.list_entries()], opts)
     assert plan[0].run == ["inpaint", "train", "generate", "stats", "media", "export"]
     assert plan[0].done.keys() == {"selftest"}
@@ -96,10 +103,10 @@ def test_failure_is_recorded_and_retried_on_request(tmp_path, shared_data, capsy
     assert cli(lib, "--entries", "1", "--steps", "train", *TINY) == 1
     (job,) = entry_jobs(lib)
     assert job.state == "failed" and job.step == "train"
-    assert "_inpainted.png is missing" in job.message
+    assert "Inpaint step must be done first" in job.message
     assert "Traceback" in Path(job.log).read_text()
     run = lib.runs(1, kind="build:train")[-1]
-    assert run["status"] == "failed" and "missing" in run["message"]
+    assert run["status"] == "failed" and "Inpaint step" in run["message"]
     # Not retried unless asked.
     capsys.readouterr()
     assert cli(lib, "--entries", "1", "--steps", "train", "--dry-run", "--json", *TINY) == 0

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from microlib_gui.core.errors import MicrolibError
-from microlib_gui.core.preprocess import apply_geometry, crop_image, parse_box, rotate_image
+from microlib_gui.commands._args import parse_box
+from microlib_gui.core.preprocess import apply_geometry, crop_image, rotate_image
 
 
 def test_crop_takes_exactly_the_box():

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from microlib_gui.cli import main
+from microlib_gui.commands._args import parse_phases_arg
 from microlib_gui.core.demo import CATALOG, render_micrograph
 from microlib_gui.core.errors import MicrolibError
-from microlib_gui.core.segment import (apply_thresholds, estimate_n_phases, gray255, parse_phases_arg,
+from microlib_gui.core.segment import (apply_thresholds, estimate_n_phases, gray255,
                                        segment, thresholds_from_phases, volume_fractions)
 
 

@@ -23,7 +23,7 @@ def register(sub) -> None:
 def cmd_scalebar(args) -> int:
     from ..core import scalebar as sb
     from ..core.images import load_image, save_png
-    from ..core.preprocess import parse_box, parse_point
+    from ._args import parse_box, parse_point
 
     img = load_image(args.image)
     tol = sb.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance

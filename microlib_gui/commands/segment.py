@@ -21,8 +21,9 @@ def register(sub) -> None:
 
 def cmd_segment(args) -> int:
     from ..core.images import load_image, save_png
-    from ..core.preprocess import apply_geometry, parse_box
-    from ..core.segment import labels_to_png, parse_phases_arg, segment
+    from ..core.preprocess import apply_geometry
+    from ..core.segment import labels_to_png, segment
+    from ._args import parse_box, parse_phases_arg
 
     kwargs = parse_phases_arg(args.phases)
     crop = parse_box(args.crop) if args.crop else None

@@ -66,27 +66,6 @@ def apply_geometry(image: np.ndarray, crop=None, rotation: float | None = None, 
     return out
 
 
-def parse_box(text: str, what: str = "--crop") -> tuple[int, int, int, int]:
-    """``"x0,y0,x1,y1"`` → ints (a one-line reason when malformed)."""
-    try:
-        vals = [int(float(v)) for v in str(text).split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 4 or vals[2] <= vals[0] or vals[3] <= vals[1]:
-        raise PreprocessError(f"{what} {text!r}: expected x0,y0,x1,y1 with x1 > x0 and y1 > y0")
-    return tuple(vals)  # type: ignore[return-value]
-
-
-def parse_point(text: str, what: str = "--pick") -> tuple[int, int]:
-    try:
-        vals = [int(float(v)) for v in str(text).split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 2:
-        raise PreprocessError(f"{what} {text!r}: expected X,Y")
-    return vals[0], vals[1]
-
-
 # -- library entries ---------------------------------------------------------------------
 #: Files this stage writes into an entry folder (other steps read them).
 SEGMENTED_SUFFIX = "_segmented.png"

@@ -196,28 +196,6 @@ def volume_fractions(labels: np.ndarray, n_phases: int, ignore: np.ndarray | Non
     return [float(c) / vals.size for c in counts]
 
 
-def parse_phases_arg(text: str) -> dict:
-    """``auto`` | ``auto:N`` | ``G1,G2[,...]`` → keyword arguments for :func:`segment`."""
-    s = str(text).strip().lower()
-    if s == "auto":
-        return {}
-    if s.startswith("auto:"):
-        try:
-            n = int(s[5:])
-        except ValueError:
-            raise SegmentError(f"--phases {text!r}: expected auto:N with N a whole number") from None
-        if not 2 <= n <= MAX_PHASES:
-            raise SegmentError(f"--phases {text!r}: N must be 2..{MAX_PHASES}")
-        return {"n_phases": n}
-    try:
-        levels = [float(v) for v in s.split(",") if v.strip()]
-    except ValueError:
-        raise SegmentError(f"--phases {text!r}: expected auto, auto:N or grey levels like 70,200") from None
-    if any(not 0 <= v <= 255 for v in levels):
-        raise SegmentError(f"--phases {text!r}: grey levels must lie in 0..255")
-    return {"phases": levels}
-
-
 def needs_segmentation(data_type: str | None) -> bool:
     """Grayscale and colour entries are kept as they are; n-phase ones are segmented."""
     return data_type not in ("grayscale", "colour")

@@ -18,7 +18,9 @@ import traceback
 from typing import Any
 
 from ..errors import MicrolibError
+from ..library import layout as L
 from ..steps import DONE as STEP_DONE
+from ..steps import STALE as STEP_STALE
 from . import state as st
 from .steps import STEP_TABLE, WIZARD_STEP, StepUnavailable
 
@@ -26,7 +28,7 @@ log = logging.getLogger("microlib.build")
 
 #: Outputs of steps that can also be made interactively in the wizard: a step done
 #: there (wizard status "done", outputs not stale) counts as done for the build.
-WIZARD_OUTPUTS: dict[str, tuple[str, ...]] = {"inpaint": ("_inpainted.png",)}
+WIZARD_OUTPUTS: dict[str, tuple[str, ...]] = {"inpaint": (L.INPAINTED.suffix,), "train": (L.GENERATOR.suffix,)}
 
 
 class _Terminated(BaseException):
@@ -44,12 +46,17 @@ def run_kind(step: str) -> str:
 def step_done(lib, entry_id: int, step: str, params: dict[str, Any]) -> tuple[bool, str]:
     """Is ``step`` done for the entry with these params? Returns ``(done, why)``.
 
-    Done means: the last successful build run of the step had the same params and
-    every file it wrote is present and not stale by provenance (unchanged, made
-    from inputs that have not changed since) — or the wizard made the step's
-    outputs interactively and they are not stale.
+    Not done when the wizard step it completes is stale (something it reads
+    changed since, by the step table). Done when the last successful build run
+    of the step had the same params and every file it wrote is present and not
+    stale by provenance (unchanged, made from inputs that have not changed
+    since) — or the wizard made the step's outputs interactively and they are
+    not stale.
     """
     entry = lib.get_entry(entry_id)
+    wiz = WIZARD_STEP.get(step)
+    if wiz and entry.steps.get(wiz) == STEP_STALE:
+        return False, f"the {wiz} step is stale"
     runs = [r for r in lib.runs(entry_id, kind=run_kind(step)) if r["status"] == st.DONE]
     if runs:
         last = runs[-1]
@@ -61,7 +68,6 @@ def step_done(lib, entry_id: int, step: str, params: dict[str, Any]) -> tuple[bo
             return True, f"done in run {last['id']}"
         return False, f"{stale[0]} missing or stale" if stale else "no files recorded"
     outs = WIZARD_OUTPUTS.get(step)
-    wiz = WIZARD_STEP.get(step)
     if outs and wiz and entry.steps.get(wiz) == STEP_DONE and not any(lib.is_stale(entry_id, s) for s in outs):
         return True, "done in the wizard"
     return False, "not done"
@@ -146,7 +152,8 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
             lib.finish_run(run_id, st.DONE, timings={"total_s": dt}, files=list(files))
             run_id = None
             wiz = WIZARD_STEP.get(step)
-            if wiz:
+            if wiz and not getattr(fn, "saves_step", False):
+                # An engine that does not save through core.workflow yet: record the step here.
                 lib.set_step_status(entry_id, wiz, STEP_DONE)
                 lib.mark_later_steps_stale(entry_id, wiz)
             log.info("%s: done in %.1f s, wrote %s", step, dt, ", ".join(files) or "nothing")

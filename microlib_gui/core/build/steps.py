@@ -1,9 +1,11 @@
 """The build's step table: one function per pipeline step.
 
-A step function is ``step_fn(library_root, entry_id, params) -> list[str]``: it
-reads what it needs from the entry, runs its engine and writes its outputs through
-:meth:`~microlib_gui.core.store.Library.write_file` (atomic, with provenance),
-returning the names of the files written. Engines are imported lazily, inside the
+A step function is ``step_fn(library_root, entry_id, params) -> list[str]``,
+returning the names of the entry files it wrote. A step the wizard also has
+(inpaint, train, ...) calls that step's :mod:`microlib_gui.core.workflow` module
+— its ``inputs``, its job function and its ``save`` —, so the build makes the
+same files as the wizard and marks stale what the wizard would; the build itself
+only orders, schedules and records. Modules are imported lazily, inside the
 step function, so that
 
 * a SLURM job imports only what its steps need, and
@@ -15,7 +17,6 @@ step function, so that
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import logging
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MicrolibError
+from ..library import layout as L
 
 log = logging.getLogger("microlib.build")
 
@@ -45,17 +47,21 @@ class StepUnavailable(MicrolibError):
     """The engine a step needs is not part of this version (yet)."""
 
 
-def _engine(module: str, attr: str, step: str) -> Any:
-    """Import ``module`` and return ``module.attr``, or raise :class:`StepUnavailable`."""
+def _module(module: str, step: str):
+    """Import ``module``, or raise :class:`StepUnavailable` when it is not part of this version."""
     try:
-        mod = importlib.import_module(module)
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         # Only the engine itself being absent makes a step unavailable; a missing
         # dependency inside an existing engine is a real failure.
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise StepUnavailable(f"{step}: its engine {module} is not part of this version") from None
         raise
-    fn = getattr(mod, attr, None)
+
+
+def _engine(module: str, attr: str, step: str) -> Any:
+    """Import ``module`` and return ``module.attr``, or raise :class:`StepUnavailable`."""
+    fn = getattr(_module(module, step), attr, None)
     if fn is None:
         raise StepUnavailable(f"{step}: engine {module} has no {attr}() the build can call")
     return fn
@@ -122,62 +128,40 @@ def step_selftest(library_root, entry_id: int, params: dict[str, Any]) -> list[s
 
 
 # -- inpaint ------------------------------------------------------------------
-#: Image to inpaint, first one present: the segmented labels, else the original.
-INPAINT_INPUTS = ("_segmented.png", "_labels.png", "_cropped.png")
-
-
-def _inpaint_sources(lib, entry_id: int) -> tuple[str, str | None]:
-    entry = lib.get_entry(entry_id)
-    image = next((s for s in INPAINT_INPUTS if lib.entry_file(entry_id, s).exists()),
-                 entry.metadata["original_file"][len(entry.name):])
-    mask = "_mask.png" if lib.entry_file(entry_id, "_mask.png").exists() else None
-    return image, mask
-
-
 def step_inpaint(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
-    """Remove the scale bar: inpaint ``_mask.png`` in the entry's image → ``_inpainted.png``.
+    """Remove the scale bar from the training image → ``_inpainted.png``, as the Inpaint step does.
 
-    The image is the segmented label image when the Segment step wrote one, else
-    the original. Without a mask (no scale bar) the image is kept as it is.
+    The image and the mask come from :func:`microlib_gui.core.workflow.inpaint.inputs`
+    (the segmented crop, or the gray crop for an entry kept grayscale; the bar in
+    the same frame, from the scale-bar annotations), and the result is saved by
+    the workflow's ``save`` (or ``save_without_bar`` when no bar is in the frame):
+    the build, the wizard and ``microlib entry inpaint`` make the same file.
     ``params``: ``method`` (``"fast"`` or ``"gan"``, default ``"fast"``) and the
     options of :func:`microlib_gui.core.inpaint.inpaint_job` (``iters``, ...).
     """
-    inpaint_job = _engine("microlib_gui.core.inpaint", "inpaint_job", "inpaint")
-    from ..images import save_png
+    wf = _module("microlib_gui.core.workflow.inpaint", "inpaint")
     from ..jobs import run_inline
 
     lib = _library(library_root)
-    image_sfx, mask_sfx = _inpaint_sources(lib, entry_id)
-    image_path = lib.entry_file(entry_id, image_sfx)
+    inp = wf.inputs(lib, entry_id)
     opts = {"method": "fast", **params}
-    if mask_sfx is None:
-        log.info("inpaint: no scale-bar mask; the image is used as it is")
-        data = image_path.read_bytes()
-        if image_path.suffix.lower() != ".png":
-            from PIL import Image
-
-            buf = io.BytesIO()
-            Image.open(image_path).save(buf, format="PNG")
-            data = buf.getvalue()
-        out = lib.write_file(entry_id, "_inpainted.png", data, produced_by="build:inpaint", inputs=[image_sfx],
-                             params={**opts, "method": "none"})
-        return [out.name]
-    res = run_inline(inpaint_job, {**opts, "image": image_path, "mask": lib.entry_file(entry_id, mask_sfx)},
-                     on_progress=_progress_logger("inpaint"))
-    log.info("inpaint: %s, %s region(s)", res.get("method"), res.get("regions"))
-    out = lib.write_file(entry_id, "_inpainted.png", writer=lambda tmp: save_png(tmp, res["output"]),
-                         produced_by="build:inpaint", inputs=[image_sfx, mask_sfx], params=opts)
-    return [out.name]
+    if inp.mask is None:
+        log.info("inpaint: no scale bar in the frame; the %s is the training image as it is", inp.description)
+        wf.save_without_bar(lib, entry_id, inp)
+    else:
+        log.info("inpaint: %s, %d masked pixels", inp.description, int(inp.mask.sum()))
+        res = run_inline(wf.job, {**opts, "inputs": inp}, on_progress=_progress_logger("inpaint"))
+        log.info("inpaint: %s, %s region(s)", res.get("method"), res.get("regions"))
+        wf.save(lib, entry_id, res, inp, opts)
+    return [lib.entry_file(entry_id, f.suffix).name for f in (L.INPAINTED, L.INPAINT_GIF)
+            if lib.entry_file(entry_id, f.suffix).exists()]
 
 
-step_inpaint.engine = ("microlib_gui.core.inpaint", "inpaint_job")
+step_inpaint.engine = ("microlib_gui.core.workflow.inpaint", "save")
+step_inpaint.saves_step = True  # the workflow's save records the step (status, stale marking)
 
 
 # -- train / generate / media / export ------------------------------------------------
-#: data_type annotation → SliceGAN image type.
-IMTYPE = {"twophase": "nphase", "nphase": "nphase", "grayscale": "grayscale", "colour": "colour"}
-
-
 def _need(lib, entry_id: int, suffix: str, step: str, made_by: str) -> Path:
     path = lib.entry_file(entry_id, suffix)
     if not path.exists():
@@ -188,33 +172,44 @@ def _need(lib, entry_id: int, suffix: str, step: str, made_by: str) -> Path:
 def step_train(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
     """Train SliceGAN on ``_inpainted.png`` and publish ``_Gen.pt``, ``_params.data``, ``_Disc.pt``.
 
+    A training run of :mod:`microlib_gui.core.workflow.train`, as the Train step
+    makes it: folder ``microstructureNNN/train/run-NNN/``, a row in the runs
+    table, published into the entry when it completes. A run of the same settings
+    that was stopped or killed (a cancelled build, a job past its time limit) is
+    continued from its last checkpoint instead of starting again.
     ``params``: the options of :func:`microlib_gui.core.slicegan.train.train`
-    (``preset`` — ``"microlib"`` or ``"tiny"`` —, ``iters``, ``device``, ``seed``,
-    ...). The run folder ``microstructureNNN/train-<hash>/`` is named by the
-    params and the training image, so a job killed mid-training resumes from its
-    last checkpoint when the build is run again.
+    (``preset`` — ``"microlib"`` or ``"tiny"`` —, ``iters``, ``device``, ``seed``, ...).
     """
-    import hashlib
-
-    train = _engine("microlib_gui.core.slicegan.train", "train", "train")
-    publish = _engine("microlib_gui.core.export", "publish_training", "train")
-    from ..jobs import run_inline
-    from ..store import sha256_file
+    wf = _module("microlib_gui.core.workflow.train", "train")
+    from ..jobs import CANCELLED, DONE, FAILED, Finished, JobCancelled, run_inline
 
     lib = _library(library_root)
-    image = _need(lib, entry_id, "_inpainted.png", "train", "inpaint")
-    opts = {"preset": "microlib", **params}
-    if "imtype" not in opts:
-        opts["imtype"] = IMTYPE.get(str(lib.get_annotations(entry_id).get("data_type")), "auto")
-    key = hashlib.sha256((json.dumps(opts, sort_keys=True) + sha256_file(image)).encode()).hexdigest()[:12]
-    run_dir = lib.entry_dir(entry_id) / f"train-{key}"
-    resume = (run_dir / "checkpoint.pt").exists()
-    if resume:
-        log.info("train: resuming %s from its checkpoint", run_dir.name)
-    res = run_inline(train, {**opts, "images": [str(image)], "out": str(run_dir), "resume": resume},
-                     on_progress=_progress_logger("train"))
-    log.info("train: %s iterations in %.1f s", res.get("iteration"), res.get("seconds", 0.0))
-    return [p.name for p in publish(lib, entry_id, run_dir)]
+    inp = wf.inputs(lib, entry_id)
+    if not inp.ready:
+        raise BuildError(f"train: {inp.reason}")
+    settings = wf.run_params(inp, **{"preset": "microlib", **params})
+    wf.recover_runs(lib, entry_id)  # a run left "running" by a killed job becomes stopped, so resumable
+    run = wf.resumable_run(lib, entry_id, settings)
+    if run is not None:
+        log.info("train: resuming run %d at iteration %d of %s", run.number, run.iteration, settings.get("iters"))
+        run = wf.resume(lib, run, iters=settings.get("iters") if int(settings.get("iters") or 0) > run.iteration
+                        else None)
+    else:
+        run = wf.new_run(lib, entry_id, settings)
+        log.info("train: run %d in %s", run.number, run.out)
+    try:
+        res = run_inline(wf.job, wf.job_params(run), on_progress=_progress_logger("train"))
+    except BaseException as exc:  # stopped (a signal) or failed: the run keeps its checkpoint
+        stopped = isinstance(exc, JobCancelled) or not isinstance(exc, Exception)
+        msg = "stopped by a signal (cancel or time limit)" if stopped else " ".join(str(exc).split())[:300]
+        wf.finish(lib, entry_id, run, Finished(CANCELLED if stopped else FAILED, error=msg))
+        raise
+    run = wf.finish(lib, entry_id, run, Finished(DONE, result=res))
+    if run.status != "done" or not lib.entry_file(entry_id, L.GENERATOR.suffix).exists():
+        raise BuildError(f"train: run {run.number} {run.status}" + (f": {run.message}" if run.message else ""))
+    log.info("train: run %d, %d iterations in %.1f s", run.number, run.iteration, res.get("seconds", 0.0))
+    return [lib.entry_file(entry_id, f.suffix).name for f in L.TRAINED
+            if lib.entry_file(entry_id, f.suffix).exists()]
 
 
 def step_generate(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
@@ -293,7 +288,8 @@ def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]
 
 
 step_stats.engine = ("microlib_gui.core.report", "write_entry_report")
-step_train.engine = ("microlib_gui.core.slicegan.train", "train")
+step_train.engine = ("microlib_gui.core.workflow.train", "resumable_run")
+step_train.saves_step = True
 step_generate.engine = ("microlib_gui.core.export", "generate_entry_volume")
 step_media.engine = ("microlib_gui.core.media", "load_volume")
 step_export.engine = ("microlib_gui.core.export", "export_entry")
