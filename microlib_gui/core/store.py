@@ -369,10 +369,11 @@ class Library:
             src_name = p.name
         else:
             raw = bytes(original)
-            src_name = "image"
-        img = load_image_bytes(raw, name=src_name)
+            src_name = None  # bytes from a download or the demo catalog: no file name to keep
+        img = load_image_bytes(raw, name=src_name or "image")
         meta = dict(metadata or {})
-        meta.setdefault("original_filename", src_name)
+        if src_name:
+            meta.setdefault("original_filename", src_name)
         meta.setdefault("width", int(img.shape[1]))
         meta.setdefault("height", int(img.shape[0]))
         meta.setdefault("image_kind", img.kind)

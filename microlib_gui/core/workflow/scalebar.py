@@ -98,9 +98,10 @@ def changes_for(*, colour=None, tol: float | None = None, bar_box=None, pick=Non
     if pick is not None:
         changes["bar_pick"] = [int(pick[0]), int(pick[1])]
     if length_px:
+        length_px = round(float(length_px), 3)  # as stored: the voxel size is derived from the stored length
         if ends is not None:
             changes["bar_ends"] = [[int(p[0]), int(p[1])] for p in ends]
-        changes["bar_length_px"] = round(float(length_px), 3)
+        changes["bar_length_px"] = length_px
     if value_um is not None and value_um > 0:
         changes["bar_value_um"] = float(value_um)
         if length_px:

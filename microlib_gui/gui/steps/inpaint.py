@@ -222,10 +222,13 @@ class Panel(StepPanel):
         if self.pending is not None and self.pending["key"] != key:
             self.pending = None
             self.progress.setValue(0)
+            self.preview.set_array(None)
             self.status.setText("The segmentation, mask or entry changed: the unsaved result was dropped. "
                                 "Start again.")
         if self.running and self.job.tag[:3] != key:
             self._abandon_job()
+            self.progress.setValue(0)
+            self.preview.set_array(None)
             self.status.setText("The segmentation, mask or entry changed: the running job was stopped. "
                                 "Start again.")
 

@@ -1,0 +1,184 @@
+"""The wizard as a user walks it, in a real window: a library with ONE entry, several steps in one
+session, File → Open library — checking what each panel shows after the previous step changed the
+entry. Each test is a bug a user met (issue: "one truth for the wizard")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from microlib_gui.core.demo import CATALOG, demo_png
+from microlib_gui.core.library import layout as L
+from microlib_gui.core.store import Library
+
+pytestmark = pytest.mark.gui
+
+
+def one_entry_library(root, spec=CATALOG[0]) -> Library:
+    lib = Library(root)
+    lib.add_entry(demo_png(spec), source="local")
+    return lib
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
+    from microlib_gui.gui.session import create_window
+    from microlib_gui.gui.settings import make_settings
+
+    lib = one_entry_library(tmp_path / "lib")
+    win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    for p in win.panels.values():
+        getattr(p, "confirm_close", lambda: True)()
+
+
+def mark(win, step: str) -> str:
+    from microlib_gui.core.steps import STEPS
+
+    return win.step_list.item(STEPS.index(step)).text()[0]
+
+
+def drop_line(panel, k: int, value: float) -> None:
+    """What dragging threshold line ``k`` to ``value`` and releasing it does."""
+    ln = panel.lines[k]
+    ln.setValue(value)
+    ln.sigPositionChangeFinished.emit(ln)
+
+
+def prepare_entry(win, qtbot) -> int:
+    """Crop (keeping the bar), Auto segment, Auto-detect the bar: what a user does first."""
+    eid = win.ctx.entry_id
+    win.go_to_step("crop")
+    crop = win.panels["crop"]
+    for k, v in zip("xywh", (4, 0, 376, 384)):
+        crop.spins[k].setValue(v)
+    crop._on_spins()  # what leaving the spin box does
+    win.go_to_step("segment")
+    seg = win.panels["segment"]
+    seg.auto_btn.click()
+    win.go_to_step("scalebar")
+    bar = win.panels["scalebar"]
+    bar.auto_btn.click()
+    qtbot.waitUntil(lambda: not bar.auto_running(), timeout=30000)
+    qtbot.waitUntil(lambda: win.ctx.library.get_annotations(eid).get("vox_size") is not None, timeout=5000)
+    return eid
+
+
+def test_segment_undo_restores_the_saved_labels_and_status(window, qtbot, artifacts):
+    win, lib = window, window.ctx.library
+    eid = prepare_entry(win, qtbot)
+    win.go_to_step("segment")
+    seg = win.panels["segment"]
+    t_auto = lib.get_annotations(eid)["thresholds"]
+    labels_auto = lib.entry_file(eid, L.SEGMENTED.suffix).read_bytes()
+    drop_line(seg, 0, t_auto[0] + 40)
+    assert lib.get_annotations(eid)["thresholds"] == [round(t_auto[0] + 40, 2)]
+    assert lib.entry_file(eid, L.SEGMENTED.suffix).read_bytes() != labels_auto
+    seg.history.undo_btn.click()
+    # the saved file, the status line and the handle all show the threshold undone to
+    assert lib.get_annotations(eid)["thresholds"] == t_auto
+    assert lib.entry_file(eid, L.SEGMENTED.suffix).read_bytes() == labels_auto
+    assert f"{t_auto[0]:.1f}" in seg.status.text() and f"{t_auto[0] + 40:.1f}" not in seg.status.text()
+    assert seg.thresholds() == pytest.approx(t_auto)
+    win.grab().save(str(artifacts / "wizard_segment_after_undo.png"))
+    seg.history.redo_btn.click()
+    assert f"{t_auto[0] + 40:.1f}" in seg.status.text()
+    assert lib.entry_file(eid, L.SEGMENTED.suffix).read_bytes() != labels_auto
+
+
+def test_inpaint_follows_a_new_segmentation(window, qtbot, artifacts):
+    win, lib = window, window.ctx.library
+    eid = prepare_entry(win, qtbot)
+    win.go_to_step("inpaint")
+    inp = win.panels["inpaint"]
+    assert inp.inputs.mask is not None and inp.start_btn.isEnabled()
+    inp.method.setCurrentIndex(inp.method.findData("fast"))
+    inp.start_btn.click()
+    qtbot.waitUntil(lambda: inp.accept_btn.isEnabled(), timeout=30000)
+    old_labels = inp.inputs.image.labels.copy()
+    # the user goes back and re-segments before accepting
+    win.go_to_step("segment")
+    seg = win.panels["segment"]
+    drop_line(seg, 0, seg.thresholds()[0] + 30)
+    win.go_to_step("inpaint")
+    assert not inp.accept_btn.isEnabled()  # the old result is not offered any more
+    assert "dropped" in inp.status.text()
+    assert not np.array_equal(inp.inputs.image.labels, old_labels)  # works on the new labels
+    win.grab().save(str(artifacts / "wizard_inpaint_after_resegment.png"))
+    inp.start_btn.click()
+    qtbot.waitUntil(lambda: inp.accept_btn.isEnabled(), timeout=30000)
+    inp.accept_btn.click()
+    saved = np.array(Image.open(lib.entry_file(eid, L.INPAINTED.suffix)))
+    new_labels = inp.inputs.image.labels
+    keep = ~inp.inputs.mask
+    assert np.array_equal(saved[keep] > 0, new_labels[keep] > 0)
+    assert mark(win, "inpaint") == "✔"
+
+
+def test_staleness_follows_real_dependencies(window, qtbot, artifacts):
+    win, lib = window, window.ctx.library
+    eid = prepare_entry(win, qtbot)
+    win.go_to_step("inpaint")
+    inp = win.panels["inpaint"]
+    inp.method.setCurrentIndex(inp.method.findData("fast"))
+    inp.start_btn.click()
+    qtbot.waitUntil(lambda: inp.accept_btn.isEnabled(), timeout=30000)
+    inp.accept_btn.click()
+    assert [mark(win, s) for s in ("crop", "segment", "scalebar", "inpaint")] == ["✔"] * 4
+    # re-typing the same µm value changes nothing
+    win.go_to_step("scalebar")
+    bar = win.panels["scalebar"]
+    before = lib.entry_signature(eid)
+    bar.um.setValue(bar.um.value())
+    bar.um.editingFinished.emit()
+    assert lib.entry_signature(eid) == before and mark(win, "inpaint") == "✔"
+    # re-segmenting makes Inpaint stale, not the Scale bar (which does not read the phases)
+    win.go_to_step("segment")
+    seg = win.panels["segment"]
+    drop_line(seg, 0, seg.thresholds()[0] + 25)
+    assert mark(win, "scalebar") == "✔" and mark(win, "inpaint") == "↻"
+    win.go_to_step("inpaint")
+    assert "out of date" in inp.info.text()
+    win.grab().save(str(artifacts / "wizard_stale_inpaint.png"))
+
+
+def test_open_library_shows_the_new_entry_everywhere(window, qtbot, tmp_path, artifacts):
+    win = window
+    prepare_entry(win, qtbot)
+    other = one_entry_library(tmp_path / "other", CATALOG[3])  # 320 px, bar top right
+    win.go_to_step("segment")
+    assert win.open_library(other.root)
+    eid = other.list_entries()[0].id
+    assert win.ctx.entry_id == eid and win.ctx.library.root == other.root
+    assert "No entry selected" not in win.entry_info.text()
+    seg = win.panels["segment"]
+    assert seg.gray.shape == (320, 320)  # the new entry's image, uncropped
+    assert "Not segmented yet" in seg.status.text()
+    for step in ("crop", "scalebar", "inpaint"):
+        win.go_to_step(step)
+        win.grab().save(str(artifacts / f"wizard_open_library_{step}.png"))
+    assert win.panels["crop"].size_label.text() == "320 × 320 px"
+    assert win.panels["scalebar"].count_label.text() == "0"
+    assert "320×320" in win.panels["inpaint"].info.text()
+    assert all(mark(win, s) == " " for s in ("crop", "segment", "scalebar"))
+
+
+def test_a_change_made_in_another_process_shows_up(window, qtbot):
+    win, lib = window, window.ctx.library
+    eid = win.ctx.entry_id
+    win.go_to_step("crop")
+    code = ("import sys; from microlib_gui.core.store import Library; from microlib_gui.core.workflow import crop; "
+            f"crop.save(Library(sys.argv[1]), {eid}, (10, 10, 210, 110), 0)")
+    with qtbot.waitSignal(win.ctx.entry_changed, timeout=10000):
+        subprocess.run([sys.executable, "-c", code, str(lib.root)], check=True)
+    assert win.panels["crop"].size_label.text() == "200 × 100 px"
+    assert mark(win, "crop") == "✔"
