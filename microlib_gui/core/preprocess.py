@@ -66,19 +66,7 @@ def apply_geometry(image: np.ndarray, crop=None, rotation: float | None = None, 
     return out
 
 
-# -- library entries ---------------------------------------------------------------------
-#: Files this stage writes into an entry folder (other steps read them).
-SEGMENTED_SUFFIX = "_segmented.png"
-MASK_SUFFIX = "_mask.png"
-
-
-def entry_image(library, entry_id: int):
-    """The entry's original micrograph (:class:`~.images.Micrograph`)."""
-    from .images import load_image
-
-    return load_image(library.original_path(entry_id))
-
-
+# -- an entry's working frame ------------------------------------------------------------
 def working_gray(image_data: np.ndarray, ann: dict) -> np.ndarray:
     """Gray 0-255 float image after the entry's rotation and crop (what Segment works on)."""
     from .segment import gray255
@@ -86,41 +74,6 @@ def working_gray(image_data: np.ndarray, ann: dict) -> np.ndarray:
     return gray255(apply_geometry(image_data, ann.get("crop"), ann.get("rotation")))
 
 
-def write_segmented(library, entry_id: int, labels: np.ndarray, params: dict) -> str:
-    """Write ``_segmented.png`` (two phases 0/255, n phases spread) with provenance."""
-    import io
-
-    from PIL import Image
-
-    from .segment import labels_to_png
-
-    buf = io.BytesIO()
-    Image.fromarray(labels_to_png(labels)).save(buf, format="PNG")
-    original = library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
-    library.write_file(entry_id, SEGMENTED_SUFFIX, buf.getvalue(), produced_by="segment",
-                       inputs=[original], params=params)
-    return SEGMENTED_SUFFIX
-
-
 def mask_in_working_frame(mask_full: np.ndarray, ann: dict) -> np.ndarray:
     """A mask drawn on the original, rotated and cropped like the image."""
     return apply_geometry(mask_full.astype(np.uint8), ann.get("crop"), ann.get("rotation"), labels=True) > 0
-
-
-def write_mask(library, entry_id: int, mask_full: np.ndarray, ann: dict, params: dict) -> str | None:
-    """Write ``_mask.png`` (255 = scale bar) in the cropped frame; remove it when the bar is cropped away."""
-    import io
-
-    from PIL import Image
-
-    m = mask_in_working_frame(mask_full, ann)
-    path = library.entry_file(entry_id, MASK_SUFFIX)
-    if not m.any():
-        path.unlink(missing_ok=True)
-        return None
-    buf = io.BytesIO()
-    Image.fromarray(m.astype(np.uint8) * 255).save(buf, format="PNG")
-    original = library.original_path(entry_id).name[len(library.entry_file(entry_id, "").name):]
-    library.write_file(entry_id, MASK_SUFFIX, buf.getvalue(), produced_by="scalebar", inputs=[original],
-                       params=params)
-    return MASK_SUFFIX

@@ -193,8 +193,7 @@ class Panel(StepPanel):
             return
         try:
             n = None if self.auto_n.isChecked() else self.n_spin.value()
-            flat = sg.flat_pixels(self.gray)
-            t = sg.auto_thresholds(self.work, n, flat if not flat.all() else None)
+            t = wf.auto_thresholds(self.gray, n, sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0)
         except MicrolibError as exc:
             self.show_error(str(exc))
             return
