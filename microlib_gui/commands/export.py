@@ -11,7 +11,10 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="write entries in the MicroLib dataset layout (tif, mp4, _long.png, _Gen.pt, ...)")
     p.add_argument("entry", nargs="?", help="entry id, name or doitpoms:N")
     p.add_argument("--all", action="store_true", help="export every entry that is not excluded")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per entry)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder, one sub-folder per entry (default: the library's own LIBRARY/export)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace folders holding another library's entries (refused otherwise, exit 2)")
     p.add_argument("--no-media", action="store_true", help="do not render a missing movie or strip")
     p.add_argument("--frames", type=int, default=72, help="frames of a rendered rotation movie (default 72)")
     add_json_flag(p)
@@ -32,7 +35,8 @@ def register(sub) -> None:
 def cmd_export(args) -> int:
     import sys
 
-    from ..core.export import FAILED, MISSING, ExportError, export_entries
+    from ..core.export import FAILED, MISSING, ExportError
+    from ..core.workflow import export
 
     if bool(args.entry) == bool(args.all):
         raise ExportError("name one ENTRY or pass --all")
@@ -40,8 +44,10 @@ def cmd_export(args) -> int:
     ids = None if args.all else [lib.find_entry(args.entry).id]
     quiet = getattr(args, "json", False)
     progress = None if quiet else (lambda name: print(f"  {name} …", file=sys.stderr))
-    results = export_entries(lib, ids, args.out, media=not args.no_media, n_frames=max(1, args.frames),
-                             progress=progress)
+    args.out = args.out or str(export.default_folder(lib))
+    # Another library's entry in the folder: ExportConflictError, one line, exit 2, nothing written.
+    results = export.export(lib, ids, args.out, media=not args.no_media, n_frames=max(1, args.frames),
+                            progress=progress, overwrite=args.overwrite)
     lines = []
     for r in results:
         lines.append(f"{r.folder}")

@@ -1,7 +1,12 @@
-"""``microlib generate RUN|NAME_Gen.pt --size N --out VOL.tif|VOL.zarr``: generate a volume."""
+"""``microlib generate RUN|NAME_Gen.pt --size N --out VOL.tif|VOL.zarr``: generate a volume.
+
+``microlib generate ENTRY --size N`` generates an entry's volume into the entry,
+as the Inspect step's Generate button does (:mod:`microlib_gui.core.workflow.generate`).
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 
 from . import add_json_flag, emit
@@ -9,15 +14,16 @@ from . import add_json_flag, emit
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate a 3D volume from a trained generator")
-    p.add_argument("source", metavar="RUN|NAME_Gen.pt",
-                   help="a training run folder, or a published NAME_Gen.pt (NAME_params.data beside it)")
+    p.add_argument("source", metavar="RUN|NAME_Gen.pt|ENTRY",
+                   help="a training run folder, a published NAME_Gen.pt (NAME_params.data beside it), or an "
+                        "entry of the library (id, microstructureNNN, doitpoms:N): its volume goes into the entry")
     p.add_argument("--size", metavar="N",
                    help="voxels per side, or X,Y,Z (optional with --latent: the latent decides)")
     p.add_argument("--periodic", metavar="AXES", help="axes that tile seamlessly, e.g. x,y,z (sizes there "
                                                       "must be multiples of 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random latent (default 0)")
     p.add_argument("--latent", metavar="NOISE.npy", help="use this latent, shape (1, nz, a, b, c)")
-    p.add_argument("--out", required=True, metavar="VOL.tif|VOL.zarr", help="output volume (BigTIFF or Zarr)")
+    p.add_argument("--out", metavar="VOL.tif|VOL.zarr", help="output volume (BigTIFF or Zarr); not for an ENTRY")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--type", dest="imtype", choices=["nphase", "grayscale", "colour"],
                    help="override the generator's image type (published files do not store it)")
@@ -40,7 +46,38 @@ def _parse_size(text):
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 
+def _bar(done, total):
+    sys.stderr.write(f"\rgenerating: block {done}/{total}" + ("\n" if done == total else ""))
+    sys.stderr.flush()
+
+
+def _generate_entry(args, size, periodic) -> int:
+    from pathlib import Path
+
+    from ..core.jobs import run_inline
+    from ..core.slicegan import SliceGANError
+    from ..core.workflow import generate
+    from . import open_library
+
+    if args.out or args.latent or args.imtype or args.precision != "auto":
+        raise SliceGANError("an entry's volume goes into the entry: leave out --out, --latent, --type, --precision")
+    if size is None:
+        raise SliceGANError("give --size N")
+    lib = open_library(args, create=False)
+    entry = lib.find_entry(args.source)
+    params = {"size": size, "periodic": periodic, "seed": args.seed, "device": args.device}
+    quiet = getattr(args, "json", False)
+    result = run_inline(generate.run_job, {"library_root": str(lib.root), "entry_id": entry.id, **params},
+                        on_progress=None if quiet else (lambda ev: _bar(ev.step, ev.total)))
+    shape = "x".join(str(s) for s in result["shape"])
+    made_by = generate.describe_generator(result["generator"])
+    emit(args, result, f"wrote {Path(result['path'])} ({shape}, from {made_by}, {result['seconds']:.1f} s)")
+    return 0
+
+
 def cmd_generate(args) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from ..core.slicegan import SliceGANError
@@ -48,6 +85,10 @@ def cmd_generate(args) -> int:
 
     size = _parse_size(args.size)
     periodic = parse_periodic(args.periodic)
+    if re.fullmatch(r"\d+|microstructure\d+|doitpoms:\d+", args.source) and not Path(args.source).exists():
+        return _generate_entry(args, size, periodic)
+    if not args.out:
+        raise SliceGANError("give --out VOL.tif or VOL.zarr")
     latent = None
     if args.latent:
         try:
@@ -57,13 +98,8 @@ def cmd_generate(args) -> int:
     elif size is None:
         raise SliceGANError("give --size N (or --latent NOISE.npy)")
     G, meta = load_model(args.source, args.imtype)
-
-    def bar(done, total):
-        sys.stderr.write(f"\rgenerating: block {done}/{total}" + ("\n" if done == total else ""))
-        sys.stderr.flush()
-
     result = generate_to_file(G, args.out, size=size, periodic=periodic, seed=args.seed, latent=latent,
-                              device=args.device, precision=args.precision, progress=bar)
+                              device=args.device, precision=args.precision, progress=_bar)
     result["imtype"] = meta["imtype"]
     result["phases"] = meta.get("phases")
     shape = "x".join(str(s) for s in result["shape"])

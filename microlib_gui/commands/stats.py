@@ -1,4 +1,9 @@
-"""``microlib stats`` (2D image vs 3D volume) and ``microlib report`` (library-wide figure)."""
+"""``microlib stats`` (2D image vs 3D volume) and ``microlib report`` (library-wide figure).
+
+``microlib stats ENTRY`` compares an entry's training image with its volume and
+keeps the result with the entry (``_stats.json``, ``_stats.png``), as the Inspect
+step's Compute statistics button does (:mod:`microlib_gui.core.workflow.stats`).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ def register(sub) -> None:
                                    "volume, tortuosity and percolation) of both, their relative errors and "
                                    "MicroLib's 5% flag. IMAGE2D and VOLUME3D are label images (phase k = "
                                    "value k, or the sorted distinct values); many distinct values = grayscale.")
-    p.add_argument("image2d", metavar="IMAGE2D", help="2D training image (PNG/TIFF)")
-    p.add_argument("volume3d", metavar="VOLUME3D", help="3D volume (TIFF stack)")
+    p.add_argument("image2d", metavar="IMAGE2D|ENTRY",
+                   help="2D training image (PNG/TIFF), or an entry of the library (id, microstructureNNN, "
+                        "doitpoms:N): its statistics are stored with it")
+    p.add_argument("volume3d", metavar="VOLUME3D", nargs="?", help="3D volume (TIFF stack); not for an ENTRY")
     add_json_flag(p)
     p.add_argument("--plot", metavar="OUT.png", help="also write the comparison figure")
     _add_compute_flags(p)
@@ -66,11 +73,31 @@ def cmd_stats(args) -> int:
     from ..core.stats.compare import compare, finite_or_none, load_pair
 
     kw = _compute_kw(args)
+    if args.volume3d is None:
+        return _stats_entry(args, kw)
     img, vol, kind = load_pair(args.image2d, args.volume3d)
     result = finite_or_none(compare(img, vol, kind=kind, **kw))
     if args.plot:
         entry_figure(result, args.plot, title=f"{Path(args.image2d).name} vs {Path(args.volume3d).name}")
     emit(args, result, format_result(result))
+    return 0
+
+
+def _stats_entry(args, kw: dict) -> int:
+    from pathlib import Path
+
+    from ..core.stats.metrics import StatsError
+    from ..core.workflow import stats
+    from . import open_library
+
+    if Path(args.image2d).is_file():
+        raise StatsError(f"{args.image2d}: give the 3D volume too (IMAGE2D VOLUME3D), or an ENTRY alone")
+    if args.plot:
+        raise StatsError("an entry's figure is stored with it (_stats.png): leave out --plot")
+    lib = open_library(args, create=False)
+    entry = lib.find_entry(args.image2d)
+    result = stats.compute(lib, entry.id, **kw)
+    emit(args, result, format_result(result) + f"\nsaved with {entry.name} (_stats.json, _stats.png)")
     return 0
 
 

@@ -2,9 +2,9 @@
 
 Figures use matplotlib's Agg backend (no display needed). Per entry, the training
 image ``microstructureNNN_inpainted.png`` is compared with the generated volume
-``microstructureNNN.tif``; the results go to ``_stats.json`` and ``_stats.png`` beside
-them through :meth:`Library.write_file` (atomic, with provenance), so they are
-recomputed only when an input changes.
+``microstructureNNN.tif`` by :mod:`microlib_gui.core.workflow.stats`, which keeps
+the results as ``_stats.json`` and ``_stats.png`` beside them (one transaction,
+with provenance), so they are recomputed only when an input changes.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text
-from .stats.compare import ERROR_THRESHOLD, compare, finite_or_none, headline_phase, load_pair
+from .library import layout as L
+from .stats.compare import ERROR_THRESHOLD, headline_phase
 
-IMAGE_SUFFIX = "_inpainted.png"
-VOLUME_SUFFIX = ".tif"
-JSON_SUFFIX = "_stats.json"
-PNG_SUFFIX = "_stats.png"
 #: Entries shown in the 2PC panels of the library figure (two panels of four, as in MicroLib).
 TPC_SELECTION = 8
 
@@ -169,7 +166,7 @@ def _tau_panel(ax, m3):
 
 def entry_paths(library, entry_id: int) -> tuple[Path, Path]:
     """The training image and volume files of an entry (they may not exist)."""
-    return library.entry_file(entry_id, IMAGE_SUFFIX), library.entry_file(entry_id, VOLUME_SUFFIX)
+    return library.entry_file(entry_id, L.INPAINTED.suffix), library.entry_file(entry_id, L.VOLUME.suffix)
 
 
 def has_stats_inputs(library, entry_id: int) -> bool:
@@ -180,8 +177,9 @@ def has_stats_inputs(library, entry_id: int) -> bool:
 def write_entry_report(library, entry_id: int, recompute: bool = True, **compare_kw) -> dict:
     """Compare an entry's training image with its volume; store ``_stats.json`` and ``_stats.png``.
 
-    Call it after a volume is generated. With ``recompute=False`` the stored JSON is
-    returned when its inputs have not changed since it was written.
+    The Inspect step's statistics (:mod:`microlib_gui.core.workflow.stats`). With
+    ``recompute=False`` the stored result is returned when it was computed from
+    the entry's current image and volume.
 
     Parameters
     ----------
@@ -197,44 +195,20 @@ def write_entry_report(library, entry_id: int, recompute: bool = True, **compare
     dict
         The result (see :func:`~microlib_gui.core.stats.compare`), plus ``entry``.
     """
-    from .stats.metrics import StatsError
+    from .workflow import stats
 
-    img_path, vol_path = entry_paths(library, entry_id)
-    for p in (img_path, vol_path):
-        if not p.exists():
-            raise StatsError(f"{library.entry_dir(entry_id).name}: no {p.name} to compare")
-    json_path = library.entry_file(entry_id, JSON_SUFFIX)
-    if not recompute and json_path.exists() and not library.is_stale(entry_id, JSON_SUFFIX):
-        try:
-            stored = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = None
-        if isinstance(stored, dict) and {"kind", "image2d", "volume3d", "errors", "flag"} <= set(stored):
-            # Other writers (the build's stats step) may leave out who the entry is.
-            stored.setdefault("entry", {"id": int(entry_id), "name": library.entry_dir(entry_id).name})
-            return stored
-    img, vol, kind = load_pair(img_path, vol_path)
-    result = finite_or_none(compare(img, vol, kind=kind, **compare_kw))
-    name = library.entry_dir(entry_id).name
-    result["entry"] = {"id": int(entry_id), "name": name}
-    params = {k: v for k, v in compare_kw.items() if isinstance(v, (int, float, str, bool, type(None)))}
-    text = json.dumps(result, indent=1) + "\n"
-    library.write_file(entry_id, JSON_SUFFIX, text.encode("utf-8"), produced_by="stats",
-                       inputs=[IMAGE_SUFFIX, VOLUME_SUFFIX], params=params)
-    png = entry_figure(result, None, title=name)
-    library.write_file(entry_id, PNG_SUFFIX, png, produced_by="stats", inputs=[IMAGE_SUFFIX, VOLUME_SUFFIX],
-                       params=params)
-    return result
+    if not recompute:
+        stored = stats.saved(library, entry_id)
+        if stored.current:
+            return stored.result
+    return stats.compute(library, entry_id, **compare_kw)
 
 
 def entry_stats_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:
-    """Job function (``core.jobs``) around :func:`write_entry_report`, for the GUI."""
-    from .store import Library
+    """Job function (``core.jobs``): :func:`microlib_gui.core.workflow.stats.run_job`."""
+    from .workflow import stats
 
-    ctx.report(0, 1, "computing statistics")
-    result = write_entry_report(Library(library_root, create=False), entry_id, **compare_kw)
-    ctx.report(1, 1, "statistics done")
-    return result
+    return stats.run_job(ctx, library_root, entry_id, **compare_kw)
 
 
 # -- library-wide (MicroLib Figure 4) ----------------------------------------------

@@ -1,0 +1,145 @@
+"""Statistics (in the Inspect step): the training image against the generated volume.
+
+Compares ``_inpainted.png`` with ``.tif`` (:func:`microlib_gui.core.stats.compare`)
+and keeps the result as ``_stats.json`` and its figure ``_stats.png``, with
+provenance naming both inputs. :func:`saved` reads the stored result back —
+what the Stats tab shows when an entry is opened, also after a restart — and
+says whether it still describes the entry's current image and volume.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..library import layout as L
+from ..stats.metrics import StatsError
+from . import generate
+from .generate import file_sha
+
+STEP = "inspect"
+#: What the statistics compare: the training image and the volume.
+READS = (L.INPAINTED.suffix, L.VOLUME.suffix)
+_RESULT_KEYS = {"kind", "image2d", "volume3d", "errors", "flag"}
+
+
+@dataclass
+class StatsInputs:
+    ready: bool
+    reason: str  #: why not ready ('' when ready)
+    image: Path
+    volume: Path
+    warning: str = ""  #: e.g. the volume is from an earlier generator
+    stamps: dict[str, str | None] | None = None  #: sha256 of each input when read
+
+
+def inputs(library, entry_id: int) -> StatsInputs:
+    """The two files to compare, and whether both are there."""
+    img = library.entry_file(entry_id, L.INPAINTED.suffix)
+    vol = library.entry_file(entry_id, L.VOLUME.suffix)
+    if not img.exists():
+        return StatsInputs(False, f"no {img.name}: do the Inpaint step first", img, vol)
+    if not vol.exists():
+        return StatsInputs(False, f"no {vol.name}: generate a volume first", img, vol)
+    state = generate.volume_state(library, entry_id)
+    warning = "" if state.current else f"the volume is not current: {state.reason}"
+    return StatsInputs(True, "", img, vol, warning)
+
+
+def job(ctx, image: str | Path, volume: str | Path, **compare_kw) -> dict:
+    """Job function: :func:`~microlib_gui.core.stats.compare` of two files (JSON-able, finite or None)."""
+    from ..stats.compare import compare, finite_or_none, load_pair
+
+    ctx.report(0, 1, "computing statistics")
+    img, vol, kind = load_pair(image, volume)
+    ctx.check_cancelled()
+    result = finite_or_none(compare(img, vol, kind=kind, **compare_kw))
+    ctx.report(1, 1, "statistics done")
+    return result
+
+
+def _params(compare_kw: dict) -> dict:
+    return {k: v for k, v in compare_kw.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict):
+    """Store ``_stats.json`` and ``_stats.png`` in one transaction (the Inspect step's status is left).
+
+    Refuses when the image or the volume changed while the statistics were
+    computed: the stored result would describe files the entry no longer has.
+    """
+    from ..report import entry_figure
+    from ..store import StagedFile
+
+    if inputs.stamps is not None and any(file_sha(p) != inputs.stamps.get(str(p))
+                                         for p in (inputs.image, inputs.volume)):
+        raise StatsError("the training image or the volume changed while the statistics were computed: "
+                         "compute them again")
+    name = library.entry_dir(entry_id).name
+    result = {**result, "entry": {"id": int(entry_id), "name": name}}
+    text = json.dumps(result, indent=1) + "\n"
+    png = entry_figure(result, None, title=name)
+    p = _params(params)
+    files = [StagedFile(L.STATS_JSON.suffix, text.encode("utf-8"), inputs=list(READS), params=p, produced_by="stats"),
+             StagedFile(L.STATS_PNG.suffix, png, inputs=list(READS), params=p, produced_by="stats")]
+    library.complete_step(entry_id, STEP, files=files, status=None)
+    return result
+
+
+def run_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:
+    """Job function: read the inputs, compare, :func:`save` (GUI thread, build, report, CLI)."""
+    from ..store import Library
+
+    lib = Library(library_root, create=False)
+    return compute(lib, entry_id, ctx=ctx, **compare_kw)
+
+
+def compute(library, entry_id: int, ctx=None, **compare_kw) -> dict:
+    """Compare and store, inline; returns the result with ``entry``."""
+    from ..jobs import run_inline
+
+    inp = inputs(library, entry_id)
+    if not inp.ready:
+        raise StatsError(f"{library.entry_dir(entry_id).name}: {inp.reason}")
+    inp.stamps = {str(p): file_sha(p) for p in (inp.image, inp.volume)}
+    if ctx is None:
+        result = run_inline(job, {"image": str(inp.image), "volume": str(inp.volume), **compare_kw})
+    else:
+        result = job(ctx, inp.image, inp.volume, **compare_kw)
+    return save(library, entry_id, result, inp, compare_kw)
+
+
+@dataclass
+class SavedStats:
+    """The stored statistics of an entry."""
+
+    result: dict[str, Any] | None  #: None when there are none (or they cannot be read)
+    current: bool  #: made from the entry's current image and volume
+    reason: str = ""  #: why not current, or why there are none
+
+
+def saved(library, entry_id: int) -> SavedStats:
+    """The entry's ``_stats.json``, and whether its image and volume are the ones the entry has now."""
+    path = library.entry_file(entry_id, L.STATS_JSON.suffix)
+    if not path.exists():
+        return SavedStats(None, False, "no statistics yet")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return SavedStats(None, False, f"{path.name} cannot be read: compute the statistics again")
+    if not isinstance(result, dict) or not _RESULT_KEYS <= set(result):
+        return SavedStats(None, False, f"{path.name} is not a statistics result: compute them again")
+    # Other writers (an older build) may leave out who the entry is.
+    result.setdefault("entry", {"id": int(entry_id), "name": library.entry_dir(entry_id).name})
+    prov = next((p for p in library.provenance(entry_id) if p["file"] == path.name), None)
+    if prov is None or file_sha(path) != prov["sha256"]:
+        return SavedStats(result, False, "nothing records what these statistics were computed from")
+    recorded = {i["file"]: i.get("sha256") for i in prov["inputs"]}
+    for suffix in READS:
+        p = library.entry_file(entry_id, suffix)
+        if recorded.get(p.name) is None or recorded[p.name] != file_sha(p):
+            what = "volume" if suffix == L.VOLUME.suffix else "training image"
+            return SavedStats(result, False, f"computed from an earlier {what}")
+    return SavedStats(result, True)
