@@ -140,7 +140,7 @@ def test_offline_banner_shows_cached_and_demo(qtbot, demo_library, tmp_path, mon
     qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
     assert not panel.banner_row.isVisible()
     assert {"d1", "d70"} <= _visible(panel)
-    from microlib_gui.gui.app import make_settings
+    from microlib_gui.gui.settings import make_settings
 
     assert make_settings().value("doitpoms/base_url") == site.base_url
 
@@ -181,3 +181,42 @@ def test_cancelled_import_keeps_what_was_added(qtbot, library, tmp_path, monkeyp
     panel.resume_btn.click()
     qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
     assert {e.doitpoms_id for e in library.list_entries()} == {6, 39, 54}
+
+
+def _cli(library, *args):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "microlib_gui.cli", "--library", str(library.root), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_exclusion_made_elsewhere_shows_on_the_current_entry(qtbot, demo_library, tmp_path, monkeypatch,
+                                                             artifacts):
+    # The user reads entry 10002; another process (the CLI) excludes it, then changes only the reason:
+    # the tile and the record follow each time, with no click in the panel.
+    ctx, panel = _panel(qtbot, demo_library, tmp_path, monkeypatch, "http://127.0.0.1:9/miclib/")
+    _select(panel, {"e10002"}, qtbot)
+    assert ctx.entry_id == 10002 and "Excluded" not in panel.record_view.toPlainText()
+
+    def label():
+        return next(it.label() for it in panel.model.items if it.key == "e10002")
+
+    _cli(demo_library, "library", "exclude", "10002", "anisotropic", "--note", "stretched")
+    qtbot.waitUntil(lambda: "Excluded: anisotropic" in panel.record_view.toPlainText(), timeout=10000)
+    assert "stretched" in panel.record_view.toPlainText() and "excluded" in label()
+
+    # a change of the current entry alone re-reads its tile: the grid is not rebuilt (scroll, selection kept)
+    resets = []
+    panel.model.modelReset.connect(lambda: resets.append(1))
+    _cli(demo_library, "library", "exclude", "10002", "low quality", "--note", "blurred")
+    qtbot.waitUntil(lambda: "Excluded: low quality" in panel.record_view.toPlainText(), timeout=10000)
+    assert "blurred" in panel.record_view.toPlainText() and "stretched" not in panel.record_view.toPlainText()
+    assert resets == [] and [it.key for it in panel.selected_items()] == ["e10002"]
+    panel.grab().save(str(artifacts / "browse_excluded_elsewhere.png"))
+
+    # included again from the panel: the tile loses its badge, the record its exclusion
+    panel.include_btn.click()
+    qtbot.waitUntil(lambda: "Excluded" not in panel.record_view.toPlainText(), timeout=10000)
+    assert not demo_library.get_entry(10002).excluded and "excluded" not in label()

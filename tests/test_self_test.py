@@ -34,9 +34,9 @@ def test_self_test_from_source(tmp_path):
 def test_self_test_names_what_failed(tmp_path):
     # A library path that is a file makes the main-window check fail: exit != 0, named.
     env_home = tmp_path / "blocked"
-    code = ("import sys; from microlib_gui.gui import self_test as st, app\n"
-            "orig = app.create_window\n"
-            "app.create_window = lambda *a, **k: orig(sys.argv[1], *a[1:], **k)\n"
+    code = ("import sys; from microlib_gui.gui import self_test as st, session\n"
+            "orig = session.create_window\n"
+            "session.create_window = lambda *a, **k: orig(sys.argv[1], *a[1:], **k)\n"
             "sys.exit(st.run_self_test(sys.argv[2]))\n")
     env_home.write_text("not a folder")
     report = tmp_path / "r.json"

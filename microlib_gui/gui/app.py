@@ -1,8 +1,9 @@
 """``microlib-gui``: start MicroLib Studio.
 
 Library chosen by, in order: ``--library PATH``, ``$MICROLIB_HOME``, the last library
-opened (remembered in QSettings), the default folder in the user's data dir.
-An empty library gets the embedded demo catalog on first start.
+opened (remembered in QSettings), the default folder in the user's data dir
+(:mod:`.settings`). An empty library gets the embedded demo catalog on first start
+(:mod:`.session`). This module is the entry point only: nothing in the package imports it.
 """
 
 from __future__ import annotations
@@ -13,41 +14,11 @@ import sys
 from pathlib import Path
 
 from .. import APP_NAME, __version__
+from .session import create_window
+from .settings import choose_library_path, make_settings
 
-
-def make_settings():
-    """QSettings, or an INI file named by ``$MICROLIB_SETTINGS`` (tests, portable installs)."""
-    from PySide6.QtCore import QSettings
-
-    path = os.environ.get("MICROLIB_SETTINGS")
-    if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings("MicroLibStudio", "MicroLib Studio")
-
-
-def choose_library_path(arg: str | None, settings) -> Path:
-    from ..core.paths import default_library_path
-
-    if arg:
-        return Path(arg)
-    if os.environ.get("MICROLIB_HOME"):
-        return default_library_path()
-    last = settings.value("library/last")
-    if last and Path(str(last)).is_dir():
-        return Path(str(last))
-    return default_library_path()
-
-
-def create_window(library_path: Path, settings, add_demo_if_empty: bool = True):
-    """Open (or create) the library and build the main window; raises MicrolibError."""
-    from ..core.demo import ensure_demo_entries
-    from ..core.store import Library
-    from .main_window import MainWindow
-
-    lib = Library(library_path)
-    if add_demo_if_empty and not lib.list_entries():
-        ensure_demo_entries(lib)
-    return MainWindow(lib, settings)
+# Re-exported: scripts and tests open windows through the entry point's names too.
+__all__ = ["main", "create_window", "choose_library_path", "make_settings"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,8 @@ def _checks(state: dict) -> list[tuple[str, Callable[[], str]]]:
         return f"platform {app.platformName()}"
 
     def main_window() -> str:
-        from .app import create_window, make_settings
+        from .session import create_window
+        from .settings import make_settings
 
         root = Path(state["tmp"]) / "library"
         win = create_window(root, make_settings())

@@ -4,6 +4,8 @@ The grid lists every micrograph seen on the DoITPoMS browse pages (cached, so
 it works offline) together with the library's own entries (local and demo
 ones too). Network work — refreshing the listing, thumbnails, large images,
 imports — runs in background threads; the GUI thread only reads local files.
+The list model is :mod:`..widgets.browse_model`, the tiles are painted by
+:mod:`..widgets.tile_delegate`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 import html
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,184 +26,23 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QStyle,
-    QStyledItemDelegate,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-from ...core.doitpoms import Cache, Client, DoitpomsError, Record
-from ...core.doitpoms.client import matches
+from ...core.doitpoms import Cache, Client, DoitpomsError
 from ...core.doitpoms.importer import import_micrographs, pending_import
 from ...core.errors import MicrolibError
-from ...core.jobs import CANCELLED, DONE, FAILED, Finished, ThreadJob
+from ...core.jobs import CANCELLED, DONE, FAILED, Finished
 from ...core.steps import EXCLUSION_REASONS
-from ...core.store import Entry
+from ..jobrunner import JobHandle
+from ..settings import make_settings
+from ..widgets.browse_model import BrowseModel, Item, filter_values, merge_items
+from ..widgets.tile_delegate import GRID, THUMB, TileDelegate
 from .base import StepPanel
 
-THUMB = QSize(120, 96)
-GRID = QSize(164, 150)
 ANY = "(any)"
-
-
-@dataclass
-class Item:
-    """One tile of the grid: a DoITPoMS record, a library entry, or both."""
-
-    key: str
-    record: Record | None = None
-    entry: Entry | None = None
-
-    @property
-    def doitpoms_id(self) -> int | None:
-        if self.record is not None:
-            return self.record.id
-        return self.entry.doitpoms_id if self.entry is not None else None
-
-    @property
-    def title(self) -> str:
-        if self.record is not None and self.record.brief_descr:
-            return self.record.brief_descr
-        if self.entry is not None:
-            return self.entry.metadata.get("brief_descr") or self.entry.name
-        return ""
-
-    def label(self) -> str:
-        head = f"No. {self.doitpoms_id}" if self.doitpoms_id else (self.entry.name if self.entry else "")
-        if self.entry is not None and self.entry.excluded:
-            badge = "✖ excluded"
-        elif self.entry is not None:
-            badge = "● demo" if self.entry.source == "demo" else "● in library"
-        else:
-            badge = ""
-        text = self.title if len(self.title) <= 38 else self.title[:36] + "…"
-        return "\n".join(x for x in (head, text, badge) if x)
-
-    def matches(self, text: str, category: str | None, technique: str | None, element: str | None) -> bool:
-        rec = self.record
-        if rec is None:
-            m = self.entry.metadata if self.entry else {}
-            rec = Record(id=0, brief_descr=self.title, long_desc=str(m.get("long_desc", "")),
-                         keywords=list(m.get("keywords", [])), category=list(m.get("category", [])),
-                         element=list(m.get("element", [])), technique=str(m.get("technique", "")))
-            if self.entry is not None:
-                rec.contributor = f"{self.entry.name} {self.entry.source}"
-        return matches(rec, text, category, technique, element)
-
-
-class BrowseModel(QAbstractListModel):
-    """The visible tiles; thumbnails are asked for only when a tile is painted."""
-
-    thumbnail_needed = Signal(str)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.all: list[Item] = []
-        self.items: list[Item] = []
-        self.thumbs: dict[str, QPixmap] = {}
-        self._asked: set[str] = set()
-        self._row_of: dict[str, int] = {}
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt naming
-        return 0 if parent.isValid() else len(self.items)
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or index.row() >= len(self.items):
-            return None
-        item = self.items[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return item.label()
-        if role == Qt.ItemDataRole.DecorationRole:
-            pix = self.thumbs.get(item.key)
-            if pix is None and item.key not in self._asked:
-                self._asked.add(item.key)
-                self.thumbnail_needed.emit(item.key)
-            return pix
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return item.title
-        if role == Qt.ItemDataRole.ForegroundRole and item.entry is not None and item.entry.excluded:
-            return QColor("#a33")
-        if role == Qt.ItemDataRole.UserRole:
-            return item.key
-        return None
-
-    def set_items(self, items: list[Item], visible: list[Item]) -> None:
-        self.beginResetModel()
-        self.all = items
-        self.items = visible
-        self._row_of = {it.key: r for r, it in enumerate(visible)}
-        self.endResetModel()
-
-    def set_thumbnail(self, key: str, pix: QPixmap) -> None:
-        self.thumbs[key] = pix
-        row = self._row_of.get(key)
-        if row is not None:
-            idx = self.index(row)
-            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
-
-    def forget_thumbnail(self, key: str) -> None:
-        self._asked.discard(key)
-
-
-class TileDelegate(QStyledItemDelegate):
-    """Paints a tile: thumbnail, number, description and an in-library/excluded badge."""
-
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt naming
-        return GRID
-
-    def paint(self, painter: QPainter, option, index) -> None:
-        model = index.model()
-        item = model.items[index.row()] if index.row() < len(model.items) else None
-        if item is None:
-            return
-        painter.save()
-        r = option.rect.adjusted(3, 3, -3, -3)
-        pal = option.palette
-        if option.state & QStyle.StateFlag.State_Selected:
-            painter.setPen(QPen(pal.highlight().color(), 2))
-            painter.setBrush(pal.highlight().color().lighter(170))
-            painter.drawRoundedRect(r, 6, 6)
-        pix = model.thumbs.get(item.key)
-        index.data(Qt.ItemDataRole.DecorationRole)  # asks for the thumbnail if not there yet
-        box = QRect(r.left() + (r.width() - THUMB.width()) // 2, r.top() + 4, THUMB.width(), THUMB.height())
-        if pix is not None and not pix.isNull():
-            scaled = pix.scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-            painter.drawPixmap(box.left() + (box.width() - scaled.width()) // 2,
-                               box.top() + (box.height() - scaled.height()) // 2, scaled)
-        else:
-            painter.fillRect(box, QColor("#e6e6e6"))
-            painter.setPen(QColor("#999"))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
-        fm = QFontMetrics(option.font)
-        y = box.bottom() + 4
-        head = f"No. {item.doitpoms_id}" if item.doitpoms_id else (f"Entry {item.entry.id}" if item.entry else "")
-        bold = QFont(option.font)
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(pal.text().color())
-        painter.drawText(QRect(r.left() + 4, y, r.width() - 8, fm.height()), Qt.AlignmentFlag.AlignLeft, head)
-        badge, colour = "", None
-        if item.entry is not None and item.entry.excluded:
-            badge, colour = "excluded", QColor("#b02a37")
-        elif item.entry is not None:
-            badge, colour = ("demo", QColor("#6c757d")) if item.entry.source == "demo" else ("in library",
-                                                                                            QColor("#198754"))
-        if badge:
-            painter.setFont(option.font)
-            w = fm.horizontalAdvance(badge) + 10
-            pill = QRect(r.right() - w - 2, y, w, fm.height())
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
-            painter.drawRoundedRect(pill, 7, 7)
-            painter.setPen(QColor("white"))
-            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, badge)
-        painter.setFont(option.font)
-        painter.setPen(pal.text().color())
-        text = fm.elidedText(item.title, Qt.TextElideMode.ElideRight, r.width() - 8)
-        painter.drawText(QRect(r.left() + 4, y + fm.height() + 2, r.width() - 8, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft, text)
-        painter.restore()
 
 
 class _Relay(QObject):
@@ -230,35 +70,26 @@ class Panel(StepPanel):
         self._relay = _Relay()
         self._relay.thumb.connect(self._on_thumb)
         self._relay.large.connect(self._on_large)
-        self._refresh_job: ThreadJob | None = None
-        self._import_job: ThreadJob | None = None
+        self._refresh_job: JobHandle | None = None
+        self._import_job: JobHandle | None = None
         self._current: Item | None = None
         self._refreshed_once = False
         self._entry_keys: set[str] = set()
         self._build_ui()
-        self._timer = QTimer(self)
-        self._timer.setInterval(100)
-        self._timer.timeout.connect(self._poll_jobs)
         self._filter_timer = QTimer(self)
         self._filter_timer.setSingleShot(True)
         self._filter_timer.setInterval(150)
         self._filter_timer.timeout.connect(self.apply_filter)
-        ctx.entries_changed.connect(self.reload)
+        ctx.entries_changed.connect(self.reload_grid)
         self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
-        self.reload()
+        self.reload_grid()
 
     # -- setup -------------------------------------------------------------------
-    @staticmethod
-    def _settings():
-        from ..app import make_settings
-
-        return make_settings()
-
     def _make_client(self) -> Client:
         """A client for ``$MICROLIB_DOITPOMS_URL``, else the saved address, else the public site."""
         url = None
         try:
-            url = self._settings().value("doitpoms/base_url") or None
+            url = make_settings().value("doitpoms/base_url") or None
         except Exception:  # noqa: BLE001 - settings are a convenience, the default always works
             url = None
         url = os.environ.get("MICROLIB_DOITPOMS_URL") or url
@@ -283,7 +114,7 @@ class Panel(StepPanel):
         self.client = client
         self.url_edit.setText(client.base_url)
         try:
-            settings = self._settings()
+            settings = make_settings()
             settings.setValue("doitpoms/base_url", client.base_url)
             settings.sync()
         except Exception:  # noqa: BLE001 - not being able to save the address is not fatal
@@ -432,8 +263,12 @@ class Panel(StepPanel):
         self._update_buttons()
 
     # -- data ----------------------------------------------------------------------
-    def reload(self) -> None:
-        """Rebuild the tiles from the cached DoITPoMS records and the library (local reads only)."""
+    def reload_grid(self) -> None:
+        """Rebuild the tiles from the cached DoITPoMS records and the library (local reads only).
+
+        On start, after a refresh and whenever entries are added, removed or
+        (un)excluded; an event of the current entry only re-reads its tile (:meth:`load_entry`).
+        """
         try:
             records = self.client.known_records()
         except MicrolibError as exc:
@@ -444,38 +279,17 @@ class Panel(StepPanel):
         except MicrolibError as exc:
             entries = []
             self.status.setText(str(exc))
-        items: dict[str, Item] = {f"d{r.id}": Item(f"d{r.id}", record=r) for r in records}
-        for e in entries:
-            if e.doitpoms_id is not None:
-                key = f"d{e.doitpoms_id}"
-                item = items.setdefault(key, Item(key))
-                item.entry = e
-                if item.record is None:
-                    item.record = Record(id=e.doitpoms_id, **{k: e.metadata[k] for k in (
-                        "brief_descr", "long_desc", "keywords", "category", "element", "technique",
-                        "contributor", "organisation", "licence") if k in e.metadata})
-            else:
-                items[f"e{e.id}"] = Item(f"e{e.id}", entry=e)
-        with_entry = {k for k, it in items.items() if it.entry is not None}
+        items = merge_items(records, entries)
+        with_entry = {it.key for it in items if it.entry is not None}
         for key in with_entry - self._entry_keys:  # newly added: the library's copy is the better thumbnail
             self.model.forget_thumbnail(key)
-            self.model.thumbs.pop(key, None)
         self._entry_keys = with_entry
-        ordered = sorted(items.values(), key=lambda it: (it.doitpoms_id is None, it.doitpoms_id or 0,
-                                                         it.entry.id if it.entry else 0))
-        self._fill_filters(ordered)
-        self.model.all = ordered
+        self._fill_filters(items)
+        self.model.all = items
         self.apply_filter()
 
     def _fill_filters(self, items: list[Item]) -> None:
-        cats, techs, elems = set(), set(), set()
-        for it in items:
-            rec = it.record
-            if rec is not None:
-                cats.update(rec.category)
-                if rec.technique:
-                    techs.add(rec.technique)
-                elems.update(rec.element)
+        cats, techs, elems = filter_values(items)
         for box, values in ((self.category_box, cats), (self.technique_box, techs), (self.element_box, elems)):
             current = box.currentText()
             box.blockSignals(True)
@@ -500,7 +314,7 @@ class Panel(StepPanel):
         self.count_label.setText(f"{len(visible)} of {len(self.model.all)} micrographs shown")
 
     def item(self, key: str) -> Item | None:
-        return next((it for it in self.model.all if it.key == key), None)
+        return self.model.item(key)
 
     def selected_items(self) -> list[Item]:
         rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
@@ -521,10 +335,10 @@ class Panel(StepPanel):
         def work(ctx):
             return client.search("", fetch=True, on_progress=lambda d, t, m: ctx.report(d, t, m))
 
-        self._refresh_job = ThreadJob(work).start()
+        self._refresh_job = self.jobs.start(work)
+        self._refresh_job.finished.connect(self._refresh_finished)
         self.refresh_btn.setEnabled(False)
         self.status.setText("Refreshing the DoITPoMS listing…")
-        self._timer.start()
 
     def go_online(self) -> None:
         self.client.go_online()
@@ -668,8 +482,31 @@ class Panel(StepPanel):
         self.include_btn.setEnabled(any(it.entry is not None and it.entry.excluded for it in items))
 
     def load_entry(self, entry_id: int | None) -> None:
-        """Keep the grid's badges current; the selection follows the user, not the entry."""
+        """Re-read the current entry's tile and record; the selection follows the user, not the entry."""
+        if entry_id is not None:
+            try:
+                entry = self.library.get_entry(entry_id)
+            except MicrolibError:
+                entry = None  # removed meanwhile: the entries event rebuilds the grid
+            if entry is not None:
+                self._update_entry_item(entry)
         self._update_buttons()
+
+    def _update_entry_item(self, entry) -> None:
+        """Show a changed entry (excluded elsewhere, a new reason or note) without rebuilding the grid."""
+        item = next((it for it in self.model.all if it.entry is not None and it.entry.id == entry.id), None)
+        if item is None:
+            return
+
+        def shown(e):
+            return e.name, e.source, e.excluded, e.exclusion_reason, e.exclusion_note, e.metadata
+
+        changed = shown(item.entry) != shown(entry)
+        item.entry = entry
+        if changed:
+            self.model.item_changed(item.key)
+            if self._current is item:
+                self.record_view.setHtml(self._record_html(item))
 
     # -- actions --------------------------------------------------------------------------
     def add_selected(self) -> list[int]:
@@ -688,8 +525,10 @@ class Panel(StepPanel):
     def _start_import(self, ids: list[int]) -> list[int]:
         if not ids or (self._import_job is not None and not self._import_job.done):
             return []
-        self._import_job = ThreadJob(import_micrographs, {"library": str(self.library.root), "ids": ids,
-                                                          "client": self.client}).start()
+        self._import_job = self.jobs.start(import_micrographs, {"library": str(self.library.root), "ids": ids,
+                                                                "client": self.client})
+        self._import_job.progress.connect(self._import_progress)
+        self._import_job.finished.connect(self._import_finished)
         self.progress.setRange(0, len(ids))
         self.progress.setValue(0)
         self.progress.setVisible(True)
@@ -697,7 +536,6 @@ class Panel(StepPanel):
         self._update_buttons()
         self.resume_btn.setVisible(False)
         self.cancel_btn.setVisible(True)
-        self._timer.start()
         return ids
 
     def cancel_import(self) -> None:
@@ -725,36 +563,18 @@ class Panel(StepPanel):
             return
         self.status.setText(("Included again: " if include else f"Excluded ({reason}): ")
                             + ", ".join(str(i) for i in changed))
-        self.ctx.entries_changed.emit()
-        for eid in changed:
-            self.ctx.notify_updated(eid)
+        self.changed()  # the live model emits entries_changed (the grid reloads) and the entry's event
         current = self._current.key if self._current else None
         if current and self.item(current):
             self.open_item(self.item(current))
 
-    def _poll_jobs(self) -> None:
-        busy = False
-        job = self._refresh_job
-        if job is not None:
-            for ev in job.poll():
-                if isinstance(ev, Finished):
-                    self._refresh_finished(ev)
-            busy |= not job.done
-        job = self._import_job
-        if job is not None:
-            for ev in job.poll():
-                if isinstance(ev, Finished):
-                    self._import_finished(ev)
-                else:
-                    self.progress.setValue(ev.step)
-                    self.status.setText(ev.message)
-            busy |= not job.done
-        if not busy:
-            self._timer.stop()
+    def _import_progress(self, ev) -> None:
+        self.progress.setValue(ev.step)
+        self.status.setText(ev.message)
 
     def _refresh_finished(self, ev: Finished) -> None:
         self.refresh_btn.setEnabled(True)
-        self.reload()
+        self.reload_grid()
         if ev.state == DONE and ev.result is not None:
             res = ev.result
             if res.offline:
@@ -773,7 +593,7 @@ class Panel(StepPanel):
     def _import_finished(self, ev: Finished) -> None:
         self.progress.setVisible(False)
         self.cancel_btn.setVisible(False)
-        self.ctx.entries_changed.emit()  # reloads the grid (badges, library thumbnails)
+        self.changed()  # entries were added: the grid reloads (badges, library thumbnails)
         self._update_buttons()
         if ev.state == DONE:
             res = ev.result
