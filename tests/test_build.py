@@ -149,7 +149,7 @@ def test_cancel_stops_the_worker_and_keeps_finished_steps(tmp_path, shared_data)
     end = time.monotonic() + 120
     while time.monotonic() < end:
         jobs = entry_jobs(lib, reconcile=False)
-        if jobs and jobs[0].step == "train" and jobs[0].state == "running":
+        if jobs and jobs[0].step == "train" and jobs[0].state == "running" and lib.runs(1, kind="train"):
             break
         time.sleep(0.3)
     else:
@@ -162,6 +162,42 @@ def test_cancel_stops_the_worker_and_keeps_finished_steps(tmp_path, shared_data)
     assert job.step_states["selftest"] == "done" and job.step_states["inpaint"] == "done"
     assert not lib.is_stale(1, "_inpainted.png")  # finished work stays
     assert lib.runs(1, kind="build:train")[-1]["status"] == "cancelled"
+    # The training run itself is stopped, not published: it can be resumed.
+    (run,) = lib.runs(1, kind="train")
+    assert run["status"] == "stopped" and not lib.entry_file(1, "_Gen.pt").exists()
+
+
+def test_a_killed_training_resumes_from_its_checkpoint(tmp_path, shared_data):
+    """SIGKILL (out of memory, a node lost): the next build continues the same run from its checkpoint."""
+    import os
+    import signal
+
+    lib = make_library(tmp_path / "lib", shared_data, ids=("001",))
+    opts = BuildOptions(steps=["inpaint", "train"], params={"train": {"preset": "tiny", "iters": 100000, "device": "cpu",
+                                                                      "checkpoint_every": 2}})
+    t = threading.Thread(target=start_build, args=(lib, plan_build(lib, [1], opts), opts), daemon=True)
+    t.start()
+    run_dir = lib.entry_dir(1) / "train" / "run-001"
+    end = time.monotonic() + 180
+    while time.monotonic() < end and not (run_dir / "checkpoint.pt").exists():
+        time.sleep(0.3)
+    assert (run_dir / "checkpoint.pt").exists(), f"no checkpoint: {entry_jobs(lib)}"
+    (job,) = entry_jobs(lib, reconcile=False)
+    os.killpg(os.getpgid(int(job.external_id)), signal.SIGKILL)
+    t.join(60)
+    (job,) = entry_jobs(lib)
+    assert job.state == "failed" and "killed" in job.message
+    done_at = json.loads((run_dir / "run.json").read_text())["iteration"]
+    assert done_at >= 2
+    more = ["--param", "train.preset=tiny", "--param", f"train.iters={done_at + 5}", "--param", "train.device=cpu"]
+    assert cli(lib, "--entries", "1", "--steps", "inpaint,train", "--retry-failed", *more) == 0
+    (job,) = entry_jobs(lib)
+    assert job.step_states == {"train": "done"}  # inpainting stays done
+    (run,) = lib.runs(1, kind="train")  # the same run, continued: no run 2
+    assert run["number"] == 1 and run["status"] == "done" and run["params"]["out"] == str(run_dir)
+    assert f"resumed run 1 at iteration {done_at}" in (run_dir / "train.log").read_text()
+    meta = json.loads(lib.entry_file(1, "_meta.json").read_text())
+    assert meta["iteration"] == done_at + 5
 
 
 def test_entry_selection_and_options(tmp_path, shared_data):

@@ -36,7 +36,8 @@ DIAGNOSTIC: tuple[str, ...] = ("selftest",)
 ALL_STEPS: tuple[str, ...] = DIAGNOSTIC + PIPELINE
 
 #: The wizard step (core.steps.STEPS) a build step completes, where there is one.
-WIZARD_STEP: dict[str, str] = {"inpaint": "inpaint", "train": "train", "stats": "inspect", "export": "export"}
+WIZARD_STEP: dict[str, str] = {"inpaint": "inpaint", "train": "train", "generate": "inspect", "stats": "inspect",
+                               "export": "export"}
 
 
 class BuildError(MicrolibError):
@@ -121,7 +122,7 @@ def step_selftest(library_root, entry_id: int, params: dict[str, Any]) -> list[s
     }
     log.info("selftest: %s %dx%d mean %.3f otsu %.3f", entry.name, gray.shape[1], gray.shape[0],
              report["mean"], report["otsu"])
-    out = lib.write_file(entry_id, "_selftest.json", (json.dumps(report) + "\n").encode(),
+    out = lib.write_file(entry_id, L.SELFTEST.suffix, (json.dumps(report) + "\n").encode(),
                          produced_by="build:selftest", inputs=[entry.metadata["original_file"][len(entry.name):]],
                          params=params)
     return [out.name]
@@ -161,7 +162,7 @@ step_inpaint.engine = ("microlib_gui.core.workflow.inpaint", "save")
 step_inpaint.saves_step = True  # the workflow's save records the step (status, stale marking)
 
 
-# -- train / generate / media / export ------------------------------------------------
+# -- train / generate / stats / media / export ------------------------------------------
 def _need(lib, entry_id: int, suffix: str, step: str, made_by: str) -> Path:
     path = lib.entry_file(entry_id, suffix)
     if not path.exists():
@@ -212,21 +213,55 @@ def step_train(library_root, entry_id: int, params: dict[str, Any]) -> list[str]
             if lib.entry_file(entry_id, f.suffix).exists()]
 
 
-def step_generate(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
-    """Generate the entry's volume ``microstructureNNN.tif`` from ``_Gen.pt``.
+step_train.engine = ("microlib_gui.core.workflow.train", "resumable_run")
+step_train.saves_step = True
 
-    ``params``: ``size`` (voxels a side), ``periodic``, ``seed``, ``device``
-    (see :func:`microlib_gui.core.export.generate_entry_volume`).
+
+def step_generate(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
+    """Generate the entry's volume ``microstructureNNN.tif`` from ``_Gen.pt``, as the Inspect step does.
+
+    :mod:`microlib_gui.core.workflow.generate`: its ``inputs``, job and ``save``
+    (the volume records the generator it came from). ``params``: ``size`` (voxels
+    a side), ``periodic``, ``seed``, ``device``.
     """
-    gen = _engine("microlib_gui.core.export", "generate_entry_volume", "generate")
+    wf = _module("microlib_gui.core.workflow.generate", "generate")
     from ..jobs import run_inline
 
     lib = _library(library_root)
-    _need(lib, entry_id, "_Gen.pt", "generate", "train")
-    res = run_inline(gen, {**params, "library_root": str(lib.root), "entry_id": int(entry_id)},
+    inp = wf.inputs(lib, entry_id)
+    if not inp.ready:
+        raise BuildError(f"generate: {inp.reason}")
+    res = run_inline(wf.run_job, {**params, "library_root": str(lib.root), "entry_id": int(entry_id)},
                      on_progress=_progress_logger("generate"))
-    log.info("generate: volume %s", res.get("shape"))
+    log.info("generate: volume %s from %s", res.get("shape"), (res.get("generator") or {}).get("text"))
     return [Path(res["path"]).name]
+
+
+step_generate.engine = ("microlib_gui.core.workflow.generate", "run_job")
+step_generate.saves_step = True
+
+
+def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
+    """Compare the training image with the generated volume: ``_stats.json`` and ``_stats.png``.
+
+    :func:`microlib_gui.core.workflow.stats.compute`, as the Inspect step's Stats
+    tab does: volume fractions, surface areas, two-point correlations (and, with
+    ``tortuosity``, tortuosity factors), their 2D-vs-3D errors and the 5% flag.
+    ``params``: ``tortuosity`` (default False: slow on a CPU), ``r_max``, ``device``.
+    """
+    wf = _module("microlib_gui.core.workflow.stats", "stats")
+    lib = _library(library_root)
+    inp = wf.inputs(lib, entry_id)
+    if not inp.ready:
+        raise BuildError(f"stats: {inp.reason}")
+    if inp.warning:
+        log.warning("stats: %s", inp.warning)
+    wf.compute(lib, entry_id, **{"tortuosity": False, **params})
+    return [lib.entry_file(entry_id, f.suffix).name for f in (L.STATS_JSON, L.STATS_PNG)]
+
+
+step_stats.engine = ("microlib_gui.core.workflow.stats", "compute")
+step_stats.saves_step = True
 
 
 def step_media(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
@@ -238,61 +273,44 @@ def step_media(library_root, entry_id: int, params: dict[str, Any]) -> list[str]
     from ..media import write_long_png, write_rotation_movie
 
     lib = _library(library_root)
-    vol = load_volume(_need(lib, entry_id, ".tif", "media", "generate"))
+    vol = load_volume(_need(lib, entry_id, L.VOLUME.suffix, "media", "generate"))
     n_frames, size = int(params.get("n_frames", 72)), int(params.get("size", 320))
-    mp4 = lib.write_file(entry_id, ".mp4", writer=lambda tmp: write_rotation_movie(vol, tmp, n_frames=n_frames,
-                                                                                   size=size),
-                         produced_by="build:media", inputs=[".tif"], params=params)
-    strip = lib.write_file(entry_id, "_long.png", writer=lambda tmp: write_long_png(vol, tmp),
-                           produced_by="build:media", inputs=[".tif"], params=params)
+    mp4 = lib.write_file(entry_id, L.MOVIE.suffix,
+                         writer=lambda tmp: write_rotation_movie(vol, tmp, n_frames=n_frames, size=size),
+                         produced_by="build:media", inputs=[L.VOLUME.suffix], params=params)
+    strip = lib.write_file(entry_id, L.LONG_PNG.suffix, writer=lambda tmp: write_long_png(vol, tmp),
+                           produced_by="build:media", inputs=[L.VOLUME.suffix], params=params)
     return [mp4.name, strip.name]
 
 
-def step_export(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
-    """Export the entry in MicroLib's dataset layout to ``params["out"]`` (default ``LIBRARY/export``).
+step_media.engine = ("microlib_gui.core.media", "load_volume")
 
-    Writes the entry's ``_export.json`` (what was exported where), whose
-    provenance names the exported files, so the step is redone when one changes.
+
+def step_export(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
+    """Export the entry in MicroLib's dataset layout, as the Export step does.
+
+    :func:`microlib_gui.core.workflow.export.export` into ``params["out"]``
+    (default: the library's own ``LIBRARY/export``), with ``data_anns.json``;
+    a folder holding another library's entry is not overwritten unless
+    ``params["overwrite"]``. The entry's ``_export.json`` says what was exported
+    where, and its provenance names the exported files, so the step is redone
+    when one changes. ``params``: ``out``, ``media`` (render a missing movie and
+    strip; default False), ``n_frames``, ``overwrite``.
     """
-    export_entry = _engine("microlib_gui.core.export", "export_entry", "export")
+    wf = _module("microlib_gui.core.workflow.export", "export")
     lib = _library(library_root)
-    out = Path(params.get("out") or (lib.root / "export"))
-    res = export_entry(lib, int(entry_id), out, media=bool(params.get("media", False)))
+    out = Path(params.get("out") or wf.default_folder(lib))
+    (res,) = wf.export(lib, [int(entry_id)], out, media=bool(params.get("media", False)),
+                       n_frames=int(params.get("n_frames", 72)), overwrite=bool(params.get("overwrite", False)))
     failed = [i for i in res.items if i.status == "failed"]
     if failed:
         raise BuildError(f"export: {failed[0].name}: {failed[0].detail}")
-    name = lib.get_entry(entry_id).name
-    inputs = [i.name[len(name):] for i in res.items
-              if i.status != "missing" and i.name.startswith(name) and lib.entry_file(entry_id, i.name[len(name):]).exists()]
-    doc = res.to_dict()
-    doc["folder"] = str(res.folder)
-    manifest = lib.write_file(entry_id, "_export.json", (json.dumps(doc, indent=1) + "\n").encode(),
-                              produced_by="build:export", inputs=inputs, params=params)
-    return [manifest.name]
+    log.info("export: %s", res.folder)
+    return [lib.entry_file(entry_id, L.EXPORT_MANIFEST.suffix).name]
 
 
-def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
-    """Compare the training image with the generated volume: ``_stats.json`` and ``_stats.png``.
-
-    Volume fractions, surface areas, two-point correlations (and, with
-    ``tortuosity``, tortuosity factors), their 2D-vs-3D errors and the 5% flag,
-    as :func:`microlib_gui.core.report.write_entry_report` stores them.
-    ``params``: ``tortuosity`` (default False: slow on a CPU), ``r_max``, ``device``.
-    """
-    write_entry_report = _engine("microlib_gui.core.report", "write_entry_report", "stats")
-    lib = _library(library_root)
-    _need(lib, entry_id, "_inpainted.png", "stats", "inpaint")
-    _need(lib, entry_id, ".tif", "stats", "generate")
-    write_entry_report(lib, entry_id, recompute=True, **{"tortuosity": False, **params})
-    return [lib.entry_file(entry_id, s).name for s in ("_stats.json", "_stats.png")]
-
-
-step_stats.engine = ("microlib_gui.core.report", "write_entry_report")
-step_train.engine = ("microlib_gui.core.workflow.train", "resumable_run")
-step_train.saves_step = True
-step_generate.engine = ("microlib_gui.core.export", "generate_entry_volume")
-step_media.engine = ("microlib_gui.core.media", "load_volume")
-step_export.engine = ("microlib_gui.core.export", "export_entry")
+step_export.engine = ("microlib_gui.core.workflow.export", "export")
+step_export.saves_step = True
 
 
 # -- engines still being written: resolved at run time -------------------------
