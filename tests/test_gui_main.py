@@ -52,8 +52,8 @@ def test_entry_selector_and_step_marks(window, qtbot):
     lib = window.ctx.library
     window.entry_combo.setCurrentIndex(2)
     assert window.ctx.entry_id == 10003
-    lib.set_step_status(10003, "crop", "done")
-    window.ctx.notify_updated(10003)
+    with qtbot.waitSignal(window.ctx.entry_changed, timeout=5000):  # the live model sees the commit
+        lib.set_step_status(10003, "crop", "done")
     assert window.step_list.item(1).text().startswith("✔")
     assert "demo entry" in window.entry_info.text()
 
