@@ -86,7 +86,9 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
     """Run the steps of one entry's job in build ``build_id``; returns its final state.
 
     Every step becomes a row of the library's ``runs`` table (kind
-    ``build:<step>``, its params, log path, files, one-line message). A step that
+    ``build:<step>``, its params, log path, files, one-line message); the step
+    saves its own work through :mod:`microlib_gui.core.workflow` (files, step
+    status, what becomes stale), as the wizard does. A step that
     is already done is skipped; a step whose engine is absent ends the job as
     ``unavailable``; a failing step ends it as ``failed`` with the traceback in the
     entry's log. Work finished before a failure or a kill stays in the library.
@@ -151,11 +153,6 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
             dt = time.monotonic() - t0
             lib.finish_run(run_id, st.DONE, timings={"total_s": dt}, files=list(files))
             run_id = None
-            wiz = WIZARD_STEP.get(step)
-            if wiz and not getattr(fn, "saves_step", False):
-                # An engine that does not save through core.workflow yet: record the step here.
-                lib.set_step_status(entry_id, wiz, STEP_DONE)
-                lib.mark_later_steps_stale(entry_id, wiz)
             log.info("%s: done in %.1f s, wrote %s", step, dt, ", ".join(files) or "nothing")
             states[step] = st.DONE
             st.update_json(res_path, step_states=states)

@@ -35,7 +35,8 @@ PIPELINE: tuple[str, ...] = ("inpaint", "train", "generate", "stats", "media", "
 DIAGNOSTIC: tuple[str, ...] = ("selftest",)
 ALL_STEPS: tuple[str, ...] = DIAGNOSTIC + PIPELINE
 
-#: The wizard step (core.steps.STEPS) a build step completes, where there is one.
+#: The wizard step (core.steps.STEPS) a build step belongs to: its workflow save sets that step's
+#: status, a stale one is redone, and outputs the wizard made count as done (see runner.step_done).
 WIZARD_STEP: dict[str, str] = {"inpaint": "inpaint", "train": "train", "generate": "inspect", "stats": "inspect",
                                "export": "export"}
 
@@ -159,7 +160,6 @@ def step_inpaint(library_root, entry_id: int, params: dict[str, Any]) -> list[st
 
 
 step_inpaint.engine = ("microlib_gui.core.workflow.inpaint", "save")
-step_inpaint.saves_step = True  # the workflow's save records the step (status, stale marking)
 
 
 # -- train / generate / stats / media / export ------------------------------------------
@@ -214,7 +214,6 @@ def step_train(library_root, entry_id: int, params: dict[str, Any]) -> list[str]
 
 
 step_train.engine = ("microlib_gui.core.workflow.train", "resumable_run")
-step_train.saves_step = True
 
 
 def step_generate(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
@@ -238,7 +237,6 @@ def step_generate(library_root, entry_id: int, params: dict[str, Any]) -> list[s
 
 
 step_generate.engine = ("microlib_gui.core.workflow.generate", "run_job")
-step_generate.saves_step = True
 
 
 def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
@@ -261,7 +259,6 @@ def step_stats(library_root, entry_id: int, params: dict[str, Any]) -> list[str]
 
 
 step_stats.engine = ("microlib_gui.core.workflow.stats", "compute")
-step_stats.saves_step = True
 
 
 def step_media(library_root, entry_id: int, params: dict[str, Any]) -> list[str]:
@@ -310,7 +307,6 @@ def step_export(library_root, entry_id: int, params: dict[str, Any]) -> list[str
 
 
 step_export.engine = ("microlib_gui.core.workflow.export", "export")
-step_export.saves_step = True
 
 
 # -- engines still being written: resolved at run time -------------------------
