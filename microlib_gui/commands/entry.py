@@ -256,8 +256,6 @@ def cmd_scalebar(args) -> int:
         if args.ends:
             ends = parse_points(args.ends, "--ends")
             length = sb.length_between(*ends)
-            if length <= 0:
-                raise ArgumentError("--ends: the two ends are the same pixel")
             kw.update(ends=ends, length_px=length)
     if um is not None:
         kw.update(value_um=um, length_px=kw.get("length_px") or length)
@@ -351,7 +349,7 @@ def cmd_status(args) -> int:
            "files": {lib.entry_file(entry.id, f.suffix).name: f.step for f in present},
            "can_undo": history.can_move(lib, entry.id, -1), "can_redo": history.can_move(lib, entry.id, +1),
            "annotations": lib.get_annotations(entry.id)}
-    mark = {"done": "✔", "stale": "!", "todo": "·"}
+    mark = {"done": "✔", "stale": "↻", "todo": "·"}  # as the step list of the window
     lines = [entry.title, "  " + "  ".join(f"{mark.get(v, '?')} {STEP_TITLES.get(s, s)}" for s, v in steps.items()),
              "  stale: " + (", ".join(stale) if stale else "none"),
              "  files: " + (", ".join(lib.entry_file(entry.id, f.suffix).name for f in present) or "none")]
