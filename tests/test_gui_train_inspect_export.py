@@ -123,8 +123,9 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert insp.gen_btn.isEnabled()
     insp.size_spin.setValue(48)
     qtbot.mouseClick(insp.gen_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: insp.last_finished is not None, timeout=60_000)
-    assert insp.last_finished.state == DONE, insp.last_finished.error
+    qtbot.waitUntil(lambda: insp.gen_job.done, timeout=60_000)
+    assert insp.gen_job.result.state == DONE, insp.gen_job.result.error
+    assert insp.status.text().startswith("✔ Volume") and "run 1, 4 iterations" in insp.status.text()
     assert insp.view.volume_layer is not None and insp.view.phases == [0, 1]
     assert "48 × 48 × 48" in insp.view.info.text() and "0.25 µm" in insp.view.info.text()
     insp.view.set_ndisplay(3)
@@ -158,8 +159,9 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     out = tmp_path / "export"
     exp.out_edit.setText(str(out))
     qtbot.mouseClick(exp.entry_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: exp.last_finished is not None, timeout=120_000)
-    assert exp.last_finished.state == DONE, exp.last_finished.error
+    qtbot.waitUntil(lambda: exp.job.done, timeout=120_000)
+    assert exp.job.result.state == DONE, exp.job.result.error
+    assert exp.state.text().startswith(f"✔ Exported to {out}")
     assert exp.table.rowCount() == 10
     statuses = {exp.table.item(i, 0).text(): exp.table.item(i, 1).text() for i in range(10)}
     folder = out / e.name

@@ -181,12 +181,12 @@ def inputs(library, entry_id: int) -> ExportInputs:
     current, why = True, ""
     if last is None:
         current, why = False, "not exported yet"
+    elif vol.stale:
+        current, why = False, "the entry's volume is out of date"
     elif entry.steps.get(STEP) == STALE:
         current, why = False, "the entry changed since it was exported"
     elif not _inputs_unchanged(library, entry_id):
         current, why = False, "files of the entry changed since it was exported"
-    if last is not None and current and vol.stale:
-        current, why = False, f"the volume is not current ({vol.reason})"
     return ExportInputs(True, "", missing, vol, last, current, why)
 
 

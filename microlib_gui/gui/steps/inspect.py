@@ -1,25 +1,43 @@
 """The Inspect step: the generated volume in napari (embedded), Generate controls, statistics.
 
-Generation runs in a background thread (:class:`~microlib_gui.core.jobs.ThreadJob`
-around :func:`microlib_gui.core.export.generate_entry_volume`), tiled and streamed
-to ``microstructureNNN.tif``; the volume is then opened memory-mapped, so large
-volumes are shown lazily. The Stats tab holds the statistics view (2D image vs
-3D volume) when that widget is available.
+Every event of the live entry model re-reads the entry through
+:mod:`microlib_gui.core.workflow.generate` and :mod:`~microlib_gui.core.workflow.stats`:
+whether it has a generator and which run it came from, whether its volume was
+made by that generator (a volume of an earlier generator is said to be out of
+date and is not shown as current), and its saved statistics (shown when the
+entry is opened, also after a restart). Generating and computing statistics run
+through the window's job runner; the job saves, and the event that follows
+redraws the panel.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
+from pathlib import Path
+
 from PySide6.QtWidgets import (
     QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QTabWidget,
     QVBoxLayout, QWidget,
 )
 
 from ...core.errors import MicrolibError
-from ...core.jobs import CANCELLED, DONE, Finished, Progress, ThreadJob
+from ...core.jobs import CANCELLED, DONE, Finished
+from ...core.library import layout as L
+from ...core.workflow import generate, stats
 from ..widgets.napari_view import NapariView, open_volume_lazily
 from ..widgets.progress import show_progress
 from .base import StepPanel
+
+#: Statistics of volumes up to this size include the (slow) tortuosity solve.
+TORTUOSITY_MAX_BYTES = 128 ** 3 + 65536
+
+
+def _file_key(path: Path) -> tuple | None:
+    """Tells one version of a file from another (what is on screen is re-read only when it changed)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class Panel(StepPanel):
@@ -27,9 +45,9 @@ class Panel(StepPanel):
 
     def __init__(self, ctx, parent=None):
         super().__init__(ctx, parent)
-        self.job: ThreadJob | None = None
-        self.stats_job: ThreadJob | None = None
-        self.last_finished: Finished | None = None
+        self.gen_job = None  #: the Generate job (a JobHandle) while it runs
+        self.stats_job = None  #: the statistics job while it runs
+        self._shown: dict[str, tuple | None] = {"volume": None, "image": None, "stats": None}
         self.view = NapariView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("inspectTabs")
@@ -39,6 +57,10 @@ class Panel(StepPanel):
 
         gen = QGroupBox("Generate")
         f = QFormLayout(gen)
+        self.gen_info = QLabel()
+        self.gen_info.setObjectName("generatorInfo")
+        self.gen_info.setWordWrap(True)
+        f.addRow(self.gen_info)
         self.size_spin = QSpinBox()
         self.size_spin.setObjectName("genSize")
         self.size_spin.setRange(8, 4096)
@@ -61,7 +83,7 @@ class Panel(StepPanel):
         self.gen_btn.setObjectName("generate")
         self.gen_btn.clicked.connect(self.generate)
         self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.clicked.connect(lambda: self.job and self.job.cancel())
+        self.cancel_btn.clicked.connect(self.cancel)
         row = QHBoxLayout()
         row.addWidget(self.gen_btn)
         row.addWidget(self.cancel_btn)
@@ -69,27 +91,31 @@ class Panel(StepPanel):
         self.progress = QProgressBar()
         self.progress.setObjectName("genProgress")
         f.addRow(self.progress)
+        self.stats_btn = QPushButton("Compute statistics")
+        self.stats_btn.setObjectName("computeStats")
+        self.stats_btn.clicked.connect(self.compute_stats)
+        f.addRow(self.stats_btn)
+        #: the entry's volume as it stands (from the store, on every event)
         self.status = QLabel()
         self.status.setObjectName("inspectStatus")
         self.status.setWordWrap(True)
-        self.stats_btn = QPushButton("Compute statistics")
-        self.stats_btn.clicked.connect(self.compute_stats)
-        f.addRow(self.stats_btn)
+        #: what the last job of this panel did (progress, errors)
+        self.job_status = QLabel()
+        self.job_status.setObjectName("inspectJobStatus")
+        self.job_status.setWordWrap(True)
 
         side = QWidget()
         sv = QVBoxLayout(side)
         sv.addWidget(gen)
         sv.addWidget(self.status)  # outside the form: a wrapped label there gets one line's height
+        sv.addWidget(self.job_status)
         sv.addStretch(1)
         side.setMaximumWidth(320)
         lay = QHBoxLayout(self)
         lay.addWidget(self.tabs, 1)
         lay.addWidget(side)
-
-        self.timer = QTimer(self)
-        self.timer.setInterval(100)
-        self.timer.timeout.connect(self.poll)
-        self._update_buttons()
+        ctx.library_changed.connect(lambda: self.job_status.setText(""))
+        self._update_buttons(None, None, None)
 
     def _make_stats_view(self) -> QWidget:
         try:
@@ -100,124 +126,158 @@ class Panel(StepPanel):
             return w
         return StatsView()
 
+    @property
+    def generating(self) -> bool:
+        return self.gen_job is not None and not self.gen_job.done
+
+    @property
+    def computing(self) -> bool:
+        return self.stats_job is not None and not self.stats_job.done
+
     # -- entry ------------------------------------------------------------------------
     def load_entry(self, entry_id: int | None) -> None:
-        self.view.clear()
-        self.view.set_training_image(None)
-        self.status.setText("")
         if entry_id is None:
-            self._update_buttons()
+            self._show_volume(None)
+            self._show_image(None)
+            self._show_stats(None)
+            self.gen_info.setText("No entry selected.")
+            self.status.setText("")
+            self._update_buttons(None, None, None)
             return
         lib = self.library
-        img = lib.entry_file(entry_id, "_inpainted.png")
-        if img.exists():
-            from ...core.images import load_image
-
-            try:
-                self.view.set_training_image(load_image(img).as_uint8())
-            except MicrolibError:
-                pass
-        if lib.entry_file(entry_id, ".tif").exists():
-            self.show_volume()
-        elif lib.entry_file(entry_id, "_Gen.pt").exists():
-            self.status.setText("Trained generator found: choose a size and Generate.")
+        gin = generate.inputs(lib, entry_id)
+        vol = generate.volume_state(lib, entry_id)
+        sin = stats.inputs(lib, entry_id)
+        self.gen_info.setText(f"Generator: {generate.describe_generator(gin.info)}." if gin.ready
+                              else f"No generator: {gin.reason}.")
+        self._show_image(sin.image if sin.image.exists() else None)
+        if vol.current:
+            p = vol.params
+            made = " × ".join([str(p["size"])] * 3) + " voxels, " if p.get("size") else ""
+            self.status.setText(f"✔ Volume {vol.path.name}: {made}seed {p.get('seed', 0)}, "
+                                f"from {generate.describe_generator(p.get('generator'))}.")
+            self._show_volume(vol.path)
+        elif vol.exists:
+            if not self.generating:
+                self.job_status.setText("")  # what the last job made is not current any more
+            self.status.setText(f"↻ The volume {vol.path.name} is out of date: {vol.reason}. "
+                                + ("Generate it again." if gin.ready else ""))
+            self._show_volume(None, "Volume out of date: not shown (generate again).")
         else:
-            self.status.setText("No trained generator yet: do the Train step first.")
-        self._update_buttons()
+            self._show_volume(None)
+            self.status.setText("No volume yet: choose a size and Generate." if gin.ready else "")
+        self._show_stats(stats.saved(lib, entry_id))
+        self._update_buttons(gin, vol, sin)
 
-    def show_volume(self) -> None:
+    def _show_volume(self, path: Path | None, note: str = "") -> None:
+        key = None if path is None else (str(self.library.root), self.entry_id, _file_key(path))
+        if key == self._shown["volume"] and key is not None:
+            return  # the same file is on screen already
+        self._shown["volume"] = key
+        self.view.clear()
+        if path is None:
+            if note:
+                self.view.info.setText(note)
+            return
         from ...core.export import entry_vox_size
 
-        eid = self.entry_id
-        path = self.library.entry_file(eid, ".tif")
         try:
-            vol = open_volume_lazily(path)
-            self.view.set_volume(vol, name=path.stem, vox_size_um=entry_vox_size(self.library, eid))
+            self.view.set_volume(open_volume_lazily(path), name=path.stem,
+                                 vox_size_um=entry_vox_size(self.library, self.entry_id))
         except MicrolibError as exc:
+            self._shown["volume"] = None
             self.show_error(str(exc))
 
-    def _update_buttons(self) -> None:
-        eid = self.entry_id
-        has_gen = eid is not None and self.library.entry_file(eid, "_Gen.pt").exists()
-        busy = self.job is not None and not self.job.done
-        self.gen_btn.setEnabled(has_gen and not busy)
-        self.cancel_btn.setEnabled(busy)
-        has_vol = eid is not None and self.library.entry_file(eid, ".tif").exists()
-        self.stats_btn.setEnabled(has_vol and hasattr(self.stats_view, "set_results")
-                                  and self.library.entry_file(eid, "_inpainted.png").exists())
+    def _show_image(self, path: Path | None) -> None:
+        key = None if path is None else _file_key(path)
+        if key == self._shown["image"]:
+            return
+        self._shown["image"] = key
+        if path is None:
+            self.view.set_training_image(None)
+            return
+        from ...core.images import load_image
+
+        try:
+            self.view.set_training_image(load_image(path).as_uint8())
+        except MicrolibError:
+            self.view.set_training_image(None)
+
+    def _show_stats(self, kept: stats.SavedStats | None) -> None:
+        if not hasattr(self.stats_view, "set_results"):
+            return
+        if kept is None or kept.result is None:
+            self.stats_view.set_results(None)
+            return
+        self.stats_view.set_results(kept.result, note="" if kept.current else
+                                    f"Out of date: {kept.reason}. Compute the statistics again.")
+
+    def _update_buttons(self, gin, vol, sin) -> None:
+        self.gen_btn.setEnabled(bool(gin and gin.ready) and not self.generating)
+        self.cancel_btn.setEnabled(self.generating or self.computing)
+        self.stats_btn.setEnabled(bool(sin and sin.ready and vol and vol.current) and not self.computing
+                                  and not self.generating and hasattr(self.stats_view, "set_results"))
 
     # -- generate -------------------------------------------------------------------------
     def generate(self) -> None:
-        from ...core.export import generate_entry_volume
-
-        if self.entry_id is None:
+        if self.entry_id is None or self.generating:
             return
-        periodic = tuple(self.periodic[a].isChecked() for a in "xyz")
+        periodic = [self.periodic[a].isChecked() for a in "xyz"]
         params = {"library_root": str(self.library.root), "entry_id": self.entry_id,
                   "size": self.size_spin.value(), "periodic": periodic, "seed": self.seed_spin.value()}
-        self.view.clear()
         self.progress.setRange(0, 0)  # busy until the first block reports
-        self.status.setText("Generating…")
-        self.last_finished = None
-        self.job = ThreadJob(generate_entry_volume, params).start()
-        self._job_entry = self.entry_id
-        self.timer.start()
-        self._update_buttons()
+        self.job_status.setText("Generating…")
+        h = self.gen_job = self.jobs.start(generate.run_job, params, tag=(str(self.library.root), self.entry_id))
+        h.progress.connect(lambda ev, h=h: h is self.gen_job and self._gen_progress(ev))
+        h.finished.connect(lambda ev, h=h: self._generated(h, ev))
+        self.reload()
 
-    def compute_stats(self) -> None:
-        eid = self.entry_id
-        if eid is None:
-            return
-        self.status.setText("Computing statistics…")
-        from ...core.report import entry_stats_job
+    def _gen_progress(self, ev) -> None:
+        show_progress(self.progress, ev)
+        self.job_status.setText(f"Generating: {ev.message}")
 
-        # Stored as _stats.json/_stats.png with provenance, so reports and builds reuse it.
-        vol_path = self.library.entry_file(eid, ".tif")
-        small = vol_path.exists() and vol_path.stat().st_size <= 128 ** 3 + 65536
-        self._stats_entry = eid
-        self.stats_job = ThreadJob(entry_stats_job, {"library_root": str(self.library.root), "entry_id": eid,
-                                                     "tortuosity": small}).start()
-        self.timer.start()
-
-    def poll(self) -> None:
-        if self.job is not None:
-            for ev in self.job.poll():
-                if isinstance(ev, Progress):
-                    show_progress(self.progress, ev)
-                    self.status.setText(f"Generating: {ev.message}")
-                elif isinstance(ev, Finished):
-                    self._generated(ev)
-        if self.stats_job is not None:
-            for ev in self.stats_job.poll():
-                if isinstance(ev, Finished):
-                    self.stats_job = None
-                    if ev.state == DONE:
-                        self.stats_view.set_results(ev.result)
-                        self.tabs.setCurrentIndex(1)
-                        self.status.setText("Statistics computed and saved with the entry.")
-                        self.ctx.notify_updated(self._stats_entry)
-                    elif ev.error:
-                        self.show_error(ev.error)
-        if (self.job is None or self.job.done) and self.stats_job is None:
-            self.timer.stop()
-
-    def _generated(self, ev: Finished) -> None:
-        self.last_finished = ev
+    def _generated(self, handle, ev: Finished) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if ev.state == DONE else 0)
-        eid = self._job_entry
+        here = handle.tag == (str(self.library.root), self.entry_id)
         if ev.state == DONE:
-            shape = ev.result.get("shape")
-            secs = ev.result.get("seconds") or 0.0
-            self.status.setText(f"Generated {' × '.join(map(str, shape or []))} voxels in {secs:.1f} s.")
-            self.library.set_step_status(eid, "inspect", "done")
-            self.library.mark_later_steps_stale(eid, "inspect")
-            self.ctx.notify_updated(eid)
-            if eid == self.entry_id:
-                self.show_volume()
+            shape = " × ".join(map(str, ev.result.get("shape") or []))
+            where = "" if here else f" for {Path(ev.result['path']).stem}"
+            self.job_status.setText(f"Generated {shape} voxels{where} in {ev.result.get('seconds') or 0.0:.1f} s.")
         elif ev.state == CANCELLED:
-            self.status.setText("Generation cancelled.")
+            self.job_status.setText("Generation cancelled: nothing was saved.")
         else:
-            self.status.setText(f"Generation failed: {ev.error}")
+            self.job_status.setText(f"Generation failed: {ev.error}")
             self.show_error(ev.error or "generation failed")
-        self._update_buttons()
+        if not self.changed():  # the job saved; the event may have come already
+            self.reload()
+
+    def cancel(self) -> None:
+        for h in (self.gen_job, self.stats_job):
+            if h is not None and not h.done:
+                h.cancel()
+
+    # -- statistics -------------------------------------------------------------------------
+    def compute_stats(self) -> None:
+        eid = self.entry_id
+        if eid is None or self.computing:
+            return
+        vol = self.library.entry_file(eid, L.VOLUME.suffix)
+        small = vol.exists() and vol.stat().st_size <= TORTUOSITY_MAX_BYTES
+        self.job_status.setText("Computing statistics…")
+        h = self.stats_job = self.jobs.start(stats.run_job, {"library_root": str(self.library.root), "entry_id": eid,
+                                                            "tortuosity": small})
+        h.finished.connect(self._stats_done)
+        self.reload()
+
+    def _stats_done(self, ev: Finished) -> None:
+        if ev.state == DONE:
+            self.tabs.setCurrentIndex(1)
+            self.job_status.setText("Statistics computed and saved with the entry.")
+        elif ev.state == CANCELLED:
+            self.job_status.setText("Statistics cancelled.")
+        else:
+            self.job_status.setText(f"Statistics failed: {ev.error}")
+            self.show_error(ev.error or "statistics failed")
+        if not self.changed():
+            self.reload()

@@ -20,6 +20,7 @@ PHASE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (
 OK_STYLE = "QLabel { background: #e8f6ec; color: #1e6b3a; border: 1px solid #9fd3b0; padding: 6px; }"
 FLAG_STYLE = "QLabel { background: #fdecea; color: #a32a1e; border: 1px solid #f0a8a0; padding: 6px; }"
 EMPTY_STYLE = "QLabel { color: #555; padding: 6px; }"
+STALE_STYLE = "QLabel { background: #fff6dd; color: #7a5a00; border: 1px solid #e8cf8a; padding: 6px; }"
 
 
 class StatsView(QWidget):
@@ -28,6 +29,7 @@ class StatsView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.result: dict | None = None
+        self.note = ""
         self.banner = QLabel()
         self.banner.setObjectName("statsFlag")
         self.banner.setWordWrap(True)
@@ -57,9 +59,13 @@ class StatsView(QWidget):
         return p
 
     # -- public ---------------------------------------------------------------------
-    def set_results(self, result: dict | None) -> None:
-        """Show a result of :func:`~microlib_gui.core.stats.compare` (None clears the view)."""
-        self.result = result
+    def set_results(self, result: dict | None, note: str = "") -> None:
+        """Show a result of :func:`~microlib_gui.core.stats.compare` (None clears the view).
+
+        ``note`` says why the result may not describe the entry any more (e.g. it
+        was computed from an earlier volume); it heads the banner.
+        """
+        self.result, self.note = result, (note if result else "")
         for p in (self.p_vf, self.p_sa, self.p_tpc, self.p_tau):
             p.clear()
             if p.legend is not None:
@@ -69,8 +75,8 @@ class StatsView(QWidget):
             self.banner.setText("No statistics yet: generate a volume, then compute statistics.")
             return
         flagged = bool(result.get("flag", {}).get("flagged"))
-        self.banner.setStyleSheet(FLAG_STYLE if flagged else OK_STYLE)
-        self.banner.setText(flag_text(result))
+        self.banner.setStyleSheet(STALE_STYLE if note else FLAG_STYLE if flagged else OK_STYLE)
+        self.banner.setText((f"↻ {note}\n" if note else "") + flag_text(result))
         if result.get("kind") == "grayscale":
             self._draw_grayscale(result)
         else:
