@@ -91,6 +91,9 @@ def test_generate_then_export_every_file_opens(trained_entry, tmp_path):
     torch.load(folder / (e.name + "_Disc.pt"), weights_only=True)
     anns = json.loads((out / "data_anns.json").read_text())
     assert [r["name"] for r in anns.values()] == [e.name]
+    # the folder and data_anns.json say which library (and entry) they hold
+    manifest = json.loads((folder / (e.name + "_export.json")).read_text())
+    assert manifest["library"]["uuid"] == lib.uuid == anns["1"]["library"] and manifest["entry"]["id"] == e.id
 
 
 def test_export_of_untrained_entry_reports_missing_files(demo_library, tmp_path):
@@ -138,6 +141,10 @@ def test_cli_export_and_media(trained_entry, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert {i["status"] for i in doc["entries"][0]["items"]} >= {"written", "generated", "copied"}
     assert (out / e.name / (e.name + ".mp4")).exists()
+    # without --out: the library's own folder
+    assert main(["--library", str(lib.root), "export", e.name, "--no-media"]) == 0
+    assert (lib.root / "export" / e.name / (e.name + ".tif")).exists()
+    capsys.readouterr()
 
     rc = main(["media", str(lib.entry_file(e.id, ".tif")), "--mp4", str(tmp_path / "m.mp4"), "--long",
                str(tmp_path / "m.png"), "--frames", "4", "--size", "64"])
