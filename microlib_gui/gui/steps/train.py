@@ -76,6 +76,8 @@ class Panel(StepPanel):
         self.generator_info = QLabel()
         self.generator_info.setObjectName("generatorInfo")
         self.generator_info.setWordWrap(True)
+        for lab, lines in ((self.image_info, 3), (self.generator_info, 2)):  # wrapped text is not cut off
+            lab.setMinimumHeight(lab.fontMetrics().lineSpacing() * lines)
 
         settings = QGroupBox("Settings (MicroLib's defaults)")
         f = QFormLayout(settings)
@@ -319,7 +321,7 @@ class Panel(StepPanel):
             elif chosen is not None:
                 self.image_info.setText(f"Training image (chosen for a quick try): <b>{chosen.name}</b>")
             else:
-                self.image_info.setText(f"<b>{self._inputs.reason}</b>. You can still choose an image file "
+                self.image_info.setText(f"<b>{self._inputs.reason}</b>. An image file can still be chosen "
                                         "for a quick try.")
             mine = {j.run.id for j in self.active if j.run is not None and j.key() == self._key()}
             wf.recover_runs(self.library, entry_id, skip=mine)
