@@ -35,7 +35,9 @@ def test_slurm_build_two_entries(tmp_path, shared_data, slurm_cluster, capsys): 
         assert Path(j.scheduler_log).exists()
         assert "generate: done" in Path(j.log).read_text()
         assert lib.entry_file(j.entry_id, ".tif").exists() and not lib.is_stale(j.entry_id, "_Gen.pt")
-        assert [r["status"] for r in lib.runs(j.entry_id)] == ["done"] * 4
+        assert [r["status"] for r in lib.runs(j.entry_id) if r["kind"].startswith("build:")] == ["done"] * 4
+        (run,) = lib.runs(j.entry_id, kind="train")  # the Train step's run, in train/run-001
+        assert run["status"] == "done" and run["params"]["out"].endswith("train/run-001")
     # Building again submits nothing: every step is done.
     capsys.readouterr()
     assert cli(lib, "--all-curated", "--steps", steps, *SLURM, *TINY) == 0
