@@ -177,10 +177,6 @@ def get_run(library, entry_id: int, run_id: int) -> Run | None:
     return next((r for r in runs(library, entry_id) if r.id == int(run_id)), None)
 
 
-def _same(a, b) -> bool:
-    return (a if a is not None else None) == (b if b is not None else None)
-
-
 def _norm_images(images) -> list[str]:
     return [str(Path(p).resolve()) for p in images or []]
 
@@ -195,8 +191,8 @@ def resumable_run(library, entry_id: int, params: dict | None = None) -> Run | N
             return run
         if params.get("iters") is not None and int(params["iters"]) <= run.iteration:
             continue
-        ok = all(_same(_norm_images(params.get(k)), _norm_images(run.params.get(k))) if k == "images"
-                 else _same(params.get(k), run.params.get(k)) for k in MATCH_KEYS)
+        ok = all(_norm_images(params.get(k)) == _norm_images(run.params.get(k)) if k == "images"
+                 else params.get(k) == run.params.get(k) for k in MATCH_KEYS)
         if ok:
             return run
     return None
