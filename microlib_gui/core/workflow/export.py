@@ -32,7 +32,7 @@ from ..library import layout as L
 from ..media import MediaError, gif_to_mp4, load_volume, write_long_png, write_rotation_movie
 from ..steps import DONE, STALE, TODO
 from . import generate
-from .generate import file_sha
+from .generate import known_sha
 
 STEP = "export"
 DATA_ANNS = "data_anns.json"
@@ -192,11 +192,12 @@ def inputs(library, entry_id: int) -> ExportInputs:
 
 def _inputs_unchanged(library, entry_id: int) -> bool:
     path = library.entry_file(entry_id, L.EXPORT_MANIFEST.suffix)
-    prov = next((p for p in library.provenance(entry_id) if p["file"] == path.name), None)
+    rows = library.provenance(entry_id)
+    prov = next((p for p in rows if p["file"] == path.name), None)
     if prov is None:
         return False
     folder = library.entry_dir(entry_id)
-    return all(file_sha(folder / i["file"]) == i.get("sha256") for i in prov["inputs"])
+    return all(known_sha(folder / i["file"], rows) == i.get("sha256") for i in prov["inputs"])
 
 
 def last_export(library, entry_id: int) -> dict | None:

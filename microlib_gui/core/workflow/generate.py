@@ -43,6 +43,19 @@ def file_sha(path: Path) -> str | None:
     return _sha_cached(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def known_sha(path: Path, provenance: list[dict]) -> str | None:
+    """The SHA-256 the store recorded when it wrote ``path`` (hashed only when nothing is recorded).
+
+    Entry files change only through the store (atomically, with provenance), so
+    the recorded value stands for the file: a large volume is not read again
+    on every GUI event. None when the file is absent.
+    """
+    if not path.exists():
+        return None
+    row = next((p for p in provenance if p["file"] == path.name), None)
+    return row["sha256"] if row else file_sha(path)
+
+
 # -- the generator ---------------------------------------------------------------------
 def generator_info(library, entry_id: int) -> dict[str, Any] | None:
     """The entry's published generator, or None without a ``_Gen.pt``.

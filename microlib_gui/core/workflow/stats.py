@@ -17,7 +17,7 @@ from typing import Any
 from ..library import layout as L
 from ..stats.metrics import StatsError
 from . import generate
-from .generate import file_sha
+from .generate import file_sha, known_sha
 
 STEP = "inspect"
 #: What the statistics compare: the training image and the volume.
@@ -133,13 +133,14 @@ def saved(library, entry_id: int) -> SavedStats:
         return SavedStats(None, False, f"{path.name} is not a statistics result: compute them again")
     # Other writers (an older build) may leave out who the entry is.
     result.setdefault("entry", {"id": int(entry_id), "name": library.entry_dir(entry_id).name})
-    prov = next((p for p in library.provenance(entry_id) if p["file"] == path.name), None)
+    rows = library.provenance(entry_id)
+    prov = next((p for p in rows if p["file"] == path.name), None)
     if prov is None or file_sha(path) != prov["sha256"]:
         return SavedStats(result, False, "nothing records what these statistics were computed from")
     recorded = {i["file"]: i.get("sha256") for i in prov["inputs"]}
     for suffix in READS:
         p = library.entry_file(entry_id, suffix)
-        if recorded.get(p.name) is None or recorded[p.name] != file_sha(p):
+        if recorded.get(p.name) is None or recorded[p.name] != known_sha(p, rows):
             what = "volume" if suffix == L.VOLUME.suffix else "training image"
             return SavedStats(result, False, f"computed from an earlier {what}")
     return SavedStats(result, True)
