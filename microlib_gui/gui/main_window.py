@@ -265,22 +265,11 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getOpenFileName(self, "Import annotations", "", "JSON (*.json)")
         if not path:
             return
-        try:
-            import json
+        from ..core.workflow.browse import import_annotations
 
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-            first = next(iter(doc.values()), {}) if isinstance(doc, dict) else {}
-            if isinstance(first, dict) and "name" in first and "data_path" not in first:
-                n = self.ctx.library.import_data_anns(path)
-                msg = f"Updated {n} entries."
-            else:
-                res = self.ctx.library.import_microlib_anns(path)
-                msg = (f"{len(res['applied'])} applied, {len(res['pending'])} kept until those "
-                       "DoITPoMS micrographs are added.")
-        except (OSError, ValueError) as exc:
-            self.error(f"{Path(path).name}: cannot be read as JSON ({exc})")
-            return
-        except MicrolibError as exc:
+        try:
+            msg = import_annotations(self.ctx.library, path)["text"].capitalize() + "."
+        except (OSError, MicrolibError) as exc:
             self.error(str(exc))
             return
         self.ctx.refresh()

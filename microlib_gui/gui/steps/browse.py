@@ -548,16 +548,15 @@ class Panel(StepPanel):
         """Exclude the selected library entries for the chosen reason (or include them again)."""
         reason = None if include else self.reason_box.currentText()
         note = "" if include else self.note_edit.text().strip()
-        changed = []
-        for it in self.selected_items():
-            if it.entry is None:
-                continue
-            try:
-                self.library.set_excluded(it.entry.id, reason, note)
-                changed.append(it.entry.id)
-            except MicrolibError as exc:
-                self.show_error(str(exc))
-                return
+        from ...core.workflow.browse import exclude
+
+        try:
+            changed = exclude(self.library, [it.entry.id for it in self.selected_items() if it.entry is not None],
+                              reason, note)
+        except MicrolibError as exc:
+            self.show_error(str(exc))
+            self.changed()
+            return
         if not changed:
             self.status.setText("Only micrographs in the library can be excluded: add them first.")
             return
