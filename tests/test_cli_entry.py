@@ -63,6 +63,12 @@ def test_an_entry_curated_step_by_step(demo_library, capsys):
     assert doc["method"] == "fast" and doc["steps"]["inpaint"] == "done"
     out = np.asarray(Image.open(lib.entry_file(eid, L.INPAINTED.suffix)))
     assert out.shape == (384, 376) and len(np.unique(out)) == 2
+    # Train: run 1 of the entry, in train/run-001 like the Train step's and the build's, published.
+    assert run(lib, "entry", "train", eid, "--resume") == 2 and "no stopped run" in capsys.readouterr().err
+    assert run(lib, "entry", "train", eid, "--preset", "tiny", "--iters", "2", "--device", "cpu", "--json") == 0
+    doc = out_json(capsys)
+    assert doc["run"] == 1 and doc["folder"] == str(lib.entry_dir(eid) / "train" / "run-001")
+    assert doc["steps"]["train"] == "done" and lib.entry_file(eid, L.GENERATOR.suffix).exists()
     # A new crop: what reads the crop is stale, and status says so.
     assert run(lib, "entry", "crop", eid, "--box", "0,0,300,300") == 0
     assert "now stale: segment, scalebar, inpaint" in capsys.readouterr().out
@@ -122,6 +128,8 @@ def test_keep_grayscale_pick_and_measure_the_bar(demo_library, capsys):
     (["scalebar", "{e}", "--tolerance", "999"], "--tolerance"),
     (["inpaint", "{e}", "--iters", "0"], "at least 1"),
     (["inpaint", "{e}", "--method", "magic"], "invalid choice"),
+    (["train", "{e}"], "Inpaint step must be done first"),
+    (["train", "{e}", "--preset", "huge"], "invalid choice"),
     (["undo", "{e}"], "nothing to undo"),
     (["redo", "{e}"], "nothing to redo"),
     (["status", "99999"], "no entry 99999"),

@@ -10,6 +10,7 @@ becomes stale; undoable), and a window showing the entry follows at once::
     microlib entry scalebar 1 --pick 30,470 --box 10,450,90,490 --ends 18,470,75,470 --um 5
     microlib entry scalebar 1 --auto [--um 5]
     microlib entry inpaint 1 [--method fast|gan]
+    microlib entry train 1 [--preset microlib|tiny] [--iters N] [--resume]
     microlib entry undo 1 | redo 1
     microlib entry status 1 [--json]
 
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 
+import sys
+
+from ..core.library import layout as L
 from . import add_json_flag, emit, open_library
 from ._args import ArgumentError, OneLineParser, parse_auto, parse_box, parse_point, parse_points, parse_thresholds
 
-ACTIONS = ("crop", "segment", "scalebar", "inpaint", "undo", "redo", "status")
+ACTIONS = ("crop", "segment", "scalebar", "inpaint", "train", "undo", "redo", "status")
 
 
 def register(sub) -> None:
@@ -79,6 +83,20 @@ def register(sub) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_json_flag(q)
     q.set_defaults(func=cmd_inpaint)
+
+    q = esub.add_parser("train", help="train SliceGAN on the inpainted image (a run in train/run-NNN, published "
+                                      "when it completes)")
+    _entry_arg(q)
+    q.add_argument("--preset", choices=("microlib", "tiny"), default="microlib",
+                   help="network and training settings (default microlib; tiny is for trying things out)")
+    q.add_argument("--iters", type=_positive, metavar="N", help="generator iterations in total (default: the preset's)")
+    q.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    q.add_argument("--seed", type=int, default=0, metavar="S")
+    q.add_argument("--resume", action="store_true",
+                   help="continue the entry's latest stopped run from its checkpoint (--iters: a new total)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_train)
 
     for name, what in (("undo", "undo the entry's last annotation edit"), ("redo", "redo an undone edit")):
         q = esub.add_parser(name, help=what)
@@ -222,7 +240,6 @@ def cmd_segment(args) -> int:
 # -- scale bar -------------------------------------------------------------------------------
 def cmd_scalebar(args) -> int:
     from ..core import scalebar as sb
-    from ..core.library import layout as L
     from ..core.workflow import scalebar as wf
 
     if args.auto and (args.pick or args.box or args.ends):
@@ -280,8 +297,6 @@ def cmd_scalebar(args) -> int:
 
 # -- inpaint ---------------------------------------------------------------------------------
 def cmd_inpaint(args) -> int:
-    import sys
-
     from ..core.inpaint import DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS
     from ..core.jobs import run_inline
     from ..core.workflow import inpaint as wf
@@ -313,6 +328,59 @@ def cmd_inpaint(args) -> int:
     return 0
 
 
+# -- train -----------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    import signal
+    import threading
+
+    from ..core.jobs import CANCELLED, DONE, FAILED, Finished, JobCancelled, run_inline
+    from ..core.workflow import train as wf
+    from .train import ProgressBar
+
+    lib, entry = _open(args)
+    inp = wf.inputs(lib, entry.id)
+    if not inp.ready:
+        raise ArgumentError(f"{entry.name}: {inp.reason}")
+    wf.recover_runs(lib, entry.id)  # a run left "running" by a process that died can be resumed
+    if args.resume:
+        run = wf.resumable_run(lib, entry.id)
+        if run is None:
+            raise ArgumentError(f"{entry.name}: no stopped run with a checkpoint to resume")
+        run = wf.resume(lib, run, iters=args.iters)
+    else:
+        run = wf.new_run(lib, entry.id, wf.run_params(inp, preset=args.preset, iters=args.iters, device=args.device,
+                                                      seed=args.seed))
+    cancel = threading.Event()
+    try:  # Ctrl+C stops the run after a checkpoint, so --resume continues from there
+        old = signal.signal(signal.SIGINT, lambda *a: cancel.set())
+    except ValueError:  # not the main thread
+        old = None
+    quiet = args.quiet or args.json
+    try:
+        res = run_inline(wf.job, wf.job_params(run), on_progress=None if quiet else ProgressBar(),
+                         cancel_event=cancel)
+    except JobCancelled:
+        run = wf.finish(lib, entry.id, run, Finished(CANCELLED))
+        print(f"microlib: run {run.number} stopped at iteration {run.iteration}; nothing published "
+              f"(continue with: microlib entry train {entry.name} --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        wf.finish(lib, entry.id, run, Finished(FAILED, error=" ".join(str(exc).split())[:300]))
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    run = wf.finish(lib, entry.id, run, Finished(DONE, result=res))
+    if run.status != "done":
+        raise ArgumentError(f"{entry.name}: run {run.number} {run.status}" + (f": {run.message}" if run.message else ""))
+    e = lib.get_entry(entry.id)
+    emit(args, {"entry": e.name, "id": e.id, "run": run.number, "folder": str(run.out), "iteration": run.iteration,
+                "seconds": res.get("seconds"), "steps": e.steps},
+         f"{e.name}: run {run.number} trained {run.iteration} iterations in {run.out.parent.name}/{run.out.name}; "
+         f"published {L.GENERATOR.suffix}")
+    return 0
+
+
 # -- undo / redo / status ----------------------------------------------------------------------
 def _move(args, move: int) -> int:
     from ..core.workflow import history
@@ -337,7 +405,6 @@ def cmd_redo(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from ..core.library import layout as L
     from ..core.steps import STALE, STEP_TITLES, STEPS
     from ..core.workflow import history
 
