@@ -11,6 +11,8 @@ import torch
 
 from microlib_gui.cli import main
 from microlib_gui.core import export, media
+from microlib_gui.core.workflow import export as wf_export
+from microlib_gui.core.workflow import generate as wf_generate
 from microlib_gui.core.demo import CATALOG, render_micrograph
 from microlib_gui.core.images import load_image, load_labels, save_png
 from microlib_gui.core.jobs import run_inline
@@ -59,7 +61,7 @@ def test_publish_training_writes_slicegan_files(trained_entry):
 def test_generate_then_export_every_file_opens(trained_entry, tmp_path):
     lib, e = trained_entry
     events = []
-    res = run_inline(export.generate_entry_volume,
+    res = run_inline(wf_generate.run_job,
                      {"library_root": str(lib.root), "entry_id": e.id, "size": 40, "seed": 3, "device": "cpu"},
                      on_progress=events.append)
     assert res["shape"] == [40, 40, 40] and events
@@ -67,7 +69,7 @@ def test_generate_then_export_every_file_opens(trained_entry, tmp_path):
     assert vol.shape == (40, 40, 40) and set(np.unique(vol)) <= {0, 1}
 
     out = tmp_path / "out"
-    results = export.export_entries(lib, [e.id], out, n_frames=8)
+    results = wf_export.export(lib, [e.id], out, n_frames=8)
     items = {i.name: i for i in results[0].items}
     folder = out / e.name
     for suffix in (".tif", ".mp4", "_long.png", "_inpainted.png", "_original.png", "_Gen.pt", "_Disc.pt",
@@ -98,7 +100,7 @@ def test_generate_then_export_every_file_opens(trained_entry, tmp_path):
 
 def test_export_of_untrained_entry_reports_missing_files(demo_library, tmp_path):
     e = demo_library.list_entries()[1]
-    r = export.export_entry(demo_library, e.id, tmp_path / "o")
+    r = wf_export.export_entry(demo_library, e.id, tmp_path / "o")
     st = {i.name[len(e.name):]: i for i in r.items}
     assert st["_original.png"].status == "copied"
     assert st[".tif"].status == "missing" and "Generate" in st[".tif"].detail
@@ -115,7 +117,7 @@ def test_inpaint_gif_becomes_mp4(demo_library, tmp_path):
         ims[0].save(p, save_all=True, append_images=ims[1:], duration=100)
 
     demo_library.write_file(e.id, "_inpaint.gif", writer=gif, produced_by="test")
-    r = export.export_entry(demo_library, e.id, tmp_path / "o")
+    r = wf_export.export_entry(demo_library, e.id, tmp_path / "o")
     st = {i.name[len(e.name):]: i.status for i in r.items}
     assert st["_inpaint.gif"] == "copied" and st["_inpaint.mp4"] == "generated"
     frames, _ = media.read_mp4(tmp_path / "o" / e.name / (e.name + "_inpaint.mp4"))
@@ -133,7 +135,7 @@ def test_volume_tiff_voxel_size_round_trip(tmp_path):
 
 def test_cli_export_and_media(trained_entry, tmp_path, capsys):
     lib, e = trained_entry
-    run_inline(export.generate_entry_volume, {"library_root": str(lib.root), "entry_id": e.id, "size": 32,
+    run_inline(wf_generate.run_job, {"library_root": str(lib.root), "entry_id": e.id, "size": 32,
                                               "device": "cpu"})
     out = tmp_path / "cli"
     rc = main(["--library", str(lib.root), "export", e.name, "--out", str(out), "--frames", "6", "--json"])

@@ -13,12 +13,13 @@ pytestmark = pytest.mark.gui
 
 
 def test_library_report_dialog(qtbot, library, tmp_path, artifacts):
+    from microlib_gui.gui.jobrunner import JobRunner
     from microlib_gui.gui.widgets.report_dialog import LibraryReportDialog
 
     a = _entry_with_files(library, 4)
     b = _entry_with_files(library, 5, vf_thr=0.52)
     c = library.add_entry(_png_bytes(6))  # nothing generated yet: skipped, named
-    dlg = LibraryReportDialog(library)
+    dlg = LibraryReportDialog(library, JobRunner())
     qtbot.addWidget(dlg)
     dlg.show()
     qtbot.waitExposed(dlg)

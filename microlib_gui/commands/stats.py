@@ -142,7 +142,7 @@ def format_result(result: dict) -> str:
 
 
 def cmd_report(args) -> int:
-    from ..core.report import library_report
+    from ..core.workflow.report import library_report
     from ..core.store import Library
 
     kw = _compute_kw(args)

@@ -1,10 +1,9 @@
-"""Statistics reports: a figure + JSON per entry, and the library-wide Figure 4 + CSV.
+"""Statistics reports drawn from results: a figure per entry, the library-wide Figure 4 and its CSV.
 
-Figures use matplotlib's Agg backend (no display needed). Per entry, the training
-image ``microstructureNNN_inpainted.png`` is compared with the generated volume
-``microstructureNNN.tif`` by :mod:`microlib_gui.core.workflow.stats`, which keeps
-the results as ``_stats.json`` and ``_stats.png`` beside them (one transaction,
-with provenance), so they are recomputed only when an input changes.
+Figures use matplotlib's Agg backend (no display needed). The results come from
+:mod:`microlib_gui.core.workflow.stats` (one entry, kept as ``_stats.json`` and
+``_stats.png``) and :mod:`microlib_gui.core.workflow.report` (the whole library);
+this module knows nothing of libraries.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text
-from .library import layout as L
 from .stats.compare import ERROR_THRESHOLD, headline_phase
 
 #: Entries shown in the 2PC panels of the library figure (two panels of four, as in MicroLib).
@@ -164,53 +162,6 @@ def _tau_panel(ax, m3):
     ax.legend(fontsize=7)
 
 
-def entry_paths(library, entry_id: int) -> tuple[Path, Path]:
-    """The training image and volume files of an entry (they may not exist)."""
-    return library.entry_file(entry_id, L.INPAINTED.suffix), library.entry_file(entry_id, L.VOLUME.suffix)
-
-
-def has_stats_inputs(library, entry_id: int) -> bool:
-    img, vol = entry_paths(library, entry_id)
-    return img.exists() and vol.exists()
-
-
-def write_entry_report(library, entry_id: int, recompute: bool = True, **compare_kw) -> dict:
-    """Compare an entry's training image with its volume; store ``_stats.json`` and ``_stats.png``.
-
-    The Inspect step's statistics (:mod:`microlib_gui.core.workflow.stats`). With
-    ``recompute=False`` the stored result is returned when it was computed from
-    the entry's current image and volume.
-
-    Parameters
-    ----------
-    library : Library
-    entry_id : int
-    recompute : bool
-    **compare_kw
-        Passed to :func:`microlib_gui.core.stats.compare` (``r_max``, ``tortuosity``,
-        ``device``, ``tau_side``).
-
-    Returns
-    -------
-    dict
-        The result (see :func:`~microlib_gui.core.stats.compare`), plus ``entry``.
-    """
-    from .workflow import stats
-
-    if not recompute:
-        stored = stats.saved(library, entry_id)
-        if stored.current:
-            return stored.result
-    return stats.compute(library, entry_id, **compare_kw)
-
-
-def entry_stats_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:
-    """Job function (``core.jobs``): :func:`microlib_gui.core.workflow.stats.run_job`."""
-    from .workflow import stats
-
-    return stats.run_job(ctx, library_root, entry_id, **compare_kw)
-
-
 # -- library-wide (MicroLib Figure 4) ----------------------------------------------
 CSV_COLUMNS = ["entry", "name", "status", "kind", "phase", "vf_2d", "vf_3d", "vf_error", "sa_2d", "sa_3d",
                "sa_error", "tpc_max_diff", "tau_x", "tau_y", "tau_z", "tau_spread", "flagged", "reasons"]
@@ -234,73 +185,6 @@ def summary_row(result: dict) -> dict[str, Any]:
         if p["phase"] == k:
             row.update(tau_x=p["x"], tau_y=p["y"], tau_z=p["z"], tau_spread=p["spread"])
     return row
-
-
-def library_report(library, out_dir: str | os.PathLike, recompute: bool = False, selection: int = TPC_SELECTION,
-                   progress=None, **compare_kw) -> dict:
-    """Compute (or reuse) every entry's statistics and draw the library-wide figure.
-
-    Writes ``OUT/library_stats.png`` (MicroLib Figure 4 layout) and ``OUT/library_stats.csv``.
-
-    Parameters
-    ----------
-    library : Library
-    out_dir : path-like
-    recompute : bool
-        Recompute entries whose stored ``_stats.json`` is still up to date.
-    selection : int
-        How many entries the 2PC panels show (split over two panels).
-    progress : callable, optional
-        ``progress(done, total, message)``.
-
-    Returns
-    -------
-    dict
-        ``{"results": [...], "skipped": [{"entry", "name", "reason"}], "png": path, "csv": path}``.
-    """
-    from .errors import MicrolibError
-
-    out = Path(out_dir)
-    entries = library.list_entries()
-    results, skipped = [], []
-    for i, e in enumerate(entries):
-        if progress:
-            progress(i, len(entries), e.name)
-        img, vol = entry_paths(library, e.id)
-        missing = [p.name for p in (img, vol) if not p.exists()]
-        if missing:
-            skipped.append({"entry": e.id, "name": e.name, "reason": "no " + " and no ".join(missing)})
-            continue
-        try:
-            results.append(write_entry_report(library, e.id, recompute=recompute, **compare_kw))
-        except MicrolibError as exc:
-            skipped.append({"entry": e.id, "name": e.name, "reason": str(exc)})
-    if progress:
-        progress(len(entries), len(entries), "figure")
-    png = out / "library_stats.png"
-    csv_path = out / "library_stats.csv"
-    library_figure(results, png, selection=selection)
-    write_csv(results, skipped, csv_path)
-    return {"results": results, "skipped": skipped, "png": str(png), "csv": str(csv_path)}
-
-
-def library_report_job(ctx, library_root: str, out_dir: str, recompute: bool = False, **compare_kw) -> dict:
-    """Job function (``core.jobs``) around :func:`library_report`, for the GUI.
-
-    Returns a JSON-able summary: ``png``, ``csv``, ``computed`` and ``flagged``
-    (entry names) and ``skipped`` (entry, name, reason).
-    """
-    from .store import Library
-
-    def progress(done, total, message):
-        ctx.check_cancelled()
-        ctx.report(done, max(total, 1), message)
-
-    rep = library_report(Library(library_root, create=False), out_dir, recompute=recompute, progress=progress,
-                         **compare_kw)
-    return {"png": rep["png"], "csv": rep["csv"], "computed": [r["entry"]["name"] for r in rep["results"]],
-            "flagged": [r["entry"]["name"] for r in rep["results"] if r["flag"]["flagged"]],
-            "skipped": rep["skipped"]}
 
 
 def write_csv(results: list[dict], skipped: list[dict], path: str | os.PathLike) -> Path:

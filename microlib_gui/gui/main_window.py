@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
         """The library-wide 2D-vs-3D report (MicroLib Figure 4) in a dialog."""
         from .widgets.report_dialog import LibraryReportDialog
 
-        self.report_dialog = LibraryReportDialog(self.ctx.library, self)
+        self.report_dialog = LibraryReportDialog(self.ctx.library, self.ctx.jobs, self)
         self.report_dialog.show()
 
     def show_guide(self) -> None:

@@ -1,6 +1,6 @@
 """View → Library report: the MicroLib Figure 4 comparison of every entry, 2D against 3D.
 
-Runs :func:`microlib_gui.core.report.library_report_job` in a background thread
+Runs :func:`microlib_gui.core.workflow.report.library_report_job` in a background thread
 (each entry's statistics are computed once and reused while its files are
 unchanged), then shows the figure, says which entries were flagged or skipped,
 and offers the folder holding ``library_stats.png`` and ``library_stats.csv``.
@@ -11,25 +11,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
     QVBoxLayout,
 )
 
-from ...core.jobs import CANCELLED, DONE, Finished, Progress, ThreadJob
+from ...core.jobs import CANCELLED, DONE, Finished
+from ...core.workflow.report import library_report_job
 from .progress import show_progress
-
-JOB_TARGET = "microlib_gui.core.report:library_report_job"
 
 
 class LibraryReportDialog(QDialog):
-    def __init__(self, library, parent=None):
+    def __init__(self, library, jobs, parent=None):
+        """``jobs``: the window's job runner (:class:`microlib_gui.gui.jobrunner.JobRunner`)."""
         super().__init__(parent)
         self.setWindowTitle("Library report: 2D against 3D statistics")
         self.library = library
-        self.job: ThreadJob | None = None
+        self.jobs = jobs
+        self.job = None  # JobHandle
         self.result: dict | None = None
 
         self.out_edit = QLineEdit(str(Path(library.root) / "reports"))
@@ -76,9 +77,6 @@ class LibraryReportDialog(QDialog):
         lay.addWidget(scroll, 1)
         self.resize(1000, 760)
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(100)
-        self.timer.timeout.connect(self.poll)
 
     def _choose_folder(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Folder for the report", self.out_edit.text())
@@ -96,27 +94,21 @@ class LibraryReportDialog(QDialog):
             self.status.setText("Choose a folder for the report.")
             return
         self.result = None
-        self.job = ThreadJob(JOB_TARGET, {"library_root": str(self.library.root), "out_dir": out,
-                                          "recompute": self.recompute.isChecked()}).start()
+        self.job = self.jobs.start(library_report_job, {"library_root": str(self.library.root), "out_dir": out,
+                                                         "recompute": self.recompute.isChecked()})
+        self.job.progress.connect(self._progress)
+        self.job.finished.connect(self._finished)
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.open_btn.setEnabled(False)
         self.progress.setRange(0, 0)
         self.status.setText("Computing statistics…")
-        self.timer.start()
 
-    def poll(self) -> None:
-        if self.job is None:
-            return
-        for ev in self.job.poll():
-            if isinstance(ev, Progress):
-                show_progress(self.progress, ev)
-                self.status.setText(f"{ev.step}/{ev.total}: {ev.message}")
-            elif isinstance(ev, Finished):
-                self._finished(ev)
+    def _progress(self, ev) -> None:
+        show_progress(self.progress, ev)
+        self.status.setText(f"{ev.step}/{ev.total}: {ev.message}")
 
     def _finished(self, ev: Finished) -> None:
-        self.timer.stop()
         self.run_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
         self.progress.setRange(0, 1)
