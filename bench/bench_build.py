@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from microlib_gui.core.build import BuildOptions, plan_build, start_build
-from microlib_gui.core.store import Library
+from microlib_gui.core.library import Library
 
 IDS = ("001", "006", "016", "039", "054", "070", "612", "721")
 TINY = {"train": {"preset": "tiny", "iters": 2, "device": "cpu"}, "generate": {"size": 32, "device": "cpu"},

@@ -82,7 +82,7 @@ def main() -> None:
         ms, out = timed(lambda: offline.search("alumina"))
         print(f"offline search 'alumina' (new client, same cache): median {ms:.1f} ms ({len(out.records)} hits)")
 
-        from microlib_gui.core.store import Library
+        from microlib_gui.core.library import Library
 
         lib = Library(Path(tmp) / "lib")
         sel = ids[: args.imports]

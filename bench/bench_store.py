@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from microlib_gui.core.images import load_image
-from microlib_gui.core.store import Library
+from microlib_gui.core.library import Library
 
 
 def timed(fn, repeat=5):

@@ -61,7 +61,7 @@ def one_torch_thread():
 @pytest.fixture
 def library(tmp_path):
     """An empty library in a temporary folder."""
-    from microlib_gui.core.store import Library
+    from microlib_gui.core.library import Library
 
     return Library(tmp_path / "lib")
 
@@ -70,7 +70,7 @@ def library(tmp_path):
 def demo_library(tmp_path):
     """A library holding the demo catalog."""
     from microlib_gui.core.demo import ensure_demo_entries
-    from microlib_gui.core.store import Library
+    from microlib_gui.core.library import Library
 
     lib = Library(tmp_path / "demo-lib")
     ensure_demo_entries(lib)

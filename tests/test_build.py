@@ -16,7 +16,7 @@ from microlib_gui.core.build import (
 )
 from microlib_gui.core.build import steps as bsteps
 from microlib_gui.core.build.executors import parse_time_limit
-from microlib_gui.core.store import Library
+from microlib_gui.core.library import Library
 
 # Tiny settings: the real engines, a few seconds of work per entry on a CPU.
 TINY = ["--param", "train.preset=tiny", "--param", "train.iters=2", "--param", "train.device=cpu",

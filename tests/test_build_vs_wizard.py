@@ -21,7 +21,7 @@ from PIL import Image
 
 from microlib_gui.cli import main
 from microlib_gui.core.library import layout as L
-from microlib_gui.core.store import Library
+from microlib_gui.core.library import Library
 
 pytestmark = pytest.mark.gui
 

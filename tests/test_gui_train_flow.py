@@ -20,7 +20,7 @@ def _one_entry_library(root):
     """A fresh library with one local entry: a two-phase micrograph, thresholds chosen."""
     from microlib_gui.core.demo import CATALOG, render_micrograph
     from microlib_gui.core.images import save_png
-    from microlib_gui.core.store import Library
+    from microlib_gui.core.library import Library
 
     lib = Library(root)
     raw, _, _ = render_micrograph(CATALOG[0])

@@ -13,7 +13,7 @@ from PIL import Image
 
 from microlib_gui.core.demo import CATALOG, demo_png
 from microlib_gui.core.library import layout as L
-from microlib_gui.core.store import Library
+from microlib_gui.core.library import Library
 
 pytestmark = pytest.mark.gui
 
@@ -176,7 +176,7 @@ def test_a_change_made_in_another_process_shows_up(window, qtbot):
     win, lib = window, window.ctx.library
     eid = win.ctx.entry_id
     win.go_to_step("crop")
-    code = ("import sys; from microlib_gui.core.store import Library; from microlib_gui.core.workflow import crop; "
+    code = ("import sys; from microlib_gui.core.library import Library; from microlib_gui.core.workflow import crop; "
             f"crop.save(Library(sys.argv[1]), {eid}, (10, 10, 210, 110), 0)")
     with qtbot.waitSignal(win.ctx.entry_changed, timeout=10000):
         subprocess.run([sys.executable, "-c", code, str(lib.root)], check=True)

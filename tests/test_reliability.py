@@ -121,7 +121,7 @@ def slow_site(make_doitpoms_site):
 
 def test_kill_during_bulk_import_then_resume(slow_site, tmp_path):
     from microlib_gui.core.images import load_image
-    from microlib_gui.core.store import Library
+    from microlib_gui.core.library import Library
 
     lib_path = tmp_path / "lib"
     env = {**os.environ, "MICROLIB_CACHE": str(tmp_path / "cache")}

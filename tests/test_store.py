@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from microlib_gui.core.errors import AnnotationError, ImageError, StoreError
-from microlib_gui.core.store import LOCAL_ID_START, SCHEMA_VERSION, Library
+from microlib_gui.core.library import LOCAL_ID_START, SCHEMA_VERSION, Library
 
 
 def _png(tmp_path, name="m.png", size=96, seed=0):
@@ -83,11 +83,10 @@ def test_exclusion_and_steps(library, tmp_path):
     assert library.list_entries(include_excluded=False) == []
     with pytest.raises(StoreError, match="unknown exclusion reason"):
         library.set_excluded(e.id, "ugly")
-    for s in ("crop", "segment", "inpaint"):
-        library.set_step_status(e.id, s, "done")
-    library.mark_later_steps_stale(e.id, "crop")
-    st = library.get_entry(e.id).steps
-    assert st["crop"] == "done" and st["segment"] == "stale" and st["inpaint"] == "stale" and st["train"] == "todo"
+    library.set_step_status(e.id, "segment", "done")
+    assert library.get_entry(e.id).steps["segment"] == "done"
+    with pytest.raises(StoreError, match="invalid step status"):
+        library.set_step_status(e.id, "segment", "finished")
 
 
 def test_write_file_provenance_and_staleness(library, tmp_path):
@@ -180,7 +179,7 @@ def test_data_anns_export_import(demo_library, tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from microlib_gui.core.store import Library
+    from microlib_gui.core.library import Library
     lib = Library(sys.argv[1])
     eid = int(sys.argv[2])
     big = np.random.default_rng(0).bytes(4_000_000)

@@ -15,7 +15,7 @@ from microlib_gui.core.export import ExportError
 from microlib_gui.core.images import save_png
 from microlib_gui.core.library import layout as L
 from microlib_gui.core.slicegan import SliceGANError
-from microlib_gui.core.store import Library, StagedFile
+from microlib_gui.core.library import Library, StagedFile
 from microlib_gui.core.workflow import export as wf_export
 from microlib_gui.core.workflow import generate, stats
 from microlib_gui.core.workflow.common import png_bytes

@@ -9,7 +9,7 @@ from PIL import Image
 
 from microlib_gui.core.demo import CATALOG, demo_png
 from microlib_gui.core.library import layout as L
-from microlib_gui.core.store import StagedFile
+from microlib_gui.core.library import StagedFile
 from microlib_gui.core.workflow import crop, history, scalebar, segment
 from microlib_gui.core.workflow.steps import stale_steps
 

@@ -21,7 +21,7 @@ def open_library(args, create: bool = True):
     from pathlib import Path
 
     from ..core.paths import default_library_path
-    from ..core.store import Library
+    from ..core.library import Library
 
     path = Path(args.library) if getattr(args, "library", None) else default_library_path()
     return Library(path, create=create)

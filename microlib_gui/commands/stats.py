@@ -143,7 +143,7 @@ def format_result(result: dict) -> str:
 
 def cmd_report(args) -> int:
     from ..core.workflow.report import library_report
-    from ..core.store import Library
+    from ..core.library import Library
 
     kw = _compute_kw(args)
     lib = Library(args.library_path, create=False)

@@ -4,7 +4,7 @@ Whatever changes the current entry — a panel's save, a finished job, Undo/Redo
 the build or a CLI call in another process, File → Open library, choosing
 another entry — the model emits :attr:`AppContext.entry_changed` once, and every
 panel re-reads what it shows from the store. Changes are found by asking the
-database (:class:`~microlib_gui.core.store.ChangeWatcher`, polled on a timer and
+database (:class:`~microlib_gui.core.library.ChangeWatcher`, polled on a timer and
 checked at once by :meth:`AppContext.refresh` after an in-process save), so no
 writer has to remember to tell anyone. Panels hold no entry state across events
 (napari's evented models, Qt views subscribing).
@@ -15,7 +15,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core.errors import MicrolibError
-from ..core.store import Library
+from ..core.library import Library
 from .jobrunner import JobRunner
 
 #: How often the database is checked for changes made outside this window (ms).

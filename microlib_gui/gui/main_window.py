@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from .. import APP_NAME, __version__
 from ..core.errors import MicrolibError
 from ..core.steps import DONE, STALE, STEP_TITLES, STEPS
-from ..core.store import Library
+from ..core.library import Library
 from .context import AppContext
 from .steps.base import NotBuiltPanel, StepPanel
 

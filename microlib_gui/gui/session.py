@@ -11,7 +11,7 @@ def create_window(library_path: Path, settings, add_demo_if_empty: bool = True):
     An empty library gets the embedded demo catalog (``add_demo_if_empty``).
     """
     from ..core.demo import ensure_demo_entries
-    from ..core.store import Library
+    from ..core.library import Library
     from .main_window import MainWindow
 
     lib = Library(library_path)

@@ -93,7 +93,7 @@ def run_entry_job(library_root: str, build_id: str, entry_id: int) -> str:
     ``unavailable``; a failing step ends it as ``failed`` with the traceback in the
     entry's log. Work finished before a failure or a kill stays in the library.
     """
-    from ..store import entry_name
+    from ..library import entry_name
 
     name = entry_name(int(entry_id))
     spec = st.read_json(st.job_path(library_root, build_id, name))

@@ -110,7 +110,7 @@ class EntryJob:
 
 def open_library(library_root):
     """Open an existing library (workers, status readers and the Jobs view never create one)."""
-    from ..store import Library
+    from ..library import Library
 
     return Library(library_root, create=False)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..atomic import atomic_write_json
 from ..errors import MicrolibError
-from ..store import Library
+from ..library import Library
 from .cache import Cache
 from .client import Client, DoitpomsError, NotFoundError, OfflineError, ServerError
 

@@ -2,7 +2,7 @@
 
 ``OUT/microstructureNNN/`` gets the layout files (:data:`microlib_gui.core.export.LAYOUT`)
 and ``microstructureNNN_export.json``, which names the library (its
-:attr:`~microlib_gui.core.store.Library.uuid` and folder) and the entry (id,
+:attr:`~microlib_gui.core.library.Library.uuid` and folder) and the entry (id,
 source, original file name). ``OUT/data_anns.json`` lists the exported entries;
 each record carries its library's uuid and the entry's original file name.
 Entry ids repeat across libraries (every library numbers local entries from
@@ -440,7 +440,7 @@ def export(library, entry_ids: list[int] | None, out_dir: str | Path, *, media: 
 
 def save(library, entry_id: int, result: ex.ExportResult, params: dict):
     """Keep what was exported where as ``_export.json``: the Export step done (or to do, if a file failed)."""
-    from ..store import StagedFile
+    from ..library import StagedFile
 
     entry = library.get_entry(entry_id)
     doc = folder_manifest(result.folder, entry.name) or _manifest(library, entry, result.folder, result.items,
@@ -455,7 +455,7 @@ def save(library, entry_id: int, result: ex.ExportResult, params: dict):
 def run_job(ctx, library_root: str, entry_ids: list[int] | None, out_dir: str, media: bool = True,
             n_frames: int = 72, overwrite: bool = False) -> list[dict]:
     """Job function around :func:`export` (the GUI's thread, the build)."""
-    from ..store import Library
+    from ..library import Library
 
     lib = Library(library_root, create=False)
     ids = _ids(lib, entry_ids)

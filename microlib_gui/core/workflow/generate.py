@@ -21,7 +21,7 @@ from typing import Any
 
 from ..library import layout as L
 from ..slicegan import SliceGANError
-from ..store import StagedFile
+from ..library import StagedFile
 
 STEP = "inspect"
 RUN_KIND = "generate"
@@ -29,7 +29,7 @@ RUN_KIND = "generate"
 
 @functools.lru_cache(maxsize=64)
 def _sha_cached(path: str, ino: int, mtime_ns: int, size: int) -> str:
-    from ..store import sha256_file
+    from ..library import sha256_file
 
     return sha256_file(path)
 
@@ -154,7 +154,7 @@ def job(ctx, library_root: str, entry_id: int, size: int = 64,
     """
     from ..slicegan.fileformat import load_generator
     from ..slicegan.generate import generate_to_file
-    from ..store import Library
+    from ..library import Library
 
     lib = Library(library_root, create=False)
     inp = inputs(lib, entry_id)
@@ -216,7 +216,7 @@ def run_job(ctx, library_root: str, entry_id: int, **params) -> dict:
 
     Returns ``path`` (the entry's volume), ``shape``, ``seconds``, ``generator``.
     """
-    from ..store import Library
+    from ..library import Library
 
     result = job(ctx, library_root, entry_id, **params)
     lib = Library(library_root, create=False)

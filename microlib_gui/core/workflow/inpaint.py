@@ -18,7 +18,7 @@ from .. import preprocess as pp
 from ..inpaint.data import InpaintImage, prepare_image
 from ..inpaint.regions import InpaintError
 from ..library import layout as L
-from ..store import StagedFile
+from ..library import StagedFile
 from . import scalebar
 from . import segment as seg_step
 from .common import original_image, original_suffix, png_bytes

@@ -68,7 +68,7 @@ def library_report_job(ctx, library_root: str, out_dir: str, recompute: bool = F
     Returns a JSON-able summary: ``png``, ``csv``, ``computed`` and ``flagged``
     (entry names) and ``skipped`` (entry, name, reason).
     """
-    from ..store import Library
+    from ..library import Library
 
     def progress(done, total, message):
         ctx.check_cancelled()

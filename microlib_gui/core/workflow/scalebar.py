@@ -15,7 +15,7 @@ import numpy as np
 from .. import preprocess as pp
 from .. import scalebar as sb
 from ..library import layout as L
-from ..store import StagedFile
+from ..library import StagedFile
 from .common import original_image, original_suffix, png_bytes
 
 STEP = "scalebar"

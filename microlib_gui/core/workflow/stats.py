@@ -71,7 +71,7 @@ def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict
     computed: the stored result would describe files the entry no longer has.
     """
     from ..report import entry_figure
-    from ..store import StagedFile
+    from ..library import StagedFile
 
     if inputs.stamps is not None and any(file_sha(p) != inputs.stamps.get(str(p))
                                          for p in (inputs.image, inputs.volume)):
@@ -90,7 +90,7 @@ def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict
 
 def run_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:
     """Job function: read the inputs, compare, :func:`save` (GUI thread, build, report, CLI)."""
-    from ..store import Library
+    from ..library import Library
 
     lib = Library(library_root, create=False)
     return compute(lib, entry_id, ctx=ctx, **compare_kw)

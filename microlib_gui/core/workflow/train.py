@@ -17,7 +17,7 @@ The lifecycle::
     run = finish(library, entry_id, run, finished)     # done / stopped / failed
 
 A run that completes is published into the entry (:func:`publish`: ``_Gen.pt``,
-``_params.data``, ``_Disc.pt`` in one :meth:`~microlib_gui.core.store.Library.complete_step`,
+``_params.data``, ``_Disc.pt`` in one :meth:`~microlib_gui.core.library.Library.complete_step`,
 so Inspect and Export become stale through the step table). A *stopped* run is
 not: it keeps its checkpoint and is continued by :func:`resume` (same number,
 folder and curves) or published on request. Nothing here imports Qt.
@@ -34,7 +34,7 @@ from typing import Any
 
 from ..errors import MicrolibError
 from ..library import layout as L
-from ..store import StagedFile
+from ..library import StagedFile
 
 STEP = "train"
 RUN_KIND = "train"
@@ -427,7 +427,7 @@ def publish(library, entry_id: int, run: Run):
     ``_Disc.pt``, the x critic, from the checkpoint) in one transaction; step Train done.
 
     The files' provenance names the run number, iteration and total, which
-    :func:`generator_info` reads back. Returns the :class:`~microlib_gui.core.store.StepChange`.
+    :func:`generator_info` reads back. Returns the :class:`~microlib_gui.core.library.StepChange`.
     """
     from ..slicegan.fileformat import META_SUFFIX, PARAMS_SUFFIX
 

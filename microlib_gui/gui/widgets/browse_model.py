@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QPixmap
 
 from ...core.doitpoms import Record
 from ...core.doitpoms.client import matches
-from ...core.store import Entry
+from ...core.library import Entry
 
 #: Role under which the model gives the :class:`Item` itself (the tile delegate paints from it).
 ITEM_ROLE = Qt.ItemDataRole.UserRole + 1
