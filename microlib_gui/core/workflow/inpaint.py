@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import preprocess as pp
+from .. import segment as sg
 from ..inpaint.data import InpaintImage, prepare_image
 from ..inpaint.regions import InpaintError
 from ..library import layout as L
@@ -44,7 +45,8 @@ def inputs(library, entry_id: int) -> InpaintInputs:
     gray = pp.working_gray(original, ann)
     labels = seg_step.labels_for(gray, ann)
     if labels is not None and np.unique(labels).size >= 2:
-        image = prepare_image(labels.astype(np.uint8), "labels")
+        # stored as MicroLib's training images are: two phases 0/255, n phases spread over 0..255
+        image = prepare_image(sg.labels_to_png(labels), "labels")
         desc = f"segmented labels ({image.n_phases} phases)"
     else:
         image = prepare_image(np.clip(np.rint(gray), 0, 255).astype(np.uint8), "gray")
@@ -70,6 +72,12 @@ def _mask_file(library, entry_id: int, shape) -> np.ndarray | None:
     from ..inpaint.regions import mask_from_array
 
     return mask_from_array(load_mask(path), shape, path.name)
+
+
+def saved_path(library, entry_id: int):
+    """The entry's saved training image, or None."""
+    path = library.entry_file(entry_id, L.INPAINTED.suffix)
+    return path if path.exists() else None
 
 
 def job(ctx, inputs: InpaintInputs, **params) -> dict:

@@ -206,8 +206,20 @@ class Panel(StepPanel):
         if self.pending is not None:
             self.after.set_array(outlined(img.display(self.pending["result"]["output"]), self.inputs.mask))
         elif not self.running:
-            self.after.set_array(None)
+            self.after.set_array(self._saved_image())
         self._update_buttons()
+
+    def _saved_image(self):
+        """The saved training image, shown in "After" when no new result is waiting."""
+        path = wf.saved_path(self.library, self.entry_id)
+        if path is None:
+            return None
+        from ...core.images import load_image
+
+        try:
+            return load_image(path).as_uint8()
+        except MicrolibError:
+            return None
 
     def _show_inputs(self, text: str) -> None:
         self.before.set_array(None)
