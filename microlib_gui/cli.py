@@ -20,8 +20,15 @@ from .commands import iter_command_modules
 from .core.errors import MicrolibError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what was wrong and where to look), exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="microlib",
         description="MicroLib Studio: curate micrographs and turn them into 3D microstructures.",
     )
@@ -29,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--library", metavar="PATH",
                         help="library folder (default: $MICROLIB_HOME or the user data folder)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in iter_command_modules():
         module.register(sub)
     return parser
