@@ -65,6 +65,23 @@ class StepPanel(QWidget):
         False when the save changed nothing (then no event comes)."""
         return self.ctx.refresh()
 
+    def save(self, fn, *args, **kwargs) -> bool:
+        """Run a workflow save ``fn(*args, **kwargs)`` for an edit; False when it was refused.
+
+        A refused edit is explained in a dialog; either way the panel ends up
+        showing what is saved (the event re-reads it; with no change, no event
+        comes, so the panel re-reads itself).
+        """
+        try:
+            fn(*args, **kwargs)
+        except MicrolibError as exc:
+            self.show_error(str(exc))
+            self.reload()
+            return False
+        if not self.changed():
+            self.reload()
+        return True
+
     def load_entry(self, entry_id: int | None) -> None:
         """Show ``entry_id`` (None: no entry selected), read afresh from the store."""
 

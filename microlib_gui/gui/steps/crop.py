@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSlider, QSpinBox,
 )
 
-from ...core.errors import MicrolibError
 from ...core.workflow import crop as wf
 from ..widgets.image_view import AnnotationHistory, ImageView, lay_out_view_and_side
 from .base import StepPanel
@@ -132,11 +131,4 @@ class Panel(StepPanel):
         eid = self.entry_id
         if eid is None:
             return
-        try:
-            wf.save(self.library, eid, box, rotation, shape=self._inputs.original.shape)
-        except MicrolibError as exc:
-            self.show_error(str(exc))
-            self.reload()  # show what is saved, not the refused edit
-            return
-        if not self.changed():  # nothing changed: no event, but the view must match what is saved
-            self.reload()
+        self.save(wf.save, self.library, eid, box, rotation, shape=self._inputs.original.shape)

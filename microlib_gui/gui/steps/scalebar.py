@@ -202,14 +202,7 @@ class Panel(StepPanel):
         eid = self.entry_id
         if eid is None or self._inputs is None:
             return
-        try:
-            wf.save(self.library, eid, changes, original=self.image)
-        except MicrolibError as exc:
-            self.show_error(str(exc))
-            self.reload()
-            return
-        if not self.changed():
-            self.reload()
+        self.save(wf.save, self.library, eid, changes, original=self.image)
 
     # -- auto-detection -------------------------------------------------------------------------
     def run_auto(self) -> None:

@@ -230,13 +230,6 @@ class Panel(StepPanel):
         if eid is None or self._loading or self._inputs is None:
             return
         kind = KINDS[self.kind.currentText()]
-        try:
-            wf.save(self.library, eid, thresholds=None if kind else self.thresholds(),
-                    deblur_sigma=sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0, method=method,
-                    data_type=kind, gray=self._inputs.gray)
-        except MicrolibError as exc:
-            self.show_error(str(exc))
-            self.reload()
-            return
-        if not self.changed():
-            self.reload()
+        self.save(wf.save, self.library, eid, thresholds=None if kind else self.thresholds(),
+                  deblur_sigma=sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0, method=method,
+                  data_type=kind, gray=self._inputs.gray)
