@@ -19,7 +19,6 @@ Movies are written with the ffmpeg binary shipped by ``imageio-ffmpeg``.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -68,20 +67,19 @@ def check_volume(volume: np.ndarray, name: str = "volume") -> np.ndarray:
 
 
 def load_volume(path: str | os.PathLike) -> np.ndarray:
-    """Read a 3D TIFF volume (``(z, y, x)``; a colour volume is refused)."""
-    import tifffile
+    """Read a 3D TIFF volume (``(z, y, x)``; a colour volume is refused).
+
+    Only a regular file is read, and only once its page count and declared size
+    are within :data:`~.images.MAX_VOLUME_PAGES` and :data:`~.images.MAX_VOLUME_BYTES`.
+    """
+    from .images import MAX_VOLUME_FILE_BYTES, read_tiff_array
+    from .safefile import open_regular_file
 
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise MediaError(f"{path.name}: no such file") from None
-    except OSError as exc:
-        raise MediaError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        vol = tifffile.imread(io.BytesIO(raw))
-    except Exception as exc:  # tifffile raises many types for bad files
-        raise MediaError(f"{path.name}: not a readable TIFF ({' '.join(str(exc).split())[:120]})") from None
+    with open_regular_file(path, MAX_VOLUME_FILE_BYTES, "a volume", MediaError) as fh:
+        if fh.read(4) not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            raise MediaError(f"{path.name}: not a TIFF volume")
+        vol = read_tiff_array(fh, path.name, MediaError)
     vol = np.squeeze(vol)
     if vol.ndim == 4 and vol.shape[-1] in (3, 4):
         raise MediaError(f"{path.name}: colour volumes are not supported")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import load_image_bytes
+from ..images import MAX_FILE_BYTES, load_image_bytes
+from ..safefile import read_regular_file
 from .regions import InpaintError
 
 #: An image with at most this many distinct grey levels is read as labels (``kind="auto"``).
@@ -133,10 +134,7 @@ def prepare_image(arr: np.ndarray, kind: str = "auto", name: str = "image") -> I
 def read_pixels(path: str | os.PathLike) -> np.ndarray:
     """The stored pixels of an image file (uint8 or uint16), validated by the app's loader."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InpaintError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    raw = read_regular_file(path, MAX_FILE_BYTES, "an image", InpaintError)  # no pipe, device, folder
     img = load_image_bytes(raw, name=path.name, min_side=1)
     scale = 65535.0 if img.source_dtype == "uint16" else 255.0
     dtype = np.uint16 if scale > 255 else np.uint8

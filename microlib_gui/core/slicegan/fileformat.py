@@ -6,18 +6,30 @@ Both are untrusted input: the state dict is read with ``torch.load(weights_only=
 and the params with an unpickler that can build nothing but lists and ints.
 We also write ``NAME_meta.json`` (image type, phase values) beside them; the
 published code ignores it.
+
+Nothing is allocated before it is validated: each file must be a regular file
+within its size limit before it is read (:mod:`..safefile`); the network the
+params describe must have at most :data:`MAX_GENERATOR_WEIGHTS` weights; the
+members of ``_Gen.pt`` (a zip archive) may declare no more bytes, uncompressed,
+than those weights need (twice that, for float64 files), checked in the zip's
+directory before anything is inflated; and the loaded tensors must have exactly
+the names and shapes the params give before the network is built.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from ..safefile import fmt_bytes, open_regular_file, read_regular_file
 from . import IMTYPES, SliceGANError
 from .nets import Generator, NetParams
 
@@ -25,6 +37,13 @@ GEN_SUFFIX = "_Gen.pt"
 PARAMS_SUFFIX = "_params.data"
 META_SUFFIX = "_meta.json"
 _MAX_PARAMS_BYTES = 64 * 1024
+_MAX_META_BYTES = 1 << 20
+#: Largest generator accepted (weights): 537 MB of float32; MicroLib's have 40 million.
+MAX_GENERATOR_WEIGHTS = 2 ** 27
+#: Layers, kernel sides and strides beyond these describe no SliceGAN generator.
+_MAX_LAYERS, _MAX_KERNEL, _MAX_STRIDE = 32, 32, 16
+#: A ``_Gen.pt``'s zip directory (names of its members) is at most this long.
+_MAX_ZIP_DIRECTORY = 1 << 20
 
 
 class _ListsOnlyUnpickler(pickle.Unpickler):
@@ -48,12 +67,7 @@ def read_params(path: str | Path) -> NetParams:
         need any class or function to load.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SliceGANError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > _MAX_PARAMS_BYTES:
-        raise SliceGANError(f"{path.name}: too large for a SliceGAN params file")
+    raw = read_regular_file(path, _MAX_PARAMS_BYTES, "a SliceGAN params file", SliceGANError)
     try:
         obj = _ListsOnlyUnpickler(io.BytesIO(raw)).load()
     except Exception as exc:  # noqa: BLE001 - any decoding problem is the file's fault
@@ -66,9 +80,42 @@ def read_params(path: str | Path) -> NetParams:
     params = NetParams.from_list(obj)
     try:
         params.check()
+        _check_bounds(params)
     except ValueError as exc:
         raise SliceGANError(f"{path.name}: inconsistent network parameters ({exc})") from None
+    n = generator_weights(params)
+    if n > MAX_GENERATOR_WEIGHTS:
+        raise SliceGANError(f"{path.name}: declares a generator of {n:,} weights ({fmt_bytes(4 * n)}), over the "
+                            f"limit of {MAX_GENERATOR_WEIGHTS:,}")
     return params
+
+
+def _check_bounds(p: NetParams) -> None:
+    """Sizes no SliceGAN network has (they would make absurd geometry or allocations)."""
+    if max(len(p.gk), len(p.dk)) > _MAX_LAYERS:
+        raise ValueError(f"more than {_MAX_LAYERS} layers")
+    if max(p.gk + p.dk) > _MAX_KERNEL or max(p.gs + p.ds) > _MAX_STRIDE:
+        raise ValueError(f"kernels over {_MAX_KERNEL} or strides over {_MAX_STRIDE}")
+    if any(v < 0 for v in p.gp + p.dp) or any(pad >= k for pad, k in zip(p.gp + p.dp, p.gk + p.dk)):
+        raise ValueError("paddings must be at least 0 and below the kernel size")
+
+
+def generator_shapes(params: NetParams) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a generator's state dict (``convs.N.weight``, ``bns.N.*``)."""
+    gf, gk = params.gf, params.gk
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, k in enumerate(gk):
+        shapes[f"convs.{i}.weight"] = (gf[i], gf[i + 1], k, k, k)
+    for i in range(len(gk)):
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"bns.{i}.{part}"] = (gf[i + 1],)
+        shapes[f"bns.{i}.num_batches_tracked"] = ()
+    return shapes
+
+
+def generator_weights(params: NetParams) -> int:
+    """Number of values in the generator's state dict (what loading it allocates)."""
+    return sum(math.prod(s) for s in generator_shapes(params).values())
 
 
 def write_params(path: str | Path, params: NetParams) -> Path:
@@ -85,20 +132,92 @@ def gen_paths(gen_path: str | Path) -> tuple[Path, Path, Path]:
     return gen_path, gen_path.with_name(stem + PARAMS_SUFFIX), gen_path.with_name(stem + META_SUFFIX)
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)`` with every failure turned into one line."""
+def load_state_dict(path: str | Path, params: NetParams | None = None) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` with every failure turned into one line.
+
+    With ``params``, the file is checked against the generator they describe before
+    anything is inflated: its size, and the uncompressed sizes its zip directory
+    declares, must be within twice what those weights need in float32 (plus 1 MB),
+    and the loaded tensors must have exactly the names and shapes of
+    :func:`generator_shapes` (checked before the network is built).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise SliceGANError(f"{path.name}: no such file")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - refused globals, corrupt zip, ...
-        first = " ".join(str(exc).split())[:160]
-        raise SliceGANError(f"{path.name}: refused or unreadable weights file ({first})") from None
+    budget = 2 * 8 * MAX_GENERATOR_WEIGHTS + (1 << 20)
+    if params is not None:
+        budget = 2 * 4 * generator_weights(params) + (1 << 20)
+    what = "the generator its params file describes" if params is not None else "a generator file"
+    with open_regular_file(path, budget, what, SliceGANError) as fh:
+        if fh.read(4) == b"PK\x03\x04":
+            _check_zip(fh, path.name, budget)
+        fh.seek(0)
+        try:
+            sd = torch.load(fh, map_location="cpu", weights_only=True)
+        except MemoryError:
+            raise SliceGANError(f"{path.name}: too large to load into memory") from None
+        except Exception as exc:  # noqa: BLE001 - refused globals, corrupt zip, ...
+            first = " ".join(str(exc).split())[:160]
+            raise SliceGANError(f"{path.name}: refused or unreadable weights file ({first})") from None
     if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
         raise SliceGANError(f"{path.name}: not a state dict of tensors")
     # Generators saved from nn.DataParallel carry a "module." prefix.
-    return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+    sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
+    if params is not None:
+        _check_shapes(sd, generator_shapes(params), path.name)
+    return sd
+
+
+def _check_shapes(sd: dict[str, torch.Tensor], want: dict[str, tuple[int, ...]], name: str) -> None:
+    missing = [k for k in want if k not in sd]
+    extra = [k for k in sd if k not in want]
+    wrong = [f"{k} is {tuple(sd[k].shape)}, not {want[k]}" for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    if missing or extra or wrong:
+        what = "; ".join(filter(None, [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(extra[:3])}" if extra else "",
+            "; ".join(wrong[:2])]))
+        raise SliceGANError(f"{name}: does not match its {PARAMS_SUFFIX} ({what[:200]})")
+    if any(not (v.is_floating_point() or k.endswith("num_batches_tracked")) for k, v in sd.items()):
+        raise SliceGANError(f"{name}: weights must be floating-point tensors")
+
+
+def _zip_directory(fh) -> tuple[int, int]:
+    """(members, directory size) from a zip's end record (zip64 too), without reading the directory."""
+    fh.seek(0, 2)
+    size = fh.tell()
+    tail_len = min(size, 22 + 65535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise ValueError("no zip end record")
+    _, _, _, _, count, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[at:at + 22])
+    if (count == 0xFFFF or cd_size == 0xFFFFFFFF) and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
+        (z64_at,) = struct.unpack("<Q", tail[at - 12:at - 4])
+        fh.seek(z64_at)
+        rec = fh.read(56)
+        if rec[:4] != b"PK\x06\x06":
+            raise ValueError("bad zip64 end record")
+        count, cd_size = struct.unpack("<QQ", rec[32:48])
+    return count, cd_size
+
+
+def _check_zip(fh, name: str, budget: int) -> None:
+    """Refuse a ``_Gen.pt`` whose zip declares more uncompressed bytes than ``budget``, before any is inflated."""
+    try:
+        count, cd_size = _zip_directory(fh)
+        if cd_size > _MAX_ZIP_DIRECTORY:
+            raise SliceGANError(f"{name}: its zip directory lists {count:,} members ({fmt_bytes(cd_size)}); "
+                                "not a generator file")
+        fh.seek(0)
+        members = zipfile.ZipFile(fh).infolist()  # reads the directory only
+    except (ValueError, zipfile.BadZipFile, struct.error, OSError) as exc:
+        raise SliceGANError(f"{name}: refused or unreadable weights file (corrupt zip: {exc})") from None
+    total = sum(m.file_size for m in members)
+    if total > budget:
+        big = max(members, key=lambda m: m.file_size)
+        raise SliceGANError(f"{name}: its members unpack to {fmt_bytes(total)} ({big.filename}: "
+                            f"{fmt_bytes(big.file_size)}), over the {fmt_bytes(budget)} its generator needs; refused "
+                            "before unpacking")
 
 
 def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Generator, dict]:
@@ -121,20 +240,21 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
         raise SliceGANError(f"{gen_path.name}: {params_path.name} must lie beside it")
     params = read_params(params_path)
     meta: dict = {}
-    if meta_path.is_file():
+    if meta_path.exists():
+        raw = read_regular_file(meta_path, _MAX_META_BYTES, "a JSON file", SliceGANError)
         try:
-            meta = json.loads(meta_path.read_text("utf-8"))
+            meta = json.loads(raw.decode("utf-8"))
             if not isinstance(meta, dict):
                 raise ValueError
-        except (ValueError, OSError):
+        except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
             raise SliceGANError(f"{meta_path.name}: not a valid JSON object") from None
     imtype = imtype or meta.get("imtype") or ("grayscale" if params.nc == 1 else "nphase")
     if imtype not in IMTYPES:
         raise SliceGANError(f"unknown image type {imtype!r} (choose from {', '.join(IMTYPES)})")
     if imtype == "colour" and params.nc != 3:
         raise SliceGANError(f"{gen_path.name}: a colour generator needs 3 channels, this one has {params.nc}")
+    sd = load_state_dict(gen_path, params)  # sizes and shapes checked before the network is built
     G = Generator(params, imtype)
-    sd = load_state_dict(gen_path)
     try:
         G.load_state_dict(sd, strict=True)
     except RuntimeError as exc:

@@ -233,15 +233,13 @@ def load_pair(image2d: str | os.PathLike, volume3d: str | os.PathLike) -> tuple[
 
 def _raw_values(path) -> np.ndarray:
     """The stored pixel values of a label file (before any relabelling)."""
-    from ..images import load_image, sniff_format
+    from ..images import MAX_VOLUME_FILE_BYTES, load_image, read_tiff_array, sniff_format
+    from ..safefile import open_regular_file
 
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if sniff_format(head) == "tiff":
-        import tifffile
-
-        return tifffile.imread(path)
+    with open_regular_file(path, MAX_VOLUME_FILE_BYTES, "an image or a volume", ImageError) as fh:
+        if sniff_format(fh.read(8)) == "tiff":
+            return read_tiff_array(fh, path.name)  # page count and size checked before decoding
     return load_image(path, min_side=1).as_uint8()
 
 
@@ -259,33 +257,20 @@ def _align_phases(p2, p3, img, vol):
 
 def load_intensity(path: str | os.PathLike) -> np.ndarray:
     """A 2D image or 3D TIFF as float32 intensities in [0, 1]."""
-    from ..images import load_image, sniff_format
+    from ..images import MAX_VOLUME_FILE_BYTES, load_image, read_tiff_array, sniff_format, to_unit_range
+    from ..safefile import open_regular_file
 
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError as exc:
-        raise ImageError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-    if sniff_format(head) != "tiff":
+    with open_regular_file(path, MAX_VOLUME_FILE_BYTES, "an image or a volume", ImageError) as fh:
+        if sniff_format(fh.read(8)) != "tiff":
+            arr = None
+        else:
+            arr = read_tiff_array(fh, path.name)  # page count and size checked before decoding
+    if arr is None or arr.ndim == 2:
         return load_image(path, min_side=1).gray()
-    import tifffile
-
-    try:
-        arr = tifffile.imread(path)
-    except Exception as exc:
-        raise ImageError(f"{path.name}: corrupt TIFF ({' '.join(str(exc).split())[:120]})") from None
-    if arr.ndim == 2:
-        return load_image(path, min_side=1).gray()
-    if np.issubdtype(arr.dtype, np.integer):
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
         return (arr / float(np.iinfo(arr.dtype).max)).astype(np.float32)
-    arr = arr.astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ImageError(f"{path.name}: contains NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0 or hi > 1:
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    return arr
+    return to_unit_range(arr, path.name)  # any float range (1e38, 1e300) without overflow; NaN refused
 
 
 def finite_or_none(x):
