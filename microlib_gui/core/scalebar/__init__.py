@@ -4,8 +4,9 @@ One module per concern:
 
 * :mod:`.mask` — the bar colour under a click and the mask of bar and label
   (MicroLib's rule and a better one), MicroLib's ``barcol``;
-* :mod:`.detect` — finding the bar near a corner, its length, µm per pixel;
-* :mod:`.label` — reading the label (``50 µm``) by template matching, then by OCR;
+* :mod:`.parts` — the bar, the text lines beside it and a backing box, as geometry;
+* :mod:`.detect` — finding the bar near the top or bottom, its length, µm per pixel;
+* :mod:`.label` — reading the label (``50 µm``) by OCR checked by templates, and how sure it is;
 * :mod:`.ocr` — the optional Tesseract engine.
 
 All functions take images as arrays: a float image in [0, 1] (a
@@ -18,10 +19,12 @@ sb.bar_mask(...)``); the submodules are how the code is kept, not an interface.
 from .detect import BarDetection, detect_scale_bar, length_between, voxel_size
 from .label import (
     LABEL_MIN_SCORE,
+    LABEL_SURE_SCORE,
     LABEL_UNITS,
     LABEL_VALUES,
     OCR_MIN_AGREE,
     OCR_SCALES,
+    LabelReading,
     label_ink,
     parse_label_text,
     read_label,
@@ -42,8 +45,8 @@ from .mask import (
 )
 
 __all__ = [
-    "BG_RADIUS", "DEFAULT_TOLERANCE", "EDGE_GROW", "LABEL_MIN_SCORE", "LABEL_UNITS", "LABEL_VALUES",
-    "OCR_MIN_AGREE", "OCR_SCALES", "BarDetection", "MaskDetail", "ScaleBarError", "bar_mask", "clip_box",
+    "BG_RADIUS", "DEFAULT_TOLERANCE", "EDGE_GROW", "LABEL_MIN_SCORE", "LABEL_SURE_SCORE", "LABEL_UNITS",
+    "LABEL_VALUES", "OCR_MIN_AGREE", "OCR_SCALES", "BarDetection", "LabelReading", "MaskDetail", "ScaleBarError", "bar_mask", "clip_box",
     "detect_scale_bar", "label_ink", "length_between", "microlib_barcol", "microlib_mask", "parse_label_text",
     "pick_colour", "read_label", "to_255", "tolerance_from_barcol", "voxel_size",
 ]

@@ -1,4 +1,4 @@
-"""Finding a scale bar: a flat-coloured horizontal rectangle near a corner, its label, its length.
+"""Finding a scale bar: a flat-coloured horizontal rectangle near the top or bottom, its label, its length.
 
 :func:`detect_scale_bar` returns a :class:`BarDetection` (boxes, colour, length
 in pixels, the label read by :mod:`.label`); :func:`voxel_size` and
@@ -12,13 +12,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from .label import _read_label
+from .label import read_lines
 from .mask import DEFAULT_TOLERANCE, ScaleBarError, _bar_mask255, clip_box, to_255
+from .parts import MIN_BAR_LEN, box_union
+
+_ROW = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], bool)
 
 
 @dataclass
 class BarDetection:
-    """What :func:`detect_scale_bar` found."""
+    """What :func:`detect_scale_bar` found.
+
+    ``box`` holds the bar, its label and any backing box (what to mask);
+    ``label_sure`` is False when the label's reading should be checked by the
+    user (the readers disagree, or the value is unusual).
+    """
 
     box: tuple[int, int, int, int]
     colour: list[float]
@@ -29,8 +37,10 @@ class BarDetection:
     label_text: str | None = None
     value_um: float | None = None
     label_score: float = 0.0
-    label_reader: str | None = None  # "template" or "ocr"
+    label_reader: str | None = None  # "template", "ocr" or "ocr+template"
+    label_sure: bool = False
     corner: str = ""
+    backing_box: tuple[int, int, int, int] | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -45,90 +55,137 @@ class BarDetection:
             "bar_box": list(self.bar_box), "bar_length_px": round(self.bar_length_px, 2),
             "bar_ends": self.bar_ends, "label_box": list(self.label_box) if self.label_box else None,
             "label_text": self.label_text, "value_um": self.value_um,
-            "label_score": round(self.label_score, 3), "label_reader": self.label_reader, "um_per_px": self.um_per_px, "corner": self.corner,
+            "label_score": round(self.label_score, 3), "label_reader": self.label_reader,
+            "label_sure": self.label_sure, "um_per_px": self.um_per_px, "corner": self.corner,
+            "backing_box": list(self.backing_box) if self.backing_box else None,
+            "label_check": self.extra.get("label_check"),
         }
 
 
-def _flat(sub: np.ndarray, tol: float = 0.5) -> np.ndarray:
-    """Pixels whose 3x3 neighbourhood has one colour (burnt-in graphics; micrographs are noisy)."""
-    rng = np.zeros(sub.shape[:2], np.float32)
-    for k in range(sub.shape[2]):
-        rng = np.maximum(rng, ndi.maximum_filter(sub[..., k], 3) - ndi.minimum_filter(sub[..., k], 3))
-    return rng <= tol
+def _same(a: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    return np.abs(a - colour).max(-1) <= 0.5
+
+
+def _bar_candidates(img: np.ndarray, y_lo: int, y_hi: int, limit: int = 60) -> list[dict]:
+    """Flat, filled, thin horizontal rectangles in rows ``y_lo:y_hi``, longest first.
+
+    A run of pixels each equal to its right-hand neighbour seeds a rectangle;
+    rows above and below join while 90 % of their pixels along the run have its
+    colour. A rectangle at least three times as long as it is thick is a
+    candidate; the 1 px ring around it says whether it sits on a flat box.
+    """
+    h, w, _ = img.shape
+    band = img[y_lo:y_hi]
+    eq = np.abs(band[:, 1:] - band[:, :-1]).max(-1) <= 0.5
+    lab, n = ndi.label(eq, structure=_ROW)
+    if n == 0:
+        return []
+    sizes = ndi.sum_labels(eq, lab, np.arange(1, n + 1)) + 1
+    objs = ndi.find_objects(lab)
+    out: list[dict] = []
+    for k in np.argsort(-sizes)[: 4 * limit]:
+        if sizes[k] < MIN_BAR_LEN or len(out) >= limit:
+            break
+        r = y_lo + objs[k][0].start
+        c0, c1 = objs[k][1].start, objs[k][1].stop + 1
+        colour = img[r, c0]
+        if any(o["box"][0] <= c0 and c1 <= o["box"][2] and o["box"][1] <= r < o["box"][3]
+               and np.array_equal(o["colour"], colour) for o in out):
+            continue  # another row of a rectangle already found
+        r0 = r1 = r
+        while r0 > 0 and _same(img[r0 - 1, c0:c1], colour).mean() >= 0.9:
+            r0 -= 1
+        while r1 < h - 1 and _same(img[r1 + 1, c0:c1], colour).mean() >= 0.9:
+            r1 += 1
+        bt, bw = r1 - r0 + 1, c1 - c0
+        if bw < 3 * bt:
+            continue
+        box = (c0, r0, c1, r1 + 1)
+        ring = np.concatenate([img[max(0, r0 - 1), c0:c1], img[min(h - 1, r1 + 1), c0:c1],
+                               img[r0: r1 + 1, max(0, c0 - 1)], img[r0: r1 + 1, min(w - 1, c1)]])
+        vals, counts = np.unique(np.rint(ring), axis=0, return_counts=True)
+        backing = vals[np.argmax(counts)] if counts.max() >= 0.8 * len(ring) else None
+        out.append({"box": box, "colour": colour, "length": bw, "backing": backing})
+    return out
 
 
 def detect_scale_bar(image: np.ndarray, read_text: bool = True) -> BarDetection:
-    """Find the scale bar (a flat-coloured horizontal rectangle) and its label near a corner.
+    """Find the scale bar (a flat-coloured horizontal rectangle) and its label.
 
-    Searches each corner region (half the width, a third of the height), takes
-    the longest flat, filled, wide-and-thin component, and groups the same-coloured
-    glyphs above or below it into the label.
+    Searches the top and bottom thirds of the image for the longest flat,
+    filled, thin rectangle (one that merely edges a flat backing box does not
+    count), then the text lines of its colour beside it (:mod:`.parts`): the
+    label is the nearest line that reads as a length (:func:`.label.read_lines`).
 
     Raises
     ------
     ScaleBarError
-        When no corner holds anything bar-like.
+        When nothing bar-like is found.
     """
     img = to_255(image)
     h, w, ch = img.shape
-    rw, rh = max(32, w // 2), max(32, h // 3)
-    regions = {"tl": (0, 0), "tr": (w - rw, 0), "bl": (0, h - rh), "br": (w - rw, h - rh)}
-    best = None
-    for corner, (rx, ry) in regions.items():
-        sub = img[ry: ry + rh, rx: rx + rw]
-        lab, n = ndi.label(_flat(sub))
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            if sl is None:
-                continue
-            comp = lab[sl] == i
-            if comp.shape[1] < 12:
-                continue
-            # The bar is the longest straight run of the component (it may touch clipped,
-            # same-coloured micrograph pixels, so the component itself need not be a rectangle).
-            r = int(np.argmax(comp.sum(1)))
-            c0, c1 = _longest_run(comp[r])
-            bw = c1 - c0
-            rows = comp[:, c0:c1].mean(1) >= 0.95
-            r0 = r1 = r
-            while r0 > 0 and rows[r0 - 1]:
-                r0 -= 1
-            while r1 < len(rows) - 1 and rows[r1 + 1]:
-                r1 += 1
-            bh = r1 - r0 + 1
-            # The flat test erodes the bar by 1 px all round: a 3 px bar leaves one flat row.
-            if bw < 12 or bw < 3 * (bh + 2):
-                continue
-            y_a, x_a = sl[0].start + r0, sl[1].start + c0
-            colour = np.median(sub[y_a: y_a + bh, x_a: x_a + bw].reshape(-1, sub.shape[2]), axis=0)
-            score = bw
-            if best is None or score > best[0]:
-                best = (score, corner, colour, (rx + x_a, ry + y_a, rx + x_a + bw, ry + y_a + bh))
-    if best is None:
-        raise ScaleBarError("no scale bar found near the image corners")
-    _, corner, colour, (fx0, fy0, fx1, fy1) = best
-    colour = np.rint(colour)
-    tol = DEFAULT_TOLERANCE
-    core = np.abs(img - colour).max(-1) <= tol
-    # The whole bar: the core component holding the flat part.
-    lab, _ = ndi.label(core[max(0, fy0 - 3): fy1 + 3, max(0, fx0 - 3): fx1 + 3])
-    ox, oy = max(0, fx0 - 3), max(0, fy0 - 3)
-    cy, cx = (fy0 + fy1) // 2 - oy, (fx0 + fx1) // 2 - ox
-    bar_lab = lab == lab[cy, cx] if lab[cy, cx] else lab > 0
-    ys, xs = np.nonzero(bar_lab)
-    bx0, by0, bx1, by1 = ox + xs.min(), oy + ys.min(), ox + xs.max() + 1, oy + ys.max() + 1
+    rh = max(32, h // 3)
+    cands = _bar_candidates(img, 0, min(h, rh)) + _bar_candidates(img, max(0, h - rh), h)
+    # The edge rows of a backing box look like a bar of the box's colour: drop a candidate of the
+    # colour that rings another candidate, inside the box of that colour around it.
+    boxes = [_backing_extent(img, c) for c in cands]
+    keep = [c for c in cands
+            if not any(e is not None and o is not c and np.array_equal(o["backing"], np.rint(c["colour"]))
+                       and _inside(c["box"], e) for o, e in zip(cands, boxes))]
+    if not keep:
+        raise ScaleBarError("no scale bar found near the top or bottom of the image")
+    best = max(keep, key=lambda c: c["length"])
+    colour = np.rint(best["colour"]).astype(np.float32)
+    bx0, by0, bx1, by1 = best["box"]
     length, ends = _bar_length(img, colour, (bx0, by0, bx1, by1))
-    label_box = _find_label(img, core, colour, (bx0, by0, bx1, by1))
-    parts = [(bx0, by0, bx1, by1)] + ([label_box] if label_box else [])
-    box = (max(0, min(p[0] for p in parts) - 3), max(0, min(p[1] for p in parts) - 3),
-           min(w, max(p[2] for p in parts) + 3), min(h, max(p[3] for p in parts) + 3))
-    det = BarDetection(box=tuple(int(v) for v in box), colour=[float(c) for c in colour],
+    bw, bt = bx1 - bx0, by1 - by0
+    reach_x, reach_y = max(160, bw), max(40, 6 * bt, bw // 2)  # room for a label beside or above
+    window = clip_box((bx0 - reach_x, by0 - reach_y, bx1 + reach_x, by1 + reach_y), img.shape)
+    _, d = _bar_mask255(img, colour, DEFAULT_TOLERANCE, window, True, bar=(bx0, by0, bx1, by1))
+    X0, Y0 = d.window[:2]
+    shift = lambda b: (int(b[0] + X0), int(b[1] + Y0), int(b[2] + X0), int(b[3] + Y0))  # noqa: E731
+    lines = d.parts.lines if d.parts is not None else []
+    backing = shift(d.backing) if d.backing is not None else None
+    cy, cx = (by0 + by1) / 2, (bx0 + bx1) / 2
+    corner = ("t" if cy < h / 2 else "b") + ("l" if cx < w / 2 else "r")
+    det = BarDetection(box=(0, 0, 0, 0), colour=[float(c) for c in colour],
                        bar_box=(int(bx0), int(by0), int(bx1), int(by1)), bar_length_px=float(length),
-                       bar_ends=ends, label_box=label_box, corner=corner)
-    if read_text and label_box is not None:
-        res = _read_label(img, colour, label_box, det.bar_box)
+                       bar_ends=ends, corner=corner, backing_box=backing)
+    label = lines[0] if lines else None
+    if read_text and lines:
+        res = read_lines(d, lines)
         if res is not None:
-            det.label_text, det.value_um, det.label_score, det.label_reader = res
+            label = res.line
+            det.label_text, det.value_um, det.label_score = res.text, res.value_um, res.score
+            det.label_reader, det.label_sure = res.reader, res.sure
+            if not res.sure:
+                det.extra["label_check"] = res.why
+    det.label_box = shift(label.box) if label is not None else None
+    # What to mask: the bar, its label and the backing box (not every line of texture beside the bar).
+    u = box_union([det.bar_box] + [b for b in (det.label_box, backing) if b])
+    det.box = (max(0, u[0] - 3), max(0, u[1] - 3), min(w, u[2] + 3), min(h, u[3] + 3))
     return det
+
+
+def _inside(a, b) -> bool:
+    """Whether box ``a`` lies within box ``b``."""
+    return a[0] >= b[0] and a[1] >= b[1] and a[2] <= b[2] and a[3] <= b[3]
+
+
+def _backing_extent(img: np.ndarray, cand: dict) -> tuple[int, int, int, int] | None:
+    """Bounding box of the flat region of a candidate's backing colour that rings it, or None."""
+    if cand["backing"] is None:
+        return None
+    x0, y0, x1, y1 = cand["box"]
+    reach = max(40, 3 * cand["length"])
+    X0, Y0, X1, Y1 = clip_box((x0 - reach, y0 - reach, x1 + reach, y1 + reach), img.shape)
+    lab, _ = ndi.label(_same(img[Y0:Y1, X0:X1], cand["backing"].astype(np.float32)))
+    ring = lab[max(0, y0 - 1 - Y0): y1 + 1 - Y0, max(0, x0 - 1 - X0): x1 + 1 - X0]
+    ids = np.unique(ring[ring > 0])
+    if ids.size == 0:
+        return None
+    ys, xs = np.nonzero(np.isin(lab, ids))
+    return (X0 + int(xs.min()), Y0 + int(ys.min()), X0 + int(xs.max()) + 1, Y0 + int(ys.max()) + 1)
 
 
 def _longest_run(row: np.ndarray) -> tuple[int, int]:
@@ -161,63 +218,6 @@ def _bar_length(img: np.ndarray, colour: np.ndarray, bar_box) -> tuple[float, li
     a[: max(0, x0 - lo - 1)] = 0
     a[x1 - lo + 1:] = 0
     return float(a.sum()), [[int(x0), int(yc)], [int(x1 - 1), int(yc)]]
-
-
-def _find_label(img: np.ndarray, core: np.ndarray, colour, bar_box):
-    """Box of the label: the band of bar-coloured strokes just above or below the bar, or None.
-
-    Works on row and column profiles of the bar-coloured pixels (core plus the
-    strongly covered pixels connected to it), so thin, broken strokes still count.
-    """
-    x0, y0, x1, y1 = bar_box
-    h, w = core.shape
-    bw, bt = x1 - x0, y1 - y0
-    reach = max(24, 4 * bt, bw // 3)
-    wx0, wx1 = max(0, x0 - bw // 2), min(w, x1 + bw // 2)
-    wy0, wy1 = max(0, y0 - reach), min(h, y1 + reach)
-    sub = img[wy0:wy1, wx0:wx1]
-    _, d = _bar_mask255(sub, np.asarray(colour, np.float32), DEFAULT_TOLERANCE, clip_box(None, sub.shape), True)
-    if d is None:
-        return None
-    cand = np.zeros((wy1 - wy0, wx1 - wx0), bool)
-    X0, Y0, X1, Y1 = d.window
-    cand[Y0:Y1, X0:X1] = d.seeds
-    cand[max(0, y0 - wy0 - 1): y1 - wy0 + 1, x0 - wx0: x1 - wx0] = False  # the bar itself
-    best = None
-    for side in ("above", "below"):
-        rows = range(y0 - wy0 - 2, -1, -1) if side == "above" else range(y1 - wy0 + 1, wy1 - wy0)
-        # Runs of rows holding strokes (gaps of up to 2 rows inside); the first tall run is the label.
-        limit = max(12, 3 * bt)
-        band, run, gap = None, [], 0
-        for i, r in enumerate(rows):
-            if cand[r].any():
-                if not run and i > limit:
-                    break
-                run.append(r)
-                gap = 0
-            elif run:
-                gap += 1
-                if gap > 2:
-                    if len(run) >= 4:
-                        band = run
-                        break
-                    run, gap = [], 0
-        if band is None and len(run) >= 4:
-            band = run
-        if band is None:
-            continue
-        r0, r1 = min(band), max(band) + 1
-        cols = cand[r0:r1].any(0)
-        xs = np.nonzero(cols)[0]
-        centre = (x0 + x1) / 2 - wx0
-        # Column clusters separated by gaps wider than the text height; keep the one nearest the bar centre.
-        splits = np.nonzero(np.diff(xs) > max(4, 3 * (r1 - r0) // 4))[0]
-        clusters = np.split(xs, splits + 1)
-        cl = min(clusters, key=lambda c: 0 if c[0] <= centre <= c[-1] else min(abs(c[0] - centre), abs(c[-1] - centre)))
-        mass = int(cand[r0:r1, cl[0]: cl[-1] + 1].sum())
-        if best is None or mass > best[0]:
-            best = (mass, (int(wx0 + cl[0]), int(wy0 + r0), int(wx0 + cl[-1] + 1), int(wy0 + r1)))
-    return None if best is None else best[1]
 
 
 # -- voxel size --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import MicrolibError
+from .parts import MIN_BAR_LEN, Parts, backing_box, find_bar, find_parts
 
 #: Half-width (px) of the window used to estimate the background under the bar.
 BG_RADIUS = 7
@@ -31,6 +32,10 @@ BG_RADIUS = 7
 DEFAULT_TOLERANCE = 10.0
 #: Pixels within this distance (px) of the bar's core may join the mask as faint edge pixels.
 EDGE_GROW = 2
+#: Grey levels from the bar colour within which a pixel has "exactly" the bar colour.
+EXACT_TOL = 2.0
+#: Room (px) kept around the bar-coloured pixels for a backing box.
+BACKING_PAD = 24
 
 
 class ScaleBarError(MicrolibError):
@@ -87,19 +92,25 @@ def clip_box(box, shape) -> tuple[int, int, int, int]:
 
 
 def pick_colour(image: np.ndarray, x: int, y: int) -> np.ndarray:
-    """The bar colour under a click: the most common colour of the 5x5 neighbourhood.
+    """The bar colour under a click.
 
-    A click a pixel off the bar, or on its anti-aliased rim, still gets the flat colour.
+    The clicked pixel's own colour when it repeats in the 5x5 neighbourhood (a
+    flat bar, however thin, even on a flat backing box); otherwise the most
+    common colour there, so a click a pixel off the bar, or on its anti-aliased
+    rim, still gets the flat colour.
     """
     img = to_255(image)
     h, w = img.shape[:2]
     if not (0 <= x < w and 0 <= y < h):
         raise ScaleBarError(f"pick ({x}, {y}) is outside the {w}x{h} image")
     patch = np.rint(img[max(0, y - 2): y + 3, max(0, x - 2): x + 3]).reshape(-1, img.shape[2])
+    here = np.rint(img[y, x])
+    if (patch == here).all(-1).sum() >= 3:
+        return here.astype(np.float32)
     values, counts = np.unique(patch, axis=0, return_counts=True)
     best = values[np.argmax(counts)]
     if counts.max() < 3:  # no repeated colour: a noisy spot, take the clicked pixel itself
-        best = np.rint(img[y, x])
+        best = here
     return best.astype(np.float32)
 
 
@@ -121,12 +132,14 @@ def microlib_mask(image: np.ndarray, colour, tolerance: float = DEFAULT_TOLERANC
 
 @dataclass
 class MaskDetail:
-    """Intermediate maps of :func:`bar_mask` inside its working window (for figures, tests)."""
+    """Intermediate maps of :func:`bar_mask` inside its working window (for figures, tests, the label reader)."""
 
     window: tuple[int, int, int, int]
     core: np.ndarray
     seeds: np.ndarray
     alpha: np.ndarray
+    parts: Parts | None = None  # the bar and its text lines (window coordinates)
+    backing: tuple[int, int, int, int] | None = None  # a flat box behind bar and label (window coordinates)
 
 
 def bar_mask(image: np.ndarray, colour, tolerance: float = DEFAULT_TOLERANCE, box=None,
@@ -150,6 +163,13 @@ def bar_mask(image: np.ndarray, colour, tolerance: float = DEFAULT_TOLERANCE, bo
     Returns
     -------
     mask : ndarray of bool, (H, W)
+
+    Notes
+    -----
+    When a bar (a thin rectangle of the exact colour) is found, only the bar, the
+    text lines beside it and a flat backing box behind both are masked: pixels
+    of the bar colour elsewhere in the box belong to the micrograph. Without a
+    bar (a box around a label alone) every stroke of the colour in the box is.
     """
     img = to_255(image)
     c = _colour_vec(colour, img.shape[2])
@@ -158,45 +178,82 @@ def bar_mask(image: np.ndarray, colour, tolerance: float = DEFAULT_TOLERANCE, bo
     return _bar_mask255(img, c, tolerance, clip_box(box, img.shape), detail)
 
 
-def _bar_mask255(img: np.ndarray, c: np.ndarray, tolerance: float, box, detail: bool):
+def _bar_mask255(img: np.ndarray, c: np.ndarray, tolerance: float, box, detail: bool, bar=None):
     h, w, _ = img.shape
     x0, y0, x1, y1 = box
     core_full = np.abs(img[y0:y1, x0:x1] - c).max(-1) <= tolerance
     mask = np.zeros((h, w), bool)
     if not core_full.any():
         return (mask, None) if detail else mask
-    # Work only around the core pixels (a small window even without a box).
+    # Work only around the core pixels (a small window even without a box), with room for a backing box.
     ys, xs = np.nonzero(core_full)
-    pad = BG_RADIUS + EDGE_GROW + 2
+    pad = max(BG_RADIUS + EDGE_GROW + 2, BACKING_PAD)
     X0, Y0 = max(0, x0 + xs.min() - pad), max(0, y0 + ys.min() - pad)
     X1, Y1 = min(w, x0 + xs.max() + 1 + pad), min(h, y0 + ys.max() + 1 + pad)
     sub = img[Y0:Y1, X0:X1]
     inside = np.zeros(sub.shape[:2], bool)
     inside[max(0, y0 - Y0): y1 - Y0, max(0, x0 - X0): x1 - X0] = True
-    core = np.zeros(sub.shape[:2], bool)
-    core[y0 + ys.min() - Y0: y0 + ys.max() + 1 - Y0, x0 + xs.min() - X0: x0 + xs.max() + 1 - X0] = \
-        core_full[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
+    dev = np.abs(sub - c).max(-1)
+    core = (dev <= tolerance) & inside
+    # Burnt-in graphics are flat: their inner pixels have exactly the bar colour, micrograph noise
+    # rarely. "Exactly" is as flat as the bar's own inside (0 in a lossless image).
+    exact = (dev <= min(tolerance, EXACT_TOL)) & inside
+    if exact.sum() < MIN_BAR_LEN:  # a softened or compressed bar: the tolerance is all there is
+        exact = core
+    if bar is not None:
+        bar = (bar[0] - X0, bar[1] - Y0, bar[2] - X0, bar[3] - Y0)
+    else:
+        bar = find_bar(exact)
+    if bar is not None:
+        bx0, by0, bx1, by1 = bar
+        inner = dev[by0 + (by1 - by0 > 2): by1 - (by1 - by0 > 2), bx0 + 1: bx1 - 1]
+        flat = float(np.percentile(inner, 95)) if inner.size else tolerance
+        exact = (dev <= min(tolerance, max(0.5, flat + 0.5))) & inside
 
     alpha, resid, contrast = _coverage(sub, c, exclude=core)
-    # Hysteresis: strong (mostly bar-coloured) pixels join when connected to the core.
-    strong = (alpha >= 0.5) & (contrast >= 60) & (resid <= 40) & inside
-    lab, n = ndi.label(strong | core, np.ones((3, 3), bool))
+    # Hysteresis: strong (mostly bar-coloured) pixels join when connected to exact ones; but a thick
+    # region of them (a micrograph phase near the bar colour) only next to an exact pixel: text
+    # strokes are thin or hold exact pixels.
+    strong = (alpha >= 0.5) & (alpha <= 1.1) & (contrast >= 60) & (resid <= 40) & inside  # a blend never overshoots
+    next_to_exact = ndi.binary_dilation(exact, np.ones((3, 3), bool))
+    thin = strong & ~ndi.binary_opening(strong, np.ones((3, 3), bool))
+    grow = exact | ((core | strong) & next_to_exact) | thin
+    lab, n = ndi.label(grow, np.ones((3, 3), bool))
     if n:
         idx = np.arange(1, n + 1)
         sizes = ndi.sum_labels(np.ones_like(lab), lab, idx)
         has_core = ndi.maximum(core, lab, idx) > 0
+        # A thin stroke of small text may never reach the colour: then it must be mostly covered.
+        inked = ndi.mean(np.clip(alpha, 0, 1), lab, idx) >= 0.7
         keep = np.zeros(n + 1, bool)
-        keep[1:] = has_core & (sizes >= 3)
+        keep[1:] = (has_core | inked) & (sizes >= 3)
         seeds = keep[lab]
+        inked_px = np.concatenate([[False], inked & (sizes >= 3)])[lab]
     else:
-        seeds = core
+        seeds, inked_px = exact, exact
+    anchor = core | inked_px  # what a glyph holds (a piece of micrograph chained to the bar does not)
+    parts = find_parts(seeds, exact, anchor, bar)
+    backing = None
+    if parts.bar is not None:
+        backing = backing_box(parts.bar, parts.keep, c, sub, tolerance, (X0 > 0, Y0 > 0, X1 < w, Y1 < h))
+    if backing is not None:  # the label is inside the box: what lies outside is micrograph
+        bx0, by0, bx1, by1 = backing
+        held = np.zeros_like(seeds)
+        held[by0:by1, bx0:bx1] = True
+        parts = find_parts(seeds & held, exact, anchor, parts.bar)
+    if parts.keep is not None:
+        seeds = parts.keep
     # Faint anti-aliased rim pixels near the seeds, plus MicroLib's 1 px safety margin.
     near = ndi.binary_dilation(seeds, _disk(EDGE_GROW))
-    faint = (alpha >= 0.12) & (contrast >= 25) & (resid <= 40)
+    faint = (alpha >= 0.12) & (alpha <= 1.1) & (contrast >= 25) & (resid <= 40)
     sub_mask = (seeds | (near & faint) | ndi.binary_dilation(seeds, np.ones((3, 3), bool))) & inside
+    if backing is not None:
+        bx0, by0, bx1, by1 = backing
+        sub_mask[max(0, by0 - 1): by1 + 1, max(0, bx0 - 1): bx1 + 1] = True
+        sub_mask &= inside
     mask[Y0:Y1, X0:X1] = sub_mask
     if detail:
-        return mask, MaskDetail((X0, Y0, X1, Y1), core, seeds, alpha)
+        return mask, MaskDetail((X0, Y0, X1, Y1), core, seeds, alpha, parts, backing)
     return mask
 
 

@@ -35,28 +35,37 @@ def available() -> bool:
     return tesseract_path() is not None
 
 
-def read_line(dark_on_light: np.ndarray, scale: int = 4, chars: str = LABEL_CHARS,
-              timeout: float | None = None) -> str:
-    """Text of a single line in a uint8 grey image (dark text on a light ground).
+def run_line(dark_on_light: np.ndarray, scale: float = 4, chars: str = LABEL_CHARS,
+             timeout: float | None = None, psm: int = 7) -> str | None:
+    """Text of a single line in a uint8 grey image (dark text on a light ground); None if the engine failed.
 
-    The image is enlarged ``scale`` times (Tesseract wants glyphs some 20-30 px
-    tall). Returns "" when the engine is missing, fails or reads nothing.
+    The image is enlarged ``scale`` times (Tesseract reads glyphs some 20-40 px
+    tall best) and read with page segmentation mode ``psm`` (7: one line of
+    text). Returns "" when nothing was read, None when the engine is missing,
+    fails or runs past ``timeout`` seconds.
     """
     exe = tesseract_path()
     if exe is None:
-        return ""
+        return None
     from PIL import Image
 
     im = Image.fromarray(np.asarray(dark_on_light, np.uint8))
-    im = im.resize((im.width * scale, im.height * scale), Image.LANCZOS)
+    w, h = max(1, int(round(im.width * scale))), max(1, int(round(im.height * scale)))
+    im = im.resize((w, h), Image.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     try:
-        r = subprocess.run([exe, "stdin", "stdout", "--psm", "7", "-c", f"tessedit_char_whitelist={chars}"],
+        r = subprocess.run([exe, "stdin", "stdout", "--psm", str(psm), "-c", f"tessedit_char_whitelist={chars}"],
                            input=buf.getvalue(), capture_output=True, timeout=timeout or TIMEOUT_S,
                            env={**os.environ, "OMP_THREAD_LIMIT": "1"})
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return None
     if r.returncode != 0:
-        return ""
+        return None
     return r.stdout.decode("utf-8", "replace").strip()
+
+
+def read_line(dark_on_light: np.ndarray, scale: float = 4, chars: str = LABEL_CHARS,
+              timeout: float | None = None) -> str:
+    """Like :func:`run_line`, but "" for a failed engine too."""
+    return run_line(dark_on_light, scale, chars, timeout) or ""
