@@ -124,3 +124,34 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str = "a fi
             raise _os_error(exc, name, error) from None
     _refuse_size(len(data), max_bytes, name, what, error)  # it grew while being read
     return data
+
+
+def check_output_file(path: str | os.PathLike, what: str = "the output", error: type[MicrolibError] = MicrolibError,
+                      replaces_folder=None) -> Path:
+    """Refuse an output path that cannot take the file, before any work is done for it.
+
+    Refused: an existing folder (unless ``replaces_folder(path)`` says it is one the
+    output replaces, e.g. an earlier Zarr array), pipe, device or socket; a path
+    below a file; a folder that cannot be written in. Folders still missing are
+    fine (writers make them). Returns ``path`` as a :class:`Path`.
+    """
+    path = Path(path)
+    name = path.name or str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise error(f"{name}: cannot be written ({exc.strerror or exc})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if not (stat.S_ISDIR(st.st_mode) and replaces_folder is not None and replaces_folder(path)):
+            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+            raise error(f"{name}: is {kind}; give a file name for {what}")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise error(f"{name}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"{name}: permission denied: cannot write in {parent}")
+    return path

@@ -3,6 +3,11 @@
 * Verified TLS (requests' default CA bundle, or ``REQUESTS_CA_BUNDLE``), connect
   and read timeouts, retries with exponential backoff on 5xx answers, timeouts,
   dropped connections and bodies cut short.
+* An overall deadline for every request, retries included (``deadline_s``,
+  default 120 s, ``$MICROLIB_DOITPOMS_DEADLINE``): a read timeout bounds each
+  wait for a byte, so a server sending one byte every few seconds would
+  otherwise hold a request for hours. At the deadline the request's socket is
+  shut down, which ends a read blocked in the headers or the body.
 * At most ``max_concurrent`` (4) requests in flight per client, whatever the
   number of threads using it.
 * A User-Agent naming the app and its version.
@@ -15,6 +20,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +29,8 @@ from typing import Callable, Iterable
 from urllib.parse import urljoin, urlparse
 
 import requests
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ... import __version__
 from ..atomic import atomic_path
@@ -41,6 +49,9 @@ MAX_PAGE_BYTES = 20 << 20
 MAX_IMAGE_BYTES = 400 << 20
 #: Longest Retry-After honoured between tries, in seconds.
 MAX_RETRY_AFTER_S = 30.0
+#: Longest one request may take, retries and waits included, in seconds.
+DEFAULT_DEADLINE_S = 120.0
+ENV_DEADLINE = "MICROLIB_DOITPOMS_DEADLINE"
 
 
 class DoitpomsError(MicrolibError):
@@ -123,11 +134,14 @@ class Client:
         First wait between tries; doubled each time.
     max_concurrent : int
         Requests allowed in flight at once (all threads together).
+    deadline_s : float, optional
+        Longest one request may take in all, retries included (default
+        ``$MICROLIB_DOITPOMS_DEADLINE`` or :data:`DEFAULT_DEADLINE_S`).
     """
 
     def __init__(self, base_url: str | None = None, cache: Cache | None = None, offline: bool = False,
                  timeout: tuple[float, float] = (5.0, 30.0), retries: int = 3, backoff_s: float = 0.5,
-                 max_concurrent: int = 4):
+                 max_concurrent: int = 4, deadline_s: float | None = None):
         self.base_url = resolve_base_url(base_url)
         self.cache = cache if cache is not None else Cache()
         self.offline = offline
@@ -136,12 +150,13 @@ class Client:
         self.retries = max(0, int(retries))
         self.backoff_s = backoff_s
         self.max_concurrent = max(1, int(max_concurrent))
+        self.deadline_s = resolve_deadline(deadline_s)
         self._slots = threading.BoundedSemaphore(self.max_concurrent)
         self._listed_at = -1e18  # monotonic time of the last browse crawl by this client
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.verify = True  # never turned off: a mirror needs a valid certificate
-        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=self.max_concurrent)
+        adapter = _DeadlineAdapter(pool_connections=2, pool_maxsize=self.max_concurrent)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -161,30 +176,56 @@ class Client:
         self.offline_reason = reason
 
     # -- HTTP ------------------------------------------------------------------
-    def _request(self, rel: str, what: str, sink: Callable[[requests.Response], bytes | None]) -> bytes | None:
-        """GET ``rel`` with retries; ``sink`` reads the body (may raise to trigger a retry)."""
+    def _request(self, rel: str, what: str,
+                 sink: Callable[[requests.Response, float], bytes | None]) -> bytes | None:
+        """GET ``rel`` with retries, all within :attr:`deadline_s`.
+
+        ``sink(response, deadline)`` reads the body (it may raise to trigger a retry);
+        ``deadline`` is the :func:`time.monotonic` time by which it must be done.
+        """
         if self.offline:
             raise OfflineError(f"{what} is not in the cache and the library is offline ({self.offline_reason})")
         url = self.url(rel)
         host = urlparse(url).netloc
+        deadline = time.monotonic() + self.deadline_s
+        too_slow = f"{host} did not deliver it within {self.deadline_s:g} s"
         last = ""
         wait_s = 0.0
+        tries = 0
+        kind = None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(max(self.backoff_s * 2 ** (attempt - 1), wait_s))
+                pause = max(self.backoff_s * 2 ** (attempt - 1), wait_s)
+                if time.monotonic() + pause >= deadline:
+                    break  # no time left for another try
+                time.sleep(pause)
             kind, wait_s = None, 0.0
+            tries += 1
+            dog = _Watchdog(deadline)
             try:
-                with self._slots:
-                    with self._get_same_host(url, what) as resp:
-                        if resp.status_code == 404:
-                            raise NotFoundError(f"{what} does not exist (404 from {host})")
-                        if resp.status_code >= 500:
-                            kind, last = "server", f"server error {resp.status_code} from {host}"
-                            wait_s = _retry_after(resp.headers.get("Retry-After"))
-                        elif resp.status_code >= 400:
-                            raise DoitpomsError(f"{what}: {host} refused the request ({resp.status_code})")
-                        else:
-                            return sink(resp)
+                try:
+                    with self._slots, dog:
+                        with self._get_same_host(url, what) as resp:
+                            if resp.status_code == 404:
+                                raise NotFoundError(f"{what} does not exist (404 from {host})")
+                            if resp.status_code >= 500:
+                                kind, last = "server", f"server error {resp.status_code} from {host}"
+                                wait_s = _retry_after(resp.headers.get("Retry-After"))
+                            elif resp.status_code >= 400:
+                                raise DoitpomsError(f"{what}: {host} refused the request ({resp.status_code})")
+                            else:
+                                data = sink(resp, deadline)
+                                if dog.fired or time.monotonic() >= deadline:
+                                    # a socket cut in the headers can look like an empty answer
+                                    raise _TooSlow()
+                                return data
+                except (requests.exceptions.RequestException, _CutShort, OSError):
+                    if dog.fired or time.monotonic() >= deadline:
+                        raise _TooSlow() from None  # the watchdog cut it: say so, not "connection reset"
+                    raise
+            except _TooSlow:
+                kind, last = "offline", too_slow
+                break
             except requests.exceptions.SSLError as exc:
                 raise DoitpomsError(f"{host}: TLS certificate check failed ({_short(exc)})") from None
             except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
@@ -201,13 +242,13 @@ class Client:
                 kind, last = "cut", str(exc)
             except requests.exceptions.RequestException as exc:  # redirects loop, bad header, ...
                 raise DoitpomsError(f"{what}: request to {host} failed ({_short(exc)})") from None
-        tries = self.retries + 1
+        n = f"{tries} {'try' if tries == 1 else 'tries'}"
         if kind == "offline":
             self._go_offline(last)
-            raise OfflineError(f"{what}: {last} after {tries} tries; offline, only cached pages can be used")
+            raise OfflineError(f"{what}: {last} after {n}; offline, only cached pages can be used")
         if kind == "server":
-            raise ServerError(f"{what}: {last} after {tries} tries")
-        raise DoitpomsError(f"{what}: {last} after {tries} tries")
+            raise ServerError(f"{what}: {last} after {n}")
+        raise DoitpomsError(f"{what}: {last} after {n}")
 
     def _get_same_host(self, url: str, what: str, max_redirects: int = 5) -> requests.Response:
         """GET following redirects only within the same host (scheme and port included).
@@ -239,7 +280,7 @@ class Client:
         if data is not None:
             return data
         try:
-            data = self._request(rel, what, lambda r: _read_limited(r, MAX_PAGE_BYTES, what))
+            data = self._request(rel, what, lambda r, deadline: _read_limited(r, MAX_PAGE_BYTES, what, deadline))
         except OfflineError:
             stale = self.cache.get(rel)
             if stale is not None:
@@ -256,15 +297,19 @@ class Client:
         if target.is_file():
             return target.read_bytes()
 
-        def sink(resp: requests.Response) -> bytes:
+        def sink(resp: requests.Response, deadline: float) -> bytes:
             with atomic_path(target) as tmp:
                 with open(tmp, "wb") as fh:
                     size = 0
                     for chunk in resp.iter_content(1 << 16):
+                        if time.monotonic() > deadline:
+                            raise _TooSlow()
                         size += len(chunk)
                         if size > MAX_IMAGE_BYTES:
                             raise DoitpomsError(f"{what}: larger than {MAX_IMAGE_BYTES >> 20} MB; refused")
                         fh.write(chunk)
+                if time.monotonic() >= deadline:  # cut by the watchdog: never kept
+                    raise _TooSlow()
                 raw = tmp.read_bytes()
                 try:
                     load_image_bytes(raw, name=what, min_side=min_side)
@@ -411,12 +456,126 @@ class _CutShort(Exception):
     """Internal: a body arrived incomplete; retried like a dropped connection."""
 
 
-def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+class _TooSlow(Exception):
+    """Internal: the request's deadline passed."""
+
+
+def resolve_deadline(deadline_s: float | None = None) -> float:
+    """``deadline_s``, else ``$MICROLIB_DOITPOMS_DEADLINE``, else :data:`DEFAULT_DEADLINE_S` (seconds)."""
+    if deadline_s is None:
+        text = os.environ.get(ENV_DEADLINE, "").strip()
+        try:
+            deadline_s = float(text) if text else DEFAULT_DEADLINE_S
+        except ValueError:
+            raise DoitpomsError(f"${ENV_DEADLINE} must be a number of seconds (got {text!r})") from None
+    if not 0 < deadline_s < float("inf"):
+        raise DoitpomsError(f"the request deadline must be a positive number of seconds (got {deadline_s})")
+    return float(deadline_s)
+
+
+# -- the deadline ------------------------------------------------------------------
+# A read timeout applies to each wait for data, not to the request: the watchdog of the
+# request running in this thread shuts its connection's socket down at the deadline,
+# which makes a read blocked anywhere (status line, headers, body) fail at once.
+_current = threading.local()
+
+
+def _shutdown(conn) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Watchdog:
+    """Cuts the connections this thread uses for one request when ``deadline`` (monotonic) passes."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.fired = False
+        self._conns: list = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> "_Watchdog":
+        _current.dog = self
+        self._timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        _current.dog = None
+        with self._lock:
+            self._conns.clear()
+
+    def watch(self, conn) -> None:
+        with self._lock:
+            self._conns.append(conn)
+            if self.fired:
+                _shutdown(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for conn in self._conns:
+                _shutdown(conn)
+
+
+class _Watched:
+    """Mixin for urllib3 connections: each request registers with this thread's watchdog."""
+
+    def connect(self):
+        super().connect()
+        dog = getattr(_current, "dog", None)
+        if dog is not None and dog.fired:  # the deadline passed while connecting
+            _shutdown(self)
+
+    def request(self, *args, **kwargs):
+        dog = getattr(_current, "dog", None)
+        if dog is not None:
+            dog.watch(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections the request watchdog can cut."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _read_limited(resp: requests.Response, limit: int, what: str, deadline: float = float("inf")) -> bytes:
     buf = bytearray()
     for chunk in resp.iter_content(1 << 16):
+        if time.monotonic() > deadline:
+            raise _TooSlow()
         buf += chunk
         if len(buf) > limit:
             raise DoitpomsError(f"{what}: larger than {limit >> 20} MB; refused")
+    if time.monotonic() >= deadline:  # cut by the watchdog: what came is not the page
+        raise _TooSlow()
     return bytes(buf)
 
 
