@@ -182,3 +182,54 @@ def test_a_change_made_in_another_process_shows_up(window, qtbot):
         subprocess.run([sys.executable, "-c", code, str(lib.root)], check=True)
     assert win.panels["crop"].size_label.text() == "200 × 100 px"
     assert mark(win, "crop") == "✔"
+
+
+def _answer_next_box(name: str, button: str, seen: list):
+    """Click ``button`` in the next modal box (recording its object name)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if box is None:
+            QTimer.singleShot(50, answer)
+            return
+        seen.append(box.objectName())
+        for b in box.buttons():
+            if b.text() == button:
+                b.click()
+
+    QTimer.singleShot(50, answer)
+
+
+def test_open_library_on_a_folder_of_other_files_asks_first(window, qtbot, tmp_path):
+    win = window
+    old_root = win.ctx.library.root
+    folder = tmp_path / "my photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"not a library")
+    seen: list = []
+    _answer_next_box("notALibrary", "Cancel", seen)
+    assert not win.open_library(folder)
+    assert seen == ["notALibrary"] and not (folder / "library.sqlite").exists()
+    assert win.ctx.library.root == old_root  # still the library the user had
+    _answer_next_box("notALibrary", "Make it a library", seen)
+    assert win.open_library(folder)
+    assert (folder / "library.sqlite").exists() and win.ctx.library.root == folder.resolve()
+    # an empty folder or an existing library opens without a question
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert win.open_library(empty) and win.open_library(old_root) and len(seen) == 2
+
+
+def test_ctrl_j_shows_and_hides_the_jobs_dock(window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    win = window
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=5000)
+    qtbot.keyClick(win.step_list, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: win.jobs_dock is not None and win.jobs_dock.isVisible(), timeout=5000)
+    qtbot.keyClick(win.step_list, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not win.jobs_dock.isVisible(), timeout=5000)

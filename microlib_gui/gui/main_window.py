@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from .. import APP_NAME, __version__
 from ..core.errors import MicrolibError
 from ..core.steps import DONE, STALE, STEP_TITLES, STEPS
-from ..core.library import Library
+from ..core.library import DB_NAME, Library
 from .context import AppContext
 from .steps.base import NotBuiltPanel, StepPanel
 
@@ -135,7 +135,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         v = self.menuBar().addMenu("&View")
-        self._action(v, "&Jobs (library build)", self.show_jobs, QKeySequence("Ctrl+J"))
+        self._action(v, "&Jobs (library build)", self.toggle_jobs, QKeySequence("Ctrl+J"))
         self._action(v, "Library &report (2D vs 3D)…", self.show_report, QKeySequence("Ctrl+R"))
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&User guide", self.show_guide, QKeySequence.StandardKey.HelpContents)
@@ -250,6 +250,10 @@ class MainWindow(QMainWindow):
             self.open_library(path)
 
     def open_library(self, path: str | Path) -> bool:
+        folder = Path(path).expanduser()
+        if folder.is_dir() and not (folder / DB_NAME).exists() and any(folder.iterdir()):
+            if not self._confirm_new_library(folder):
+                return False
         try:
             lib = Library(path)
         except MicrolibError as exc:
@@ -259,6 +263,21 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} — {lib.root}")
         self.ctx.set_library(lib)
         return True
+
+    def _confirm_new_library(self, folder: Path) -> bool:
+        """A folder that holds files but no library: make it one only when the user says so."""
+        box = QMessageBox(self)
+        box.setObjectName("notALibrary")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Not a library")
+        box.setText(f"{folder} is not a MicroLib Studio library, and it is not empty.")
+        box.setInformativeText("Make it a library? A library.sqlite and one folder per entry will be added "
+                               "beside what is there; nothing there is changed.")
+        make = box.addButton("Make it a library", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is make
 
     def import_annotations(self, path: str | None = None) -> None:
         if not path:
@@ -302,6 +321,13 @@ class MainWindow(QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
         self.jobs_dock.show()
         self.jobs_dock.raise_()
+
+    def toggle_jobs(self) -> None:
+        """Ctrl+J: show the Jobs dock, or hide it when it is showing."""
+        if self.jobs_dock is not None and self.jobs_dock.isVisible():
+            self.jobs_dock.hide()
+        else:
+            self.show_jobs()
 
     def show_report(self) -> None:
         """The library-wide 2D-vs-3D report (MicroLib Figure 4) in a dialog."""
