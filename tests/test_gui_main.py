@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -121,31 +125,92 @@ def test_close_with_kept_training_exits_without_waiting(window, monkeypatch):
     assert exits == [0]
 
 
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) from /proc/PID/stat, or None when there is no such process.
+
+    The state tells a live process (R running, S sleeping, D in I/O) from a zombie
+    (Z: it has exited and waits to be reaped), which ``os.kill(pid, 0)`` cannot.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": the command name may hold spaces
+    return fields[0], int(fields[1])
+
+
+@contextlib.contextmanager
+def _subreaper():
+    """Orphans of our children come to this process (Linux), so a test can see and reap them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    ok = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    try:
+        yield ok
+    finally:
+        if ok:
+            libc.prctl(36, 0, 0, 0, 0)
+
+
+APP_THAT_KEEPS_ITS_WORKER = """
+import sys, time
+from pathlib import Path
+from microlib_gui.core.jobs import ProcessJob
+from microlib_gui.gui.main_window import exit_now
+job = ProcessJob("microlib_gui.core.jobs:_selftest_sleep", {"seconds": 60}).start()
+end = time.monotonic() + 60
+while job.last_progress is None and time.monotonic() < end:  # the worker is really at work
+    job.poll()
+    time.sleep(0.05)
+Path(sys.argv[1]).write_text(str(job.pid))
+exit_now(0)
+"""
+
+
 def test_a_worker_process_outlives_an_app_that_exits_without_waiting(tmp_path):
     """What "Keep running" relies on: the training process goes on after the app's os._exit."""
-    import os
+    import signal
     import subprocess
     import sys
     import time
 
-    code = ("import sys\n"
-            "from microlib_gui.core.jobs import ProcessJob\n"
-            "from microlib_gui.gui.main_window import exit_now\n"
-            "job = ProcessJob('microlib_gui.core.jobs:_selftest_sleep', {'seconds': 30}).start()\n"
-            "print(job.pid, flush=True)\n"
-            "exit_now(0)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    pid = int(r.stdout.split()[0])
-    time.sleep(1.0)
-    try:
-        os.kill(pid, 0)  # still alive after its parent left
-        alive = True
-    except ProcessLookupError:
-        alive = False
-    finally:
+    pid_file = tmp_path / "worker.pid"
+    with _subreaper() as reaper, open(tmp_path / "app.log", "wb") as log:
+        # No pipe the worker could inherit: waiting for the app is waiting for the app alone.
+        t0 = time.monotonic()
+        app = subprocess.Popen([sys.executable, "-c", APP_THAT_KEEPS_ITS_WORKER, str(pid_file)],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    assert alive
+            assert app.wait(timeout=45) == 0, (tmp_path / "app.log").read_text()
+        finally:
+            if app.poll() is None:
+                app.kill()
+        assert time.monotonic() - t0 < 45  # it left well before its 60 s worker would have ended
+        pid = int(pid_file.read_text())
+        try:
+            state = _proc_state(pid)
+            assert state is not None, "the worker died with the app"
+            assert state[0] in "RSD", f"the worker is not alive after the app left (state {state[0]})"
+            if reaper:
+                assert state[1] == os.getpid()  # orphaned: its parent, the app, has gone
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if reaper:
+                with contextlib.suppress(ChildProcessError):  # not ours if the app reaped it
+                    os.waitpid(pid, 0)  # ours now: reaped, no zombie left by the test
+    assert _proc_state(pid) is None or not reaper
+
+
+def test_a_finished_worker_process_leaves_no_zombie(window, qtbot):
+    """A process job run from the window: once finished, its process is reaped, not left a zombie."""
+    from microlib_gui.core.jobs import DONE, _selftest_sleep
+
+    handle = window.ctx.jobs.start(_selftest_sleep, {"seconds": 0.3}, process=True)
+    with qtbot.waitSignal(handle.finished, timeout=60000) as sig:
+        pass
+    assert sig.args[0].state == DONE
+    pid = handle.pid
+    # Reaped in the background: the state goes from running to gone, never stays Z.
+    qtbot.waitUntil(lambda: _proc_state(pid) is None, timeout=10000)

@@ -50,8 +50,31 @@ def test_stats_text_and_plot(pair, tmp_path, capsys):
     assert main(["stats", str(img), str(vol), "--plot", str(plot), "--no-tortuosity", "--r-max", "8"]) == 0
     text = capsys.readouterr().out
     assert "volume fraction" in text and "surface area" in text
-    assert ("FLAGGED" in text) or ("OK:" in text)
+    # Two unrelated blob fields: volume fractions agree, the surface area does not (6.2% > 5%).
+    assert "FLAGGED: surface area differs by 6.2%" in text and "OK:" not in text
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stats_text_says_ok_when_2d_and_3d_agree(tmp_path, capsys):
+    # The 2D image is every section of the volume along its three axes: nothing differs by 5%.
+    vol = _blobs((40, 40, 40), 2)
+    sections = [vol[i] for i in range(40)] + [vol[:, i] for i in range(40)] + [vol[:, :, i] for i in range(40)]
+    img, vpath = tmp_path / "sections.png", tmp_path / "vol.tif"
+    save_png(img, np.concatenate(sections, axis=1) * 255)
+    tifffile.imwrite(vpath, vol * 255)
+    assert main(["stats", str(img), str(vpath), "--no-tortuosity", "--r-max", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "OK: every error is within 5%." in text and "FLAGGED" not in text
+
+
+def test_stats_text_flags_a_volume_that_lost_its_structure(pair, tmp_path, capsys):
+    img, _ = pair
+    vol = tmp_path / "mostly_white.tif"
+    tifffile.imwrite(vol, _blobs((32, 32, 32), 2, thr=0.56) * 255)  # phase 1 almost gone
+    assert main(["stats", str(img), str(vol), "--no-tortuosity", "--r-max", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "FLAGGED: phase 0 volume fraction differs by 97.3%" in text and "OK:" not in text
+    assert "Likely cause:" in text
 
 
 @pytest.mark.parametrize("args", [
@@ -62,9 +85,13 @@ def test_stats_text_and_plot(pair, tmp_path, capsys):
 def test_stats_bad_input_exits_2(pair, capsys, args):
     img, vol = pair
     argv = [a.format(img=img, vol=vol) for a in args]
-    assert main(argv) == 2
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # a usage error (an option's value out of range)
+        rc = exc.code
+    assert rc == 2
     err = capsys.readouterr().err
-    assert err.startswith("microlib: error:") and err.count("\n") == 1
+    assert err.startswith("microlib") and "error:" in err and err.count("\n") == 1, err
 
 
 def _entry_with_files(library, seed, vf_thr=0.5):

@@ -16,6 +16,7 @@ import sys
 import time
 
 from . import add_json_flag, emit
+from ._args import entry_key, number, whole
 
 
 def open_library(args, create: bool = False):
@@ -42,7 +43,7 @@ def register(sub) -> None:
     )
     p.add_argument("action", nargs="?", choices=ACTIONS, default="run", metavar="ACTION",
                    help="run (default), status or cancel")
-    p.add_argument("--entries", nargs="+", metavar="ID", help="entry ids or names (microstructure001, doitpoms:1)")
+    p.add_argument("--entries", nargs="+", type=entry_key, metavar="ID", help="entry ids or names (microstructure001, doitpoms:1)")
     p.add_argument("--all-curated", action="store_true",
                    help="every annotated entry that is not excluded (segment and scale bar done, or a data type)")
     p.add_argument("--steps", metavar="S1,S2",
@@ -52,11 +53,14 @@ def register(sub) -> None:
                    help="a step parameter, e.g. train.preset=tiny, train.iters=5000, generate.size=320 "
                         "(VALUE is read as JSON when it can be); repeatable")
     p.add_argument("--executor", choices=("local", "slurm"), default="local")
-    p.add_argument("--max-parallel", type=int, default=1, metavar="N",
+    p.add_argument("--max-parallel", type=whole(1, 1024), default=1, metavar="N",
                    help="jobs at once (local: subprocesses; slurm: array parallelism)")
-    p.add_argument("--gpus-per-job", type=int, default=1, metavar="N", help="SLURM: GPUs per job (default 1; 0: none)")
-    p.add_argument("--cpus-per-job", type=int, default=4, metavar="N", help="SLURM: CPUs per job (default 4)")
-    p.add_argument("--mem-gb", type=float, default=None, metavar="G", help="SLURM: memory per job")
+    p.add_argument("--gpus-per-job", type=whole(0, 64), default=1, metavar="N",
+                   help="SLURM: GPUs per job (default 1; 0: none)")
+    p.add_argument("--cpus-per-job", type=whole(1, 4096), default=4, metavar="N",
+                   help="SLURM: CPUs per job (default 4)")
+    p.add_argument("--mem-gb", type=number(0, 1e5, lo_open=True), default=None, metavar="G",
+                   help="SLURM: memory per job")
     p.add_argument("--partition", metavar="P", help="SLURM partition")
     p.add_argument("--time-limit", default="4:00:00", metavar="T",
                    help="SLURM: time per job (minutes, H:MM:SS, D-HH:MM:SS, 45m, 3h; default 4:00:00)")
@@ -80,12 +84,42 @@ def _parse_params(items: list[str]) -> dict[str, dict]:
         step, dot, name = key.partition(".")
         if not (eq and dot and step and name):
             raise BuildError(f"--param {item!r}: expected STEP.KEY=VALUE, e.g. train.iters=100")
-        try:
-            val = json.loads(value)
-        except ValueError:
-            val = value
+        val = _param_value(item, value)
         out.setdefault(step.strip(), {})[name.strip()] = val
     return out
+
+
+def _param_value(item: str, value: str):
+    """VALUE read as JSON when it can be (a number, a list...), else the text; never NaN, infinity or deep."""
+    import math
+
+    from ..core.build import BuildError
+    from ..core.userjson import depth
+
+    too_deep = False
+    try:
+        val = json.loads(value)
+    except RecursionError:
+        val, too_deep = None, True
+    except ValueError:
+        return value  # not JSON: the text itself
+    if too_deep or depth(val) > 8:
+        raise BuildError(f"--param {item[:60]!r}: nested too deeply")
+    if any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(val)):
+        raise BuildError(f"--param {item[:60]!r}: expected finite numbers")
+    return val
+
+
+def _leaves(obj):
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+        else:
+            yield o
 
 
 def _options(args):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from . import add_json_flag, emit, open_library
+from ._args import doitpoms_id
 
 
 def register(sub) -> None:
@@ -25,12 +26,12 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_search)
 
     q = dsub.add_parser("show", help="show the full record of one micrograph")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=doitpoms_id)
     _common(q)
     q.set_defaults(func=cmd_show)
 
     q = dsub.add_parser("import", help="add micrographs to the library (resumable)")
-    q.add_argument("ids", type=int, nargs="*", metavar="ID")
+    q.add_argument("ids", type=doitpoms_id, nargs="*", metavar="ID")
     q.add_argument("--resume", action="store_true", help="also import what an unfinished import left")
     _common(q)
     q.set_defaults(func=cmd_import)

@@ -26,7 +26,8 @@ import sys
 
 from ..core.library import layout as L
 from . import add_json_flag, emit, open_library
-from ._args import ArgumentError, OneLineParser, parse_auto, parse_box, parse_point, parse_points, parse_thresholds
+from ._args import (MAX_COORD, MAX_UM, ArgumentError, OneLineParser, count, entry_key, number, parse_auto,
+                    parse_box, parse_point, parse_points, parse_thresholds, read_number, seed)
 
 ACTIONS = ("crop", "segment", "scalebar", "inpaint", "train", "undo", "redo", "status")
 
@@ -73,13 +74,13 @@ def register(sub) -> None:
     _entry_arg(q)
     q.add_argument("--method", choices=("fast", "gan"), default="fast",
                    help="fast: biharmonic, under a second (default); gan: MicroLib's method (GPU advised)")
-    q.add_argument("--iters", type=_positive, metavar="N", help="GAN training iterations")
-    q.add_argument("--opt-iters", type=_positive, metavar="N", help="GAN latent optimisation steps per region")
-    q.add_argument("--batch-size", type=_positive, metavar="N", help="GAN training batch")
+    q.add_argument("--iters", type=count, metavar="N", help="GAN training iterations")
+    q.add_argument("--opt-iters", type=count, metavar="N", help="GAN latent optimisation steps per region")
+    q.add_argument("--batch-size", type=count, metavar="N", help="GAN training batch")
     q.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    q.add_argument("--seed", type=int, default=0, metavar="S")
-    q.add_argument("--restarts", type=_positive, metavar="N", help="GAN: latents fitted per region")
-    q.add_argument("--blend", type=float, metavar="PX", help="GAN: width of the join with the border")
+    q.add_argument("--seed", type=seed, default=0, metavar="S")
+    q.add_argument("--restarts", type=count, metavar="N", help="GAN: latents fitted per region")
+    q.add_argument("--blend", type=number(0, MAX_COORD), metavar="PX", help="GAN: width of the join with the border")
     q.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_json_flag(q)
     q.set_defaults(func=cmd_inpaint)
@@ -89,9 +90,9 @@ def register(sub) -> None:
     _entry_arg(q)
     q.add_argument("--preset", choices=("microlib", "tiny"), default="microlib",
                    help="network and training settings (default microlib; tiny is for trying things out)")
-    q.add_argument("--iters", type=_positive, metavar="N", help="generator iterations in total (default: the preset's)")
+    q.add_argument("--iters", type=count, metavar="N", help="generator iterations in total (default: the preset's)")
     q.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    q.add_argument("--seed", type=int, default=0, metavar="S")
+    q.add_argument("--seed", type=seed, default=0, metavar="S")
     q.add_argument("--resume", action="store_true",
                    help="continue the entry's latest stopped run from its checkpoint (--iters: a new total)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -111,30 +112,13 @@ def register(sub) -> None:
 
 
 def _entry_arg(q) -> None:
-    q.add_argument("entry", metavar="ENTRY", help="entry id, name (microstructure001) or doitpoms:N")
+    q.add_argument("entry", type=entry_key, metavar="ENTRY", help="entry id, name (microstructure001) or doitpoms:N")
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {n}")
-    return n
-
-
-def _number(text: str | None, what: str, lo: float | None = None, hi: float | None = None) -> float | None:
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        raise ArgumentError(f"{what} {text!r}: expected a number") from None
-    if v != v or (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ArgumentError(f"{what} {text!r}: expected a number in {lo:g}..{hi:g}" if hi is not None
-                            else f"{what} {text!r}: expected a number above {lo:g}")
-    return v
+def _number(text: str | None, what: str, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False) -> float | None:
+    """An optional number typed after ``what``: finite and in range (None when not given)."""
+    return None if text is None else float(read_number(text, what, lo, hi, lo_open=lo_open))
 
 
 def _one_of(args, names: tuple[str, ...]) -> str:
@@ -250,9 +234,7 @@ def cmd_scalebar(args) -> int:
     inp = wf.inputs(lib, entry.id)
     ann = inp.annotations
     tol = _number(args.tolerance, "--tolerance", 0, 255)
-    um = _number(args.um, "--um", 0)
-    if um is not None and um <= 0:
-        raise ArgumentError(f"--um {args.um!r}: expected a length above 0")
+    um = _number(args.um, "--um", 0, MAX_UM, lo_open=True)
     tol_now = tol if tol is not None else wf.tolerance(ann)
     length = ann.get("bar_length_px")
     kw: dict = {"tol": tol_now}
@@ -314,8 +296,6 @@ def cmd_inpaint(args) -> int:
               "opt_iters": args.opt_iters or DEFAULT_OPT_ITERS, "batch_size": args.batch_size or 32,
               "device": args.device, "seed": args.seed,
               "restarts": args.restarts or DEFAULT_RESTARTS, "blend": DEFAULT_BLEND if args.blend is None else args.blend}
-    if params["blend"] < 0:
-        raise ArgumentError("--blend must be at least 0")
     quiet = args.quiet or args.json
     res = run_inline(wf.job, {**params, "inputs": inp}, on_progress=_progress_printer(quiet))
     if not quiet:

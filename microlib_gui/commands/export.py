@@ -5,18 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import add_json_flag, emit, open_library
+from ._args import entry_key, number, whole
+
+#: Most frames of a rotation movie (an hour at 24 fps).
+MAX_FRAMES = 86_400
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="write entries in the MicroLib dataset layout (tif, mp4, _long.png, _Gen.pt, ...)")
-    p.add_argument("entry", nargs="?", help="entry id, name or doitpoms:N")
+    p.add_argument("entry", nargs="?", type=entry_key, help="entry id, name or doitpoms:N")
     p.add_argument("--all", action="store_true", help="export every entry that is not excluded")
     p.add_argument("--out", metavar="DIR",
                    help="output folder, one sub-folder per entry (default: the library's own LIBRARY/export)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace folders holding another library's entries (refused otherwise, exit 2)")
     p.add_argument("--no-media", action="store_true", help="do not render a missing movie or strip")
-    p.add_argument("--frames", type=int, default=72, help="frames of a rendered rotation movie (default 72)")
+    p.add_argument("--frames", type=whole(1, MAX_FRAMES), default=72,
+                   help="frames of a rendered rotation movie (default 72)")
     add_json_flag(p)
     p.set_defaults(func=cmd_export)
 
@@ -24,9 +29,9 @@ def register(sub) -> None:
     q.add_argument("volume", metavar="VOLUME.tif")
     q.add_argument("--mp4", metavar="OUT.mp4", help="write the rotation movie here")
     q.add_argument("--long", metavar="OUT.png", help="write the rotation-and-erosion strip here")
-    q.add_argument("--frames", type=int, default=72, help="frames in the movie (default 72)")
-    q.add_argument("--fps", type=float, default=24.0)
-    q.add_argument("--size", type=int, default=320, help="movie frame side in pixels (default 320)")
+    q.add_argument("--frames", type=whole(1, MAX_FRAMES), default=72, help="frames in the movie (default 72)")
+    q.add_argument("--fps", type=number(0, 1000, lo_open=True), default=24.0)
+    q.add_argument("--size", type=whole(16, 4096), default=320, help="movie frame side in pixels (default 320)")
     q.add_argument("--kind", choices=("auto", "labels", "grayscale"), default="auto")
     add_json_flag(q)
     q.set_defaults(func=cmd_media)

@@ -10,6 +10,7 @@ import re
 import sys
 
 from . import add_json_flag, emit
+from ._args import check_entry_key, seed
 
 
 def register(sub) -> None:
@@ -21,7 +22,7 @@ def register(sub) -> None:
                    help="voxels per side, or X,Y,Z (optional with --latent: the latent decides)")
     p.add_argument("--periodic", metavar="AXES", help="axes that tile seamlessly, e.g. x,y,z (sizes there "
                                                       "must be multiples of 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random latent (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random latent (default 0)")
     p.add_argument("--latent", metavar="NOISE.npy", help="use this latent, shape (1, nz, a, b, c)")
     p.add_argument("--out", metavar="VOL.tif|VOL.zarr", help="output volume (BigTIFF or Zarr); not for an ENTRY")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -64,7 +65,7 @@ def _generate_entry(args, size, periodic) -> int:
     if size is None:
         raise SliceGANError("give --size N")
     lib = open_library(args, create=False)
-    entry = lib.find_entry(args.source)
+    entry = lib.find_entry(check_entry_key(args.source))
     params = {"size": size, "periodic": periodic, "seed": args.seed, "device": args.device}
     quiet = getattr(args, "json", False)
     result = run_inline(generate.run_job, {"library_root": str(lib.root), "entry_id": entry.id, **params},

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from . import add_json_flag, emit
+from ._args import MAX_COORD, count, number, seed
 
 
 def register(sub) -> None:
@@ -21,16 +22,16 @@ def register(sub) -> None:
     p.add_argument("--mask", required=True, metavar="MASK.png", help="mask image, same size; non-zero = inpaint")
     p.add_argument("--out", required=True, metavar="OUT.png", help="where to write the inpainted image (PNG)")
     p.add_argument("--method", choices=("gan", "fast"), default="gan")
-    p.add_argument("--iters", type=int, default=None, metavar="N",
+    p.add_argument("--iters", type=count, default=None, metavar="N",
                    help="GAN training iterations (default 1000)")
-    p.add_argument("--opt-iters", type=int, default=None, metavar="N",
+    p.add_argument("--opt-iters", type=count, default=None, metavar="N",
                    help="latent optimisation steps per masked region (default 300)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="GAN training batch (default 32)")
+    p.add_argument("--batch-size", type=count, default=32, metavar="N", help="GAN training batch (default 32)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=0, metavar="S")
-    p.add_argument("--restarts", type=int, default=None, metavar="N",
+    p.add_argument("--seed", type=seed, default=0, metavar="S")
+    p.add_argument("--restarts", type=count, default=None, metavar="N",
                    help="GAN: latents fitted per region, the best border match kept (default 8; 1 = MicroLib)")
-    p.add_argument("--blend", type=float, default=None, metavar="PX",
+    p.add_argument("--blend", type=number(0, MAX_COORD), default=None, metavar="PX",
                    help="GAN: width of the join with the smooth continuation of the border "
                         "(default 1; 0 = MicroLib's raw paste)")
     p.add_argument("--kind", choices=("auto", "labels", "gray"), default="auto",

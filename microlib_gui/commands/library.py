@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import add_json_flag, emit, open_library
+from ._args import doitpoms_id, entry_key
 
 
 def register(sub) -> None:
@@ -22,13 +23,13 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_list)
 
     q = lsub.add_parser("show", help="show one entry (id, name or doitpoms:N)")
-    q.add_argument("entry")
+    q.add_argument("entry", type=entry_key)
     add_json_flag(q)
     q.set_defaults(func=cmd_show)
 
     q = lsub.add_parser("add", help="add a local image file as a new entry")
     q.add_argument("image")
-    q.add_argument("--doitpoms-id", type=int, help="the DoITPoMS micrograph id, if it is one")
+    q.add_argument("--doitpoms-id", type=doitpoms_id, help="the DoITPoMS micrograph id, if it is one")
     add_json_flag(q)
     q.set_defaults(func=cmd_add)
 
@@ -44,7 +45,7 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_export)
 
     q = lsub.add_parser("exclude", help="exclude an entry for one of MicroLib's reasons")
-    q.add_argument("entry")
+    q.add_argument("entry", type=entry_key)
     q.add_argument("reason", help="anisotropic | non-representative | 'uneven exposure' | "
                                   "'duplicate of another entry' | 'low quality' | none")
     q.add_argument("--note", default="")
@@ -108,16 +109,16 @@ def cmd_add(args) -> int:
 
 
 def cmd_import_anns(args) -> int:
-    import json
-
+    from ..core import userjson
     from ..core.errors import AnnotationError
 
     lib = open_library(args)
     path = Path(args.file)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
+    doc = userjson.loads(text, path.name, AnnotationError)  # too deep: refused before any import reads it
     first = next(iter(doc.values()), {}) if isinstance(doc, dict) else {}
     if isinstance(first, dict) and "name" in first and "data_path" not in first:
         n = lib.import_data_anns(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import add_json_flag, emit
+from ._args import MAX_UM, number
 
 
 def register(sub) -> None:
@@ -12,9 +13,10 @@ def register(sub) -> None:
     how.add_argument("--pick", metavar="X,Y", help="a pixel on the bar (its colour is the bar colour)")
     how.add_argument("--auto", action="store_true", help="find the bar, its colour and label automatically")
     p.add_argument("--box", metavar="x0,y0,x1,y1", help="only mask inside this box (with --pick)")
-    p.add_argument("--tolerance", type=float, default=None, metavar="T",
+    p.add_argument("--tolerance", type=number(0, 255), default=None, metavar="T",
                    help="colour tolerance in grey levels 0-255 (default 10)")
-    p.add_argument("--um", type=float, metavar="VALUE", help="the bar's length in µm (overrides the label)")
+    p.add_argument("--um", type=number(0, MAX_UM, lo_open=True), metavar="VALUE",
+                   help="the bar's length in µm (overrides the label)")
     p.add_argument("--out", required=True, help="mask PNG to write (255 = bar)")
     add_json_flag(p)
     p.set_defaults(func=cmd_scalebar)

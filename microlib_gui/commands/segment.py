@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import add_json_flag, emit
+from ._args import number
 
 
 def register(sub) -> None:
@@ -13,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("--phases", default="auto",
                    help="auto (number of phases estimated), auto:N, or phase grey levels G1,G2[,...] (0-255)")
     p.add_argument("--crop", metavar="x0,y0,x1,y1", help="crop first (pixels of the image)")
-    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="rotate first (degrees, counter-clockwise)")
+    p.add_argument("--rotate", type=number(-360, 360), default=0.0, metavar="DEG",
+                   help="rotate first (degrees, counter-clockwise)")
     p.add_argument("--out", required=True, help="labels PNG to write (two phases: 0/255; n phases: spread 0..255)")
     add_json_flag(p)
     p.set_defaults(func=cmd_segment)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from . import add_json_flag, emit
+from ._args import MAX_COORD, whole
 
 
 def register(sub) -> None:
@@ -40,10 +41,10 @@ def register(sub) -> None:
 
 
 def _add_compute_flags(p) -> None:
-    p.add_argument("--r-max", type=int, default=100, metavar="R",
+    p.add_argument("--r-max", type=whole(1, MAX_COORD), default=100, metavar="R",
                    help="largest two-point-correlation distance in pixels (default 100)")
     p.add_argument("--no-tortuosity", action="store_true", help="skip the TauFactor solve")
-    p.add_argument("--tau-side", type=int, default=None, metavar="N",
+    p.add_argument("--tau-side", type=whole(4, MAX_COORD), default=None, metavar="N",
                    help="solve tortuosity on the central N^3 cube (default 64 on a CPU, all on a GPU)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where FFTs and TauFactor run (default: a GPU when present)")

@@ -9,6 +9,7 @@ import threading
 import time
 
 from . import add_json_flag, emit
+from ._args import count, number, seed
 
 
 def register(sub) -> None:
@@ -17,17 +18,17 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, generator)")
     p.add_argument("--preset", default="microlib", choices=["microlib", "tiny"],
                    help="network and training settings (default: microlib; tiny is for tests)")
-    p.add_argument("--iters", type=int, help="generator iterations in total (default: the preset's, 5000)")
+    p.add_argument("--iters", type=count, help="generator iterations in total (default: the preset's, 5000)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--type", dest="imtype", default="auto", choices=["auto", "nphase", "grayscale", "colour"],
                    help="how to read the image(s) (default: auto)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N", help="iterations between checkpoints")
-    p.add_argument("--log-every", type=int, metavar="N", help="iterations between progress reports")
+    p.add_argument("--checkpoint-every", type=count, metavar="N", help="iterations between checkpoints")
+    p.add_argument("--log-every", type=count, metavar="N", help="iterations between progress reports")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="GPU arithmetic")
     p.add_argument("--no-graphs", action="store_true", help="do not capture iterations as CUDA graphs")
-    p.add_argument("--ema", type=float, metavar="DECAY",
+    p.add_argument("--ema", type=number(0, 1, hi_open=True), metavar="DECAY",
                    help="save a moving average of the generator's weights with this decay "
                         "(microlib preset: 0.999; 0 saves the plain generator)")
     p.add_argument("--critic-axes", choices=["sequential", "joint", "separate"],

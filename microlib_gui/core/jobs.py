@@ -23,9 +23,12 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import MicrolibError
+
+if TYPE_CHECKING:  # numpy is imported by the jobs that send arrays, not here
+    import numpy as np
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -206,11 +209,27 @@ def _process_main(target: str | Callable, params: dict[str, Any], events, cancel
         events.put(Finished(FAILED, error=msg, details=details))
 
 
+#: How long a worker that reported its end may take to exit before it is killed.
+REAP_GRACE_S = 30.0
+
+
+def _join_or_kill(proc, grace_s: float) -> None:
+    """Wait for a worker that has reported its end; kill it if it lingers. Either way it is reaped."""
+    proc.join(grace_s)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+
+
 class ProcessJob(_JobBase):
     """Run a job function (a module-level function, or its ``"module:function"`` name) in its own process.
 
     If the process dies without reporting (killed, segfault, out-of-memory
-    killer), the job fails with its exit code instead of hanging.
+    killer), the job fails with its exit code instead of hanging. Once the job
+    is finished its process is waited for (in a background thread, so polling
+    never blocks): no zombie is left behind, however long the app runs on. A job
+    still running when the app leaves with ``os._exit`` (the Train step's "Keep
+    running") is not waited for: it goes on on its own.
     """
 
     def __init__(self, target: str | Callable, params: dict[str, Any] | None = None, min_interval_s: float = 0.1):
@@ -223,6 +242,7 @@ class ProcessJob(_JobBase):
         self._proc = ctxm.Process(target=_process_main,
                                   args=(target, dict(params or {}), self._events, self._cancel, min_interval_s),
                                   daemon=False)
+        self._reaper: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
@@ -268,7 +288,26 @@ class ProcessJob(_JobBase):
                                error=f"the worker process stopped unexpectedly ({why})")
                 events.append(fin)
                 self._absorb([fin])
+        if self.done:
+            self._reap()
         return events
+
+    def _reap(self) -> None:
+        # Every event up to Finished has been read, so the worker's queue is empty and
+        # it can exit; waiting for it here would block the GUI's poll, hence the thread.
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=_join_or_kill, args=(self._proc, REAP_GRACE_S), daemon=True,
+                                            name=f"reap-worker-{self._proc.pid}")
+            self._reaper.start()
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.05) -> Finished | None:
+        """Block until finished and its process has exited; returns the Finished event."""
+        t0 = time.monotonic()
+        fin = super().wait(timeout, poll_s)
+        if fin is not None and self._reaper is not None:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - t0))
+            self._reaper.join(REAP_GRACE_S if left is None else min(left, REAP_GRACE_S))
+        return fin
 
     def join(self, timeout: float | None = None) -> None:
         self._proc.join(timeout)
@@ -304,6 +343,8 @@ class JobQueue:
 def _selftest_allocate(ctx: JobContext, gigabytes: float = 64.0, headroom_mb: int = 512) -> int:
     """Ask for more memory than this process may have: proves out-of-memory is reported cleanly."""
     import resource
+
+    import numpy as np
 
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     limit = usage + headroom_mb * 2**20 + 2**30  # address space is larger than resident memory

@@ -6,10 +6,10 @@ panel, the main window's File menu and ``microlib library ...``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from .. import userjson
 from ..errors import AnnotationError
 
 
@@ -26,9 +26,10 @@ def annotation_file_kind(path: str | os.PathLike) -> str:
     """``"data_anns"`` (MicroLib's dataset-level file) or ``"microlib_anns"`` (per-image annotations)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
+    doc = userjson.loads(text, path.name, AnnotationError)  # too deep: refused before any import reads it
     first = next(iter(doc.values()), {}) if isinstance(doc, dict) and doc else {}
     return "data_anns" if isinstance(first, dict) and "name" in first and "data_path" not in first else "microlib_anns"
 
