@@ -74,6 +74,7 @@ class Panel(StepPanel):
         self.info = QLabel()
         self.info.setObjectName("inpaintInfo")
         self.info.setWordWrap(True)
+        self.info.setMinimumHeight(4 * self.info.fontMetrics().height() + 6)  # room for the state line
         self.method = QComboBox()
         self.method.addItem("GAN (MicroLib)", "gan")
         self.method.addItem("Fast preview (biharmonic)", "fast")
@@ -177,6 +178,10 @@ class Panel(StepPanel):
 
     def load_entry(self, entry_id: int | None) -> None:
         self.inputs = None
+        if not self.running and self.pending is None:  # what the last job said is over: the info says the state
+            self.status.setText("")
+            self.progress.setValue(0)
+            self.preview.set_array(None)
         if entry_id is not None:
             try:
                 self.inputs = wf.inputs(self.library, entry_id)
@@ -198,9 +203,9 @@ class Panel(StepPanel):
             text += f"<br>Mask: {int(self.inputs.mask.sum())} px ({share:.2f}% of the image)."
         status = self.library.get_entry(entry_id).steps.get("inpaint")
         if status == "done" and self.pending is None and not self.running:
-            text += "<br>✔ Saved: the training image is up to date."
+            text += "<br>✔ Training image saved and up to date."
         elif status == "stale" and self.pending is None and not self.running:
-            text += "<br>↻ The saved training image is out of date: an earlier step changed. Start again."
+            text += "<br>↻ Saved training image out of date (an earlier step changed): Start again."
         self.info.setText(text)
         self.before.set_array(outlined(img.display(img.original), self.inputs.mask))
         if self.pending is not None:
