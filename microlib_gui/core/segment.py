@@ -255,7 +255,7 @@ def segment(image: np.ndarray, *, phases=None, thresholds=None, n_phases: int | 
 
 
 def auto_thresholds_corrected(gray: np.ndarray, n_phases: int | None = None, ignore: np.ndarray | None = None,
-                              deblur_sigma: float = DEBLUR_SIGMA, background: str = "auto"
+                              deblur_sigma: float = DEBLUR_SIGMA, background: str = "auto", resolve=None
                               ) -> tuple[list[float], Background | None, float | None]:
     """Automatic thresholds of ``gray`` after the ``background`` correction: (thresholds, correction, unevenness).
 
@@ -263,13 +263,16 @@ def auto_thresholds_corrected(gray: np.ndarray, n_phases: int | None = None, ign
     With one: halfway between the phases' grey levels (:func:`level_thresholds`),
     the model the light field was fitted with. ``n_phases`` None: estimated,
     again after the correction (the light no longer smears the histogram).
+    ``resolve``: the fitting function, :func:`resolve_background` by default
+    (a caller may pass a caching one with the same arguments).
     """
-    return _auto(gray, n_phases, ignore, deblur_sigma, background)[:3]
+    return _auto(gray, n_phases, ignore, deblur_sigma, background, resolve)[:3]
 
 
-def _auto(gray, n_phases, ignore, deblur_sigma, background):
+def _auto(gray, n_phases, ignore, deblur_sigma, background, resolve=None):
     """:func:`auto_thresholds_corrected` and the work image the thresholds apply to."""
     check_background_mode(background)
+    fit = resolve or resolve_background
     plain = None
     if n_phases is None:
         plain = work_image(gray, deblur_sigma)
@@ -278,7 +281,7 @@ def _auto(gray, n_phases, ignore, deblur_sigma, background):
         n = int(n_phases)
     if not 2 <= n <= MAX_PHASES:
         raise SegmentError(f"number of phases must be 2..{MAX_PHASES}, got {n}")
-    bg, uneven = resolve_background(gray, background, n, ignore)
+    bg, uneven = fit(gray, background, n, ignore)
     if bg is None:
         plain = work_image(gray, deblur_sigma) if plain is None else plain
         return auto_thresholds(plain, n, ignore), None, uneven, plain
@@ -286,7 +289,7 @@ def _auto(gray, n_phases, ignore, deblur_sigma, background):
     if n_phases is None:
         n2 = estimate_n_phases(d, ignore)
         if n2 != n:
-            bg2, uneven2 = resolve_background(gray, background, n2, ignore)
+            bg2, uneven2 = fit(gray, background, n2, ignore)
             if bg2 is not None:
                 n, bg, uneven, d = n2, bg2, uneven2, work_image(gray, deblur_sigma, bg2)
     return level_thresholds(d, n, ignore), bg, uneven, d

@@ -30,7 +30,7 @@ def _io(reads_ann=(), reads_files=(), writes_ann=(), writes_files=()) -> StepIO:
 
 GEOMETRY = ("crop", "rotation")
 SEGMENTATION = ("thresholds", "phases", "n_phases", "deblur_sigma", "segment_method", "data_type",
-                "background")
+                "background", "background_mode")
 BAR_MASK = ("barbox", "barcol", "bar_colour", "bar_tolerance", "bar_pick")
 #: What the labels and the mask are made from (how they were chosen — auto or by hand, the click — is not).
 LABELS_FROM = ("thresholds", "phases", "deblur_sigma", "data_type", "background")
