@@ -1,5 +1,6 @@
-"""Network and training settings: ``microlib`` (the paper's, used for every entry) and
-``tiny`` (a small network for tests and CPU smoke runs)."""
+"""Network and training settings: ``microlib`` (the paper's, used for every entry), ``tiny``
+(a small network for tests and CPU smoke runs) and ``check`` (the tiny network trained fast
+enough to learn a simple structure on a CPU in minutes: the CI quality test's)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,13 @@ PRESETS = {
     "tiny": Preset("tiny", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
                    d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), batch_g=4, batch_d=2, batch_real=8,
                    iters=100, checkpoint_every=10, log_every=5),
+    # the tiny network at 10x the learning rate, 2 critic steps per generator step and a moving
+    # average of the weights: on a thresholded Gaussian field (256 px, correlation ~2 px) each of
+    # 13 runs (two machines) was within 7 % volume fraction and 12 % surface area after 300
+    # iterations; at the tiny preset's 1e-4, 15 % surface area after 2000 (docs/slicegan.md)
+    "check": Preset("check", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
+                    d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), lr=1e-3, critic_iters=2, ema=0.99,
+                    batch_g=4, batch_d=2, batch_real=8, iters=300, checkpoint_every=100, log_every=25),
 }
 
 
