@@ -16,14 +16,20 @@ def iter_command_modules() -> Iterator[ModuleType]:
             yield importlib.import_module(f"{__name__}.{info.name}")
 
 
-def open_library(args, create: bool = True):
-    """The library named by ``--library``, else ``$MICROLIB_HOME``/the default folder."""
+def open_library(args, create: bool = True, readonly: bool = False):
+    """The library named by ``--library``, else ``$MICROLIB_HOME``/the default folder.
+
+    ``readonly``: for commands that only read (list, show, export, status): an
+    existing library is opened read-only, so one on a read-only disk still works.
+    """
     from pathlib import Path
 
+    from ..core.library import DB_NAME, Library
     from ..core.paths import default_library_path
-    from ..core.library import Library
 
     path = Path(args.library) if getattr(args, "library", None) else default_library_path()
+    if readonly and (path.expanduser() / DB_NAME).is_file():
+        return Library(path, readonly=True)
     return Library(path, create=create)
 
 

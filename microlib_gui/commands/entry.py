@@ -129,8 +129,8 @@ def _one_of(args, names: tuple[str, ...]) -> str:
     return given[0]
 
 
-def _open(args):
-    lib = open_library(args, create=False)
+def _open(args, readonly: bool = False):
+    lib = open_library(args, create=False, readonly=readonly)
     return lib, lib.find_entry(args.entry)
 
 
@@ -388,7 +388,7 @@ def cmd_status(args) -> int:
     from ..core.steps import STALE, STEP_TITLES, STEPS
     from ..core.workflow import history
 
-    lib, entry = _open(args)
+    lib, entry = _open(args, readonly=True)  # reading only: works on a read-only disk
     present = [f for f in L.DERIVED if lib.entry_file(entry.id, f.suffix).exists()]
     steps = {s: entry.steps.get(s, "todo") for s in STEPS}
     stale = [s for s, v in steps.items() if v == STALE]

@@ -52,6 +52,12 @@ def register(sub) -> None:
     add_json_flag(q)
     q.set_defaults(func=cmd_exclude)
 
+    q = lsub.add_parser("pending", help="list annotations imported for micrographs not in the library yet")
+    q.add_argument("--drop", metavar="ID", type=int, nargs="+", help="forget those DoITPoMS ids' annotations")
+    q.add_argument("--drop-all", action="store_true", help="forget every pending annotation")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_pending)
+
     q = lsub.add_parser("check", help="run SQLite's integrity check")
     add_json_flag(q)
     q.set_defaults(func=cmd_check)
@@ -76,7 +82,7 @@ def _row(e) -> str:
 
 
 def cmd_list(args) -> int:
-    lib = open_library(args)
+    lib = open_library(args, readonly=True)
     entries = lib.list_entries(include_excluded=not args.no_excluded)
     emit(args, [e.to_dict() for e in entries],
          "\n".join(_row(e) for e in entries) if entries else "(library is empty)")
@@ -84,7 +90,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    lib = open_library(args, create=False)
+    lib = open_library(args, create=False, readonly=True)
     e = lib.find_entry(args.entry)
     obj = {**e.to_dict(), "annotations": lib.get_annotations(e.id), "folder": str(lib.entry_dir(e.id)),
            "files": sorted(p.name for p in lib.entry_dir(e.id).glob("*") if not p.name.startswith(".")),
@@ -127,12 +133,14 @@ def cmd_import_anns(args) -> int:
     res = lib.import_microlib_anns(path, images_dir=args.images)
     emit(args, {"kind": "microlib_anns", **res},
          f"{len(res['applied'])} applied, {len(res['added'])} entries added, "
-         f"{len(res['pending'])} pending (applied when those micrographs are imported)")
+         f"{len(res['pending'])} pending (applied when those micrographs are imported)"
+         + "".join(f"\n  key {r['key']!r} of micrograph {r['micrograph']} kept as {r['as']!r}: "
+                   f"{r['key']!r} is micrograph {r['held_by']}'s" for r in res["renamed"]))
     return 0
 
 
 def cmd_export(args) -> int:
-    lib = open_library(args, create=False)
+    lib = open_library(args, create=False, readonly=True)
     out = Path(args.dir)
     a = lib.export_data_anns(out / "data_anns.json")
     b = lib.export_microlib_anns(out / "microlib_anns.json")
@@ -149,8 +157,22 @@ def cmd_exclude(args) -> int:
     return 0
 
 
+def cmd_pending(args) -> int:
+    if args.drop or args.drop_all:
+        lib = open_library(args, create=False)
+        dropped = lib.drop_pending_annotations(None if args.drop_all else args.drop)
+        emit(args, {"dropped": dropped}, f"dropped {len(dropped)} pending annotations")
+        return 0
+    lib = open_library(args, create=False, readonly=True)
+    pending = lib.pending_annotations()
+    emit(args, {str(k): v for k, v in pending.items()},
+         "\n".join(f"{did:>6}  {ann.get('data_path', '')}" for did, ann in pending.items())
+         or "(no pending annotations)")
+    return 0
+
+
 def cmd_check(args) -> int:
-    lib = open_library(args, create=False)
+    lib = open_library(args, create=False, readonly=True)
     res = lib.integrity_check()
     emit(args, {"integrity_check": res}, res)
     return 0 if res == "ok" else 3

@@ -23,13 +23,18 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from . import userjson
 from .errors import AnnotationError
+from .text import clean_text, clean_value, plain_json, show
 
 DATA_TYPES = ("twophase", "nphase", "grayscale", "colour")
 MAX_COORD = 1_000_000  # no micrograph is a million pixels wide
 MAX_PHASES = 16
+MAX_FILE_BYTES = 512 * 1024 * 1024  # an annotation file of a million records is ~200 MB
+#: DoITPoMS micrograph ids (the store's range for them: local entries start at 10001)
+DOITPOMS_IDS = range(1, 10001)
 
 # MicroLib's data_anns.json descriptors, in its order.
 DATA_ANNS_FIELDS = (
@@ -39,11 +44,21 @@ DATA_ANNS_FIELDS = (
 
 
 def _num(v: Any, key: str, lo: float = -MAX_COORD, hi: float = MAX_COORD) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    t = type(v)  # exact types: bool is an int to isinstance
+    if t is int or (t is float and math.isfinite(v)):  # an int as it is: math.isfinite(10**400) overflows
+        if lo <= v <= hi:
+            return v
+        raise AnnotationError(f"annotation {key!r}: {_short(v)} is outside {lo}..{hi}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
         raise AnnotationError(f"annotation {key!r}: expected a number, got {json.dumps(v)[:40]}")
     if not lo <= v <= hi:
-        raise AnnotationError(f"annotation {key!r}: {v} is outside {lo}..{hi}")
+        raise AnnotationError(f"annotation {key!r}: {_short(v)} is outside {lo}..{hi}")
     return v
+
+
+def _short(v: float) -> str:
+    text = str(v)
+    return text if len(text) <= 24 else f"{text[:12]}… ({len(text)} digits)"
 
 
 def _num_list(v: Any, key: str, n: int | None = None, lo: float = -MAX_COORD, hi: float = MAX_COORD,
@@ -59,10 +74,13 @@ def validate_annotations(ann: dict[str, Any]) -> dict[str, Any]:
     """Check types and ranges; return a clean copy or raise :class:`AnnotationError`."""
     if not isinstance(ann, dict):
         raise AnnotationError("annotations must be a JSON object")
+    # every key and text valid Unicode in NFC (exportable again), numbers finite
+    if not (all(type(k) is str for k in ann) and plain_json(ann) is not None):
+        ann = clean_value(ann, "annotations", error=AnnotationError)
     out: dict[str, Any] = {}
     for key, v in ann.items():
-        if not isinstance(key, str) or len(key) > 64:
-            raise AnnotationError(f"annotation key {str(key)[:40]!r} is not a short string")
+        if len(key) > 64:
+            raise AnnotationError(f"annotation key {show(key)} is not a short string")
         if v is None:
             out[key] = None
             continue
@@ -101,53 +119,109 @@ def validate_annotations(ann: dict[str, Any]) -> dict[str, Any]:
         else:
             # Free-form extras (method names, file names, provenance notes): JSON scalars,
             # short strings or small lists only.
-            blob = json.dumps(v)
-            if len(blob) > 10_000:
-                raise AnnotationError(f"annotation {key!r}: value too large ({len(blob)} bytes)")
+            size = len(v) if isinstance(v, str) and v.isascii() else len(json.dumps(v))
+            if size > 10_000:
+                raise AnnotationError(f"annotation {key!r}: value too large ({size} bytes)")
             out[key] = v
     return out
 
 
+# -- reading an annotation file -----------------------------------------------------
+def read_json_file(path: str | os.PathLike) -> Any:
+    """The JSON document in ``path``, or :class:`AnnotationError` with one line saying why not.
+
+    Only a regular file of at most :data:`MAX_FILE_BYTES` is read (:mod:`.safefile`:
+    a FIFO would block, ``/dev/zero`` never ends); a UTF-8 byte-order mark is allowed; an
+    object naming one key twice is refused (JSON parsers keep only the last one,
+    so the other record would be dropped without a word); so is nesting deeper
+    than the parser's stack (what parses is bounded by :func:`validate_annotations`).
+    """
+    from .safefile import read_regular_file
+
+    path = Path(path)
+    raw = read_regular_file(path, MAX_FILE_BYTES, "an annotation file", AnnotationError)
+    try:
+        doc = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(f"{path.name}: not UTF-8 text (byte {exc.start + 1})") from None
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+                              ) from None
+    except RecursionError:
+        doc = None
+    except _DuplicateKey as exc:
+        raise AnnotationError(f"{path.name}: the key {show(exc.args[0])} appears twice in one object "
+                              "(only one could be kept)") from None
+    except ValueError as exc:  # a number of more than 4300 digits, ...
+        raise AnnotationError(f"{path.name}: not valid JSON ({' '.join(str(exc).split())[:80]})") from None
+    if doc is None:  # deeper than the parser's stack; what it parsed is bounded by validate_annotations
+        raise AnnotationError(f"{path.name}: not accepted: JSON nested more than {userjson.MAX_DEPTH} levels deep")
+    return doc
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return out
+
+
 # -- MicroLib's per-image annotation file (microlib-prelabelled_anns.json) ----------
-_DP_ID = re.compile(r"(\d+)\.\w+$")
+_DP_ID = re.compile(r"([0-9]+)\.\w+$", re.ASCII)
 
 
 def doitpoms_id_from_data_path(data_path: str) -> int | None:
+    """The DoITPoMS id a ``data_path`` names (``.../000012.png`` is 12), or None.
+
+    ASCII digits only, and only ids in :data:`DOITPOMS_IDS`: a number beyond them
+    names no DoITPoMS micrograph.
+    """
     m = _DP_ID.search(str(data_path))
-    return int(m.group(1)) if m else None
+    if not m or len(m.group(1)) > 12:
+        return None
+    did = int(m.group(1))
+    return did if did in DOITPOMS_IDS else None
 
 
 def read_microlib_anns(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
     """Parse a MicroLib annotation file into ``(doitpoms_id, annotations)`` pairs.
 
     Every entry is validated; one bad entry refuses the whole file with a reason
-    naming it, so a half-applied import cannot happen.
+    naming it, so a half-applied import cannot happen. Two records naming the
+    same micrograph are refused too (one would silently replace the other).
     """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AnnotationError(f"{path.name}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path.name}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise AnnotationError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    doc = read_json_file(path)
     if not isinstance(doc, dict):
         raise AnnotationError(f"{path.name}: expected a JSON object of entries")
     out = []
+    seen: dict[int, str] = {}
     for key, rec in doc.items():
+        key = clean_text(key, f"{path.name}: entry key", key=True, error=AnnotationError)
         if not isinstance(rec, dict):
-            raise AnnotationError(f"{path.name}: entry {key!r} is not an object")
+            raise AnnotationError(f"{path.name}: entry {show(key)} is not an object")
         dp = rec.get("data_path")
         if not isinstance(dp, str):
-            raise AnnotationError(f"{path.name}: entry {key!r} has no data_path")
+            raise AnnotationError(f"{path.name}: entry {show(key)} has no data_path")
         did = doitpoms_id_from_data_path(dp)
         if did is None:
-            raise AnnotationError(f"{path.name}: entry {key!r}: cannot read a micrograph id from {dp!r}")
+            raise AnnotationError(f"{path.name}: entry {show(key)}: cannot read a DoITPoMS micrograph id "
+                                  f"({DOITPOMS_IDS.start}..{DOITPOMS_IDS.stop - 1}) from {show(dp, 60)}")
+        if did in seen:
+            raise AnnotationError(f"{path.name}: entries {show(seen[did])} and {show(key)} both name micrograph {did}")
+        seen[did] = key
         try:
-            ann = validate_annotations({**rec, "microlib_key": str(key)})
+            ann = validate_annotations({**rec, "microlib_key": key})
         except AnnotationError as exc:
-            raise AnnotationError(f"{path.name}: entry {key!r}: {exc}") from None
+            raise AnnotationError(f"{path.name}: entry {show(key)}: {exc}") from None
         out.append((did, ann))
     return out
 
@@ -183,25 +257,41 @@ def _join(v: Any) -> str:
     return ", ".join(v) if isinstance(v, (list, tuple)) else str(v)
 
 
-def read_data_anns(path: str | os.PathLike) -> Iterable[tuple[str, dict[str, Any], str | None]]:
-    """Yield ``(name, metadata, data_type)`` from a ``data_anns.json``."""
+def read_data_anns(path: str | os.PathLike) -> list[tuple[str, dict[str, Any], str | None]]:
+    """``(name, metadata, data_type)`` of every record of a ``data_anns.json``, all validated.
+
+    One bad record refuses the whole file, naming it; so do two records of one name.
+    """
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
+    doc = read_json_file(path)
     if not isinstance(doc, dict):
         raise AnnotationError(f"{path.name}: expected a JSON object")
+    out = []
+    seen: dict[str, str] = {}
     for key, rec in doc.items():
+        key = clean_text(key, f"{path.name}: record key", key=True, error=AnnotationError)
         if not isinstance(rec, dict) or not isinstance(rec.get("name"), str):
-            raise AnnotationError(f"{path.name}: record {key!r} has no name")
+            raise AnnotationError(f"{path.name}: record {show(key)} has no name")
+        name = clean_text(rec["name"].strip(), f"{path.name}: record {show(key)}: name", key=True,
+                          error=AnnotationError)
+        if name in seen:
+            raise AnnotationError(f"{path.name}: records {show(seen[name])} and {show(key)} both name {show(name)}")
+        seen[name] = key
         meta = {}
         for f in DATA_ANNS_FIELDS[2:]:
             val = rec.get(f, "")
             if not isinstance(val, str) or len(val) > 20_000:
-                raise AnnotationError(f"{path.name}: record {key!r}: field {f!r} must be a short string")
+                raise AnnotationError(f"{path.name}: record {show(key)}: field {f!r} must be a short string")
+            if not (val.isascii() and val.isprintable()):  # else nothing to clean (the common case)
+                val = clean_text(val, f"{path.name}: record {show(key)}: field {f!r}", error=AnnotationError)
             meta["long_desc" if f == "long desc" else f] = val
         dt = rec.get("data_type") or None
-        if dt is not None and not isinstance(dt, str):
-            raise AnnotationError(f"{path.name}: record {key!r}: data_type must be a string")
-        yield rec["name"], meta, dt
+        if dt is not None:
+            if not isinstance(dt, str):
+                raise AnnotationError(f"{path.name}: record {show(key)}: data_type must be a string")
+            try:
+                dt = validate_annotations({"data_type": dt})["data_type"]
+            except AnnotationError as exc:
+                raise AnnotationError(f"{path.name}: record {show(key)}: {exc}") from None
+        out.append((name, meta, dt))
+    return out

@@ -2,6 +2,11 @@
 
 A reader (or a process restarted after ``kill -9``) sees either the old file or the
 complete new one, never a partial file.
+
+The temporary file is made like any new file (mode ``0666`` less the umask, so a
+library shared through a group stays readable by colleagues; ``tempfile.mkstemp``
+would make it ``0600``) and its name is short whatever the target's (a valid
+255-byte file name must not fail because its temporary name is longer).
 """
 
 from __future__ import annotations
@@ -9,9 +14,58 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
+
+TEMP_PREFIX = ".tmp-"
+#: At most this much of the target's stem and suffix goes into a temporary name.
+_STEM_CHARS, _SUFFIX_CHARS = 24, 16
+
+
+def temp_file(target: str | os.PathLike, suffix: str | None = None) -> Path:
+    """Create an empty temporary file beside ``target`` and return its path.
+
+    Named ``.tmp-<stem, shortened>-<8 random hex><suffix>``: the suffix is the
+    target's (writers that pick a format from the extension still work), the
+    whole name at most 5 + 24 + 1 + 8 + 16 characters. Created with ``O_EXCL``
+    and mode ``0666``, so the umask applies as to any file the user makes.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = _temp_name(target, suffix)
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def temp_dir(target: str | os.PathLike, suffix: str | None = None) -> Path:
+    """Create an empty temporary folder beside ``target`` (named as :func:`temp_file`, mode ``0777``
+    less the umask; ``tempfile.mkdtemp`` would make it ``0700``) and return its path."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = _temp_name(target, suffix)
+        try:
+            os.mkdir(path, 0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def _temp_name(target: Path, suffix: str | None) -> Path:
+    suffix = target.suffix if suffix is None else suffix
+    if len(suffix) > _SUFFIX_CHARS:
+        suffix = ""  # not an extension any writer knows
+    stem = target.name[: len(target.name) - len(target.suffix)] if target.suffix else target.name
+    return target.parent / f"{TEMP_PREFIX}{stem[:_STEM_CHARS]}-{secrets.token_hex(4)}{suffix}"
 
 
 @contextlib.contextmanager
@@ -20,14 +74,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
     The temporary name keeps the target's suffix (so writers that pick a format
     from the extension still work) and starts with ``.tmp-`` so that unfinished
-    files are easy to recognise and clean up.
+    files are easy to recognise and clean up (:func:`temp_file`).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = target.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + target.stem + "-", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_file(target, suffix)
     try:
         yield tmp_path
         _fsync_file(tmp_path)

@@ -47,12 +47,22 @@ __all__ = [
 class Library(DatabaseMixin, EntriesMixin, HistoryMixin, ProvenanceMixin, RunsMixin, TransactionMixin,
               InterchangeMixin):
     """A library folder. Cheap to create; every method opens its own connection,
-    so one ``Library`` may be used from several threads and processes at once."""
+    so one ``Library`` may be used from several threads and processes at once.
 
-    def __init__(self, root: str | os.PathLike, create: bool = True):
+    ``readonly``: open an existing library for reading only (on a read-only disk, or
+    for commands that only read): nothing is created, migrated or cleaned, and any
+    write is refused with one line.
+    """
+
+    def __init__(self, root: str | os.PathLike, create: bool = True, readonly: bool = False):
         self.root = Path(root).expanduser().resolve()
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root} is a file, not a library folder")
+        if readonly:
+            if not (self.root / DB_NAME).is_file():
+                raise StoreError(f"{self.root} is not a MicroLib Studio library (no {DB_NAME})")
+            self._open_readonly()
+            return
         if not (self.root / DB_NAME).exists():
             if not create:
                 raise StoreError(f"{self.root} is not a MicroLib Studio library (no {DB_NAME})")

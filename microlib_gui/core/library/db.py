@@ -3,15 +3,30 @@
 SQLite in WAL mode with every change in a transaction: a process killed at any
 moment leaves a database that passes ``PRAGMA integrity_check`` and keeps
 everything committed before the kill.
+
+Every JSON column is written by :func:`to_json`, which passes every key and text
+through :func:`~microlib_gui.core.text.clean_value` (valid Unicode, NFC, no
+control characters): what the library holds can always be exported again.
+Every JSON column is read by :func:`from_json`, which names the row of a value
+that is not JSON (a database edited by hand) instead of failing deep inside.
+
+A library opened ``readonly`` (the CLI's reading commands) is opened with
+``mode=ro``; on a read-only disk where SQLite cannot make its shared-memory
+file, as ``immutable`` (nobody can change it there).
 """
 
 from __future__ import annotations
 
+import json
+import operator
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from ..errors import StoreError
 from ..sqlite_tx import transaction
+from ..text import clean_value, plain_json, show
 
 DB_NAME = "library.sqlite"
 
@@ -88,6 +103,67 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest INTEGER
+
+
+def entry_key(entry_id: Any) -> int:
+    """``entry_id`` as the database holds it, or :class:`StoreError` ("no entry ...").
+
+    Every method taking an entry id goes through this: an int (numpy's too) or a
+    text of ASCII digits, in 1..2**63-1 (SQLite's integers), so an id like
+    ``99999999999999999999`` or ``"²"`` (a digit to ``str.isdigit``) is one clear
+    line, not an overflow deep in SQLite.
+    """
+    if isinstance(entry_id, str):
+        text = entry_id.strip()
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    elif isinstance(entry_id, bool):
+        value = None
+    else:
+        try:
+            value = operator.index(entry_id)
+        except TypeError:
+            value = None
+    if value is None or not 0 < value <= MAX_ID:
+        shown = show(entry_id) if isinstance(entry_id, str) else str(entry_id)[:40]
+        raise StoreError(f"no entry {shown} in this library")
+    return value
+
+
+def to_json(value: Any, what: str, *, lossy: bool = False) -> str:
+    """``value`` as the JSON text of a column, its keys and text cleaned first (:mod:`..text`)."""
+    text = plain_json(value)
+    return text if text is not None else json.dumps(clean_value(value, what, lossy=lossy), allow_nan=False)
+
+
+def from_json(text: str | None, what: str, kind: type = dict) -> Any:
+    """The value of a JSON column, checked to be a ``kind``; :class:`StoreError` naming ``what`` if not."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        raise StoreError(f"{DB_NAME}: {what} is not valid JSON (was the database edited by hand?)") from None
+    if not isinstance(value, kind):
+        raise StoreError(f"{DB_NAME}: {what} is not a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def _read_only_disk(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows)
+        return False
+
+
+def read_only_reason(root: Path) -> str | None:
+    """Why a library at ``root`` cannot be written (None: it can)."""
+    if _read_only_disk(root):
+        return "is on a read-only disk"
+    db = root / DB_NAME
+    if not os.access(root, os.W_OK | os.X_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        return "is not writable by you"
+    return None
+
+
 class ChangeWatcher:
     """Tells whether the library database was committed to since the last :meth:`changed` call.
 
@@ -96,8 +172,8 @@ class ChangeWatcher:
     through its own connection, so every write is seen, whoever made it.
     """
 
-    def __init__(self, db_path: Path):
-        self._con = sqlite3.connect(db_path, check_same_thread=False)
+    def __init__(self, db_path: Path, uri: str | None = None):
+        self._con = sqlite3.connect(uri or db_path, check_same_thread=False, uri=uri is not None)
         self._version = self._read()
 
     def _read(self) -> int | None:
@@ -117,11 +193,12 @@ class ChangeWatcher:
         self._con.close()
 
 
-
 class DatabaseMixin:
     """The connection, the schema, the library's identity and change detection."""
 
     root: Path
+    readonly: bool = False
+    _uri: str | None = None  # an SQLite URI when opened read-only
 
     # -- connection -------------------------------------------------------
     def _db(self):
@@ -129,9 +206,44 @@ class DatabaseMixin:
         def fail(stage: str, exc: Exception) -> StoreError:
             if stage == "open":
                 return StoreError(f"cannot open {self.root / DB_NAME}: {exc}")
+            if self.readonly and "readonly" in str(exc):
+                return StoreError(f"{self.root} is open read-only: nothing can be changed")
             return StoreError(f"library database error: {exc}")
 
+        if self._uri is not None:
+            return transaction(self.root / DB_NAME, fail, ("busy_timeout = 30000",), uri=self._uri, begin="BEGIN")
         return transaction(self.root / DB_NAME, fail, ("foreign_keys = ON", "busy_timeout = 30000"))
+
+    def _open_readonly(self) -> None:
+        """Open for reading only: nothing is created, migrated or cleaned up."""
+        db = self.root / DB_NAME
+        base = db.as_uri() + "?mode=ro"
+        for uri in (base, base + "&immutable=1"):
+            try:
+                con = sqlite3.connect(uri, uri=True, timeout=30)
+                try:
+                    version = con.execute("PRAGMA user_version").fetchone()[0]
+                finally:
+                    con.close()
+            except sqlite3.OperationalError:
+                # No shared-memory file and none can be made (a read-only disk). Immutable
+                # reads the main file only, so only when no write-ahead log holds changes.
+                wal = db.with_name(DB_NAME + "-wal")
+                if uri is base and not (wal.exists() and wal.stat().st_size > 0):
+                    continue
+                raise StoreError(f"{db} cannot be read here: its latest changes are in {wal.name}, which "
+                                 "SQLite cannot read on a read-only disk; open it once where it can be written"
+                                 ) from None
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{db} is not a valid library database: {exc}") from None
+            break
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"library schema version {version} is newer than this app supports "
+                             f"({SCHEMA_VERSION}); update MicroLib Studio")
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"library schema version {version} is older than this app's ({SCHEMA_VERSION}): "
+                             "open it once where it can be written (any command that changes it) to update it")
+        self.readonly, self._uri = True, uri
 
     def _migrate(self) -> None:
         try:
@@ -164,6 +276,10 @@ class DatabaseMixin:
 
                 con.execute("INSERT OR IGNORE INTO library_info (key, value) VALUES ('uuid', ?)", (uuid.uuid4().hex,))
         except sqlite3.DatabaseError as exc:
+            why = read_only_reason(self.root)
+            if why is not None:
+                raise StoreError(f"{self.root} {why}: this needs to change the library; reading commands "
+                                 "(microlib library list, show, export) open it read-only") from None
             raise StoreError(f"{self.root / DB_NAME} is not a valid library database: {exc}") from None
         finally:
             con.close()
@@ -181,12 +297,8 @@ class DatabaseMixin:
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result ('ok' when healthy)."""
-        con = sqlite3.connect(self.root / DB_NAME)
-        try:
+        with self._db() as con:
             return con.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            con.close()
-
 
     # -- change detection (the GUI's live entry model) ---------------------------------
     def entry_signature(self, entry_id: int) -> tuple | None:
@@ -197,7 +309,7 @@ class DatabaseMixin:
                 "(SELECT group_concat(step || '=' || status, ',') FROM step_status WHERE entry_id = e.id), "
                 "(SELECT COUNT(*) || ':' || COALESCE(MAX(created), 0) FROM provenance WHERE entry_id = e.id), "
                 "(SELECT group_concat(id || status || COALESCE(finished, ''), ',') FROM runs WHERE entry_id = e.id) "
-                "FROM entries e WHERE e.id = ?", (int(entry_id),)).fetchone()
+                "FROM entries e WHERE e.id = ?", (entry_key(entry_id),)).fetchone()
         return None if row is None else tuple(row)
 
     def entries_signature(self) -> tuple:
@@ -209,5 +321,5 @@ class DatabaseMixin:
 
     def watch(self) -> ChangeWatcher:
         """A cheap check for commits by anyone (this process, the build, the CLI) since the last check."""
-        return ChangeWatcher(self.root / DB_NAME)
+        return ChangeWatcher(self.root / DB_NAME, self._uri)
 

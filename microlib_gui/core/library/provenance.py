@@ -8,14 +8,14 @@ from inputs that changed since is known to be stale.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import _fsync_file, atomic_path, temp_file
+from .db import entry_key, from_json, to_json
 
 
 @dataclass
@@ -35,8 +35,6 @@ class StagedFile:
     run_id: int | None = None
 
 
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -45,17 +43,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-
 def _stage(target: Path, f: StagedFile) -> Path:
     """Write ``f`` to a temporary file beside ``target`` (fsynced) and return its path."""
-    import tempfile
-
-    from ..atomic import _fsync_file
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + target.stem + "-", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_file(target)  # made as any new file: the umask applies, the name is short
     try:
         if f.writer is not None:
             f.writer(tmp_path)
@@ -68,7 +58,6 @@ def _stage(target: Path, f: StagedFile) -> Path:
         tmp_path.unlink(missing_ok=True)
         raise
     return tmp_path
-
 
 
 class ProvenanceMixin:
@@ -103,7 +92,7 @@ class ProvenanceMixin:
                 raise ValueError("write_file needs data or writer")
         input_paths = [self.entry_file(entry_id, s) for s in (inputs or [])]
         with self._db() as con:
-            self._record_provenance(con, int(entry_id), target, produced_by, input_paths, params or {}, run_id)
+            self._record_provenance(con, entry_key(entry_id), target, produced_by, input_paths, params or {}, run_id)
         return target
 
     def _record_provenance(self, con, entry_id, target: Path, produced_by, inputs, params, run_id=None,
@@ -116,15 +105,18 @@ class ProvenanceMixin:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(entry_id, file) DO UPDATE SET "
             "sha256 = excluded.sha256, produced_by = excluded.produced_by, run_id = excluded.run_id, "
             "inputs = excluded.inputs, params = excluded.params, created = excluded.created",
-            (entry_id, target.name, sha or sha256_file(target), produced_by, run_id, json.dumps(inputs_rec),
-             json.dumps(params), time.time()),
+            (entry_id, target.name, sha or sha256_file(target), produced_by, run_id,
+             to_json(inputs_rec, f"inputs of {target.name}", lossy=True),
+             to_json(params, f"parameters of {target.name}", lossy=True), time.time()),
         )
 
     def provenance(self, entry_id: int) -> list[dict[str, Any]]:
         with self._db() as con:
-            rows = con.execute("SELECT * FROM provenance WHERE entry_id = ? ORDER BY created", (int(entry_id),)).fetchall()
+            rows = con.execute("SELECT * FROM provenance WHERE entry_id = ? ORDER BY created",
+                               (entry_key(entry_id),)).fetchall()
         return [
-            {**dict(r), "inputs": json.loads(r["inputs"]), "params": json.loads(r["params"])} for r in rows
+            {**dict(r), "inputs": from_json(r["inputs"], f"the inputs of {r['file']}", list),
+             "params": from_json(r["params"], f"the parameters of {r['file']}")} for r in rows
         ]
 
     def is_stale(self, entry_id: int, file_suffix: str) -> bool:
@@ -134,11 +126,11 @@ class ProvenanceMixin:
             return True
         with self._db() as con:
             row = con.execute(
-                "SELECT sha256, inputs FROM provenance WHERE entry_id = ? AND file = ?", (int(entry_id), target.name)
+                "SELECT sha256, inputs FROM provenance WHERE entry_id = ? AND file = ?", (entry_key(entry_id), target.name)
             ).fetchone()
         if row is None or sha256_file(target) != row["sha256"]:
             return True
-        for inp in json.loads(row["inputs"]):
+        for inp in from_json(row["inputs"], f"the inputs of {target.name}", list):
             p = self.entry_dir(entry_id) / inp["file"]
             if not p.exists() or sha256_file(p) != inp["sha256"]:
                 return True

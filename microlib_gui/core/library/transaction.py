@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,38 @@ from typing import Any
 
 from ..errors import StoreError
 from ..steps import DONE, STALE, STEPS, TODO
+from .db import entry_key, to_json
 from .provenance import StagedFile, _stage, sha256_file
+
+
+def stale_after_import(ann_changed: set[str]) -> list[str]:
+    """Steps made stale when annotations are imported (no step ran): those reading a changed value,
+    and those writing one into a file (their file was made from the old value)."""
+    from ..workflow.steps import TABLE, stale_steps, step_of_keys
+
+    if not ann_changed:
+        return []
+    readers = stale_steps(None, ann_changed, set())
+    writers = [s for s in step_of_keys(set(ann_changed)) if TABLE[s].writes_files]
+    return [s for s in STEPS if s in readers or s in writers]
+
+
+def mark_stale(con: sqlite3.Connection, entry_id: int, step: str | None, ann_changed: set[str],
+               files_changed: set[str], now: float | None = None) -> list[str]:
+    """Mark stale, in the open transaction, the done steps that read what changed; returns them."""
+    from ..workflow.steps import stale_steps
+
+    if not ann_changed and not files_changed:
+        return []
+    steps = stale_steps(step, ann_changed, files_changed)
+    if not steps:
+        return []
+    done = {r[0] for r in con.execute("SELECT step FROM step_status WHERE entry_id = ? AND status = ?",
+                                      (entry_id, DONE))}
+    stale = [s for s in steps if s in done]
+    con.executemany("UPDATE step_status SET status = ?, updated = ? WHERE entry_id = ? AND step = ?",
+                    [(STALE, now or time.time(), entry_id, s) for s in stale])
+    return stale
 
 
 @dataclass
@@ -63,9 +94,9 @@ class TransactionMixin:
         differs, so saving the same value twice emits no event.
         """
         from ..annotations import validate_annotations
-        from ..workflow.steps import changed_keys, stale_steps
+        from ..workflow.steps import changed_keys
 
-        entry_id = int(entry_id)
+        entry_id = entry_key(entry_id)
         if step is not None and step not in STEPS:
             raise StoreError(f"unknown step {step!r}")
         staged: list[tuple[StagedFile, Path, Path, str]] = []
@@ -94,7 +125,7 @@ class TransactionMixin:
                     if changed_keys(current, new):
                         con.execute("DELETE FROM annotations WHERE entry_id = ? AND version > ?", (entry_id, version))
                         con.execute("INSERT INTO annotations (entry_id, version, data, created) VALUES (?, ?, ?, ?)",
-                                    (entry_id, version + 1, json.dumps(new), time.time()))
+                                    (entry_id, version + 1, to_json(new, f"annotations of entry {entry_id}"), time.time()))
                         con.execute("UPDATE entries SET ann_version = ? WHERE id = ?", (version + 1, entry_id))
                 ann_changed = changed_keys(current, new)
                 files_changed: set[str] = set()
@@ -126,18 +157,17 @@ class TransactionMixin:
                         "ON CONFLICT(entry_id, step) DO UPDATE SET status = excluded.status, updated = excluded.updated",
                         (entry_id, step, status, now))
                     status_changed = True
-                stale = [s for s in stale_steps(step, ann_changed, files_changed) if statuses.get(s) == DONE]
-                con.executemany("UPDATE step_status SET status = ?, updated = ? WHERE entry_id = ? AND step = ?",
-                                [(STALE, now, entry_id, s) for s in stale])
+                stale = mark_stale(con, entry_id, step, ann_changed, files_changed, now)
                 if run is not None:
                     number = con.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE entry_id = ? AND kind = ?",
                                          (entry_id, run["kind"])).fetchone()[0]
                     con.execute(
                         "INSERT INTO runs (entry_id, kind, params, seed, status, started, finished, timings, files, "
                         "number) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (entry_id, run["kind"], json.dumps(run.get("params") or {}), run.get("seed"),
-                         run.get("status", "done"), run.get("started", now), now, json.dumps(run.get("timings") or {}),
-                         json.dumps(run.get("files") or []), number))
+                        (entry_id, run["kind"], to_json(run.get("params") or {}, "run parameters", lossy=True),
+                         run.get("seed"), run.get("status", "done"), run.get("started", now), now,
+                         to_json(run.get("timings") or {}, "run timings", lossy=True),
+                         to_json(run.get("files") or [], "run files", lossy=True), number))
                 if ann_changed or files_changed or status_changed or stale or run is not None:
                     con.execute("UPDATE entries SET updated = ? WHERE id = ?", (now, entry_id))
         finally:

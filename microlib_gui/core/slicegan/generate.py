@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, temp_dir
 from . import SliceGANError
 from .fileformat import GEN_SUFFIX, load_generator
 from .nets import Generator, subpixel_supported
@@ -367,8 +366,7 @@ class _ZarrSink:
         import zarr
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=".tmp-" + self.path.stem + "-", suffix=".zarr",
-                                          dir=self.path.parent))
+        self._tmp = temp_dir(self.path, ".zarr")  # readable as the umask allows, not 0700
         chunks = tuple(min(n, 128) for n in self.shape[:3]) + self.shape[3:]
         self._arr = zarr.open_array(store=str(self._tmp), mode="w", shape=self.shape, chunks=chunks,
                                     dtype="uint8")

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import temp_file
 from ..library import layout as L
 from ..slicegan import SliceGANError
 from ..library import StagedFile
@@ -170,8 +170,7 @@ def job(ctx, library_root: str, entry_id: int, size: int = 64,
         ctx.report(done, total, f"block {done}/{total}")
 
     target = lib.entry_file(entry_id, L.VOLUME.suffix)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + target.stem + "-gen-", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
+    tmp = str(temp_file(target))  # as any new file: the umask applies, the name is short
     try:
         info = generate_to_file(G, tmp, size=size, periodic=tuple(periodic), seed=seed, device=device,
                                 max_block_voxels=max_block_voxels, progress=progress)
