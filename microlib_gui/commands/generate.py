@@ -79,10 +79,9 @@ def _generate_entry(args, size, periodic) -> int:
 def cmd_generate(args) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from ..core.slicegan import SliceGANError
-    from ..core.slicegan.generate import generate_to_file, load_model, parse_periodic
+    from ..core.slicegan.generate import (check_volume_output, generate_to_file, load_latent, load_model,
+                                          parse_periodic)
 
     size = _parse_size(args.size)
     periodic = parse_periodic(args.periodic)
@@ -90,12 +89,10 @@ def cmd_generate(args) -> int:
         return _generate_entry(args, size, periodic)
     if not args.out:
         raise SliceGANError("give --out VOL.tif or VOL.zarr")
+    check_volume_output(args.out)  # a folder or unwritable place is said now, not after the volume is made
     latent = None
     if args.latent:
-        try:
-            latent = np.load(args.latent, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise SliceGANError(f"{args.latent}: not a readable .npy array ({exc})") from None
+        latent = load_latent(args.latent)  # header checked first: numbers only, size within memory
     elif size is None:
         raise SliceGANError("give --size N (or --latent NOISE.npy)")
     G, meta = load_model(args.source, args.imtype)

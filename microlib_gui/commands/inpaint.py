@@ -62,12 +62,17 @@ def cmd_inpaint(args) -> int:
     from ..core.inpaint import (DEFAULT_BLEND, DEFAULT_ITERS, DEFAULT_OPT_ITERS, DEFAULT_RESTARTS, InpaintError,
                                 inpaint_job, write_gif)
     from ..core.jobs import run_inline
+    from ..core.safefile import check_output_file
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise InpaintError(f"{out.name}: the output must be a .png file")
     if args.gif and Path(args.gif).suffix.lower() != ".gif":
         raise InpaintError(f"{Path(args.gif).name}: the animation must be a .gif file")
+    # A folder or unwritable place is said now, not after the GAN has trained for an hour.
+    check_output_file(out, "the inpainted image", InpaintError)
+    if args.gif:
+        check_output_file(args.gif, "the animation", InpaintError)
     params = {"image": Path(args.image), "mask": Path(args.mask), "method": args.method, "kind": args.kind,
               "iters": args.iters or DEFAULT_ITERS, "opt_iters": args.opt_iters or DEFAULT_OPT_ITERS,
               "batch_size": args.batch_size, "device": args.device, "seed": args.seed,

@@ -116,12 +116,15 @@ def cmd_add(args) -> int:
 
 def cmd_import_anns(args) -> int:
     from ..core import userjson
+    from ..core.annotations import MAX_FILE_BYTES
     from ..core.errors import AnnotationError
+    from ..core.safefile import read_regular_file
 
     lib = open_library(args)
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
+        # a regular file of bounded size only: a named pipe would block, /dev/zero never end
+        text = read_regular_file(path, MAX_FILE_BYTES, "an annotation file", AnnotationError).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
     doc = userjson.loads(text, path.name, AnnotationError)  # too deep: refused before any import reads it

@@ -63,6 +63,22 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _check_run_folder(out: str, resume: bool) -> None:
+    """``--out`` must be a folder (or not exist yet); ``--resume`` needs the checkpoint it continues."""
+    from pathlib import Path
+
+    from ..core.slicegan import SliceGANError
+    from ..core.slicegan.train import CHECKPOINT
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise SliceGANError(f"{path.name}: is a file; --out names the run folder")
+    if resume and not (path / CHECKPOINT).is_file():
+        where = "does not exist" if not path.exists() else f"holds no {CHECKPOINT}"
+        raise SliceGANError(f"--resume: {path} {where}, so there is no run to continue; "
+                            "leave out --resume to start one")
+
+
 def _hms(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -71,6 +87,7 @@ def _hms(s: float) -> str:
 def cmd_train(args) -> int:
     from ..core.jobs import JobCancelled, run_inline
 
+    _check_run_folder(args.out, args.resume)
     cancel = threading.Event()
     # Ctrl+C asks the job to stop: it saves a checkpoint first, so --resume continues from here.
     try:

@@ -139,7 +139,7 @@ def check_output_file(path: str | os.PathLike, what: str = "the output", error: 
     name = path.name or str(path)
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a path below a file is told below
         st = None
     except OSError as exc:
         raise error(f"{name}: cannot be written ({exc.strerror or exc})") from None

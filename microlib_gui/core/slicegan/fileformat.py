@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import pickle
 import struct
 import zipfile
@@ -142,13 +143,14 @@ def load_state_dict(path: str | Path, params: NetParams | None = None) -> dict[s
     :func:`generator_shapes` (checked before the network is built).
     """
     path = Path(path)
-    budget = 2 * 8 * MAX_GENERATOR_WEIGHTS + (1 << 20)
-    if params is not None:
-        budget = 2 * 4 * generator_weights(params) + (1 << 20)
-    what = "the generator its params file describes" if params is not None else "a generator file"
-    with open_regular_file(path, budget, what, SliceGANError) as fh:
-        if fh.read(4) == b"PK\x03\x04":
+    cap = 2 * 8 * MAX_GENERATOR_WEIGHTS + (1 << 20)
+    budget = cap if params is None else 2 * 4 * generator_weights(params) + (1 << 20)
+    with open_regular_file(path, cap, "a generator file", SliceGANError) as fh:
+        if fh.read(4) == b"PK\x03\x04":  # torch's zip format: the directory says what each member unpacks to
             _check_zip(fh, path.name, budget)
+        elif os.fstat(fh.fileno()).st_size > budget:  # the old format is not compressed: its size is its data
+            raise SliceGANError(f"{path.name}: {fmt_bytes(os.fstat(fh.fileno()).st_size)} is more than the "
+                                f"{fmt_bytes(budget)} its generator needs")
         fh.seek(0)
         try:
             sd = torch.load(fh, map_location="cpu", weights_only=True)
@@ -236,7 +238,7 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
     (Generator in eval mode on the CPU, meta dict with ``imtype`` and ``phases``)
     """
     gen_path, params_path, meta_path = gen_paths(gen_path)
-    if not params_path.is_file():
+    if not os.path.lexists(params_path):  # anything else there is refused by read_params, saying what it is
         raise SliceGANError(f"{gen_path.name}: {params_path.name} must lie beside it")
     params = read_params(params_path)
     meta: dict = {}

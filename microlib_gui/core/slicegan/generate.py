@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path, temp_dir
+from ..safefile import check_output_file, fmt_bytes, open_regular_file
 from . import SliceGANError
 from .fileformat import GEN_SUFFIX, load_generator
 from .nets import Generator, subpixel_supported
@@ -97,27 +98,75 @@ class Plan:
                     shape.append(n // self.S)
                 else:
                     shape.append(max(1, math.ceil((n + self.c) / self.S)))
-            gen = torch.Generator().manual_seed(int(seed))
-            z = torch.randn(1, p.nz, *shape, generator=gen)
+            base = (1, p.nz, *shape)
         else:
-            z = torch.as_tensor(np.asarray(latent, dtype=np.float32))
-            if z.ndim != 5 or z.shape[0] != 1 or z.shape[1] != p.nz:
-                raise SliceGANError(f"the latent must have shape (1, {p.nz}, a, b, c); got {tuple(z.shape)}")
+            latent = np.asarray(latent)
+            if latent.dtype.kind not in "fiu":
+                raise SliceGANError(f"the latent must hold numbers, not {latent.dtype} values")
+            base = tuple(latent.shape)
+            if len(base) != 5 or base[0] != 1 or base[1] != p.nz:
+                raise SliceGANError(f"the latent must have shape (1, {p.nz}, a, b, c); got {base}")
+            if latent.dtype.kind == "f" and not np.all(np.isfinite(latent)):
+                raise SliceGANError("the latent contains NaN or infinite values")
+        # Geometry from shapes only: nothing is drawn or copied until .z is asked for, so the
+        # memory a request needs can be told (and refused) first.
+        k = self.c // self.S
+        ext = list(base[2:])
         for ax, per in enumerate(self.periodic):
-            if per:  # copy the first slabs to the end: the volume becomes one period
-                k = self.c // self.S
-                if z.shape[2 + ax] < k:
+            if per:  # the first slabs are copied to the end: the volume becomes one period
+                if ext[ax] < k:
                     raise SliceGANError("the latent is too small to be made periodic")
-                z = torch.cat([z, z.narrow(2 + ax, 0, k)], dim=2 + ax)
-        full = tuple(self.S * n - self.c for n in z.shape[2:])
+                ext[ax] += k
+        full = tuple(self.S * n - self.c for n in ext)
         if min(full) < 1:
-            raise SliceGANError(f"the latent {tuple(z.shape[2:])} is too small for this generator")
+            raise SliceGANError(f"the latent {tuple(ext)} is too small for this generator")
         if sizes is None:
             sizes = full
         if any(s > f for s, f in zip(sizes, full)):
             raise SliceGANError(f"size {sizes} is larger than the latent gives {full}")
-        self.z = z
+        self._base, self._latent, self._seed, self._z = base, latent, int(seed), None
+        self.latent_shape = (1, p.nz, *ext)  #: the latent the generator runs on (periodic copies included)
         self.shape = sizes  # spatial output shape (cropped from the start of `full`)
+
+    @property
+    def z(self) -> torch.Tensor:
+        """The latent (drawn from the seed, or the given one), periodically extended; made on first use."""
+        if self._z is None:
+            if self._latent is None:
+                gen = torch.Generator().manual_seed(self._seed)
+                z = torch.randn(*self._base, generator=gen)
+            else:
+                z = torch.as_tensor(np.asarray(self._latent, dtype=np.float32))
+            k = self.c // self.S
+            for ax, per in enumerate(self.periodic):
+                if per:
+                    z = torch.cat([z, z.narrow(2 + ax, 0, k)], dim=2 + ax)
+            self._z = z
+        return self._z
+
+    def host_bytes(self, max_voxels: int, device: str = "cpu", streamed: bool = True,
+                   as_float: bool = False) -> dict[str, int]:
+        """Estimated peak host memory of generating this volume, by part (bytes).
+
+        ``latent``: the float32 latent (and its periodic copy while it is made);
+        ``output``: two slab buffers per slab thickness when streamed to disk, else
+        the whole volume; ``compute``: one block's activations on the CPU (on a GPU
+        they live in device memory, which the block size bounds).
+        """
+        per_vox = 3 if self.G.imtype == "colour" else 1
+        lat = 4 * math.prod(self.latent_shape)
+        if any(self.periodic) or (self._latent is not None and self._latent.dtype != np.float32):
+            lat += 4 * math.prod(self._base)
+        X, Y, Z = self.shape
+        if streamed:
+            thick = self.block_dims(max_voxels)[0]
+            rem = X % thick if X > thick else 0
+            out = 2 * (min(thick, X) + rem) * Y * Z * per_vox
+        else:
+            out = X * Y * Z * per_vox * (4 if as_float else 1)
+        block = min(max_voxels, X * Y * Z)
+        compute = block * 4 * (2 * self.G.params.nc + 8) if device == "cpu" else block * per_vox
+        return {"latent": lat, "output": out, "compute": compute}
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -128,13 +177,8 @@ class Plan:
         """Latent range [t0, t1) whose output covers voxels [o0, o1)."""
         return o0 // self.S, math.ceil((o1 + self.c) / self.S)
 
-    def blocks(self, max_voxels: int, max_slab_bytes: int = 2 ** 28) -> Iterator[tuple[tuple[int, int], ...]]:
-        """Boxes ((x0, x1), (y0, y1), (z0, z1)) covering the volume, slab by slab along x.
-
-        Slabs are first made thin enough that one slab of uint8 output stays under
-        ``max_slab_bytes`` on the host; blocks are then split across the slab until
-        each has at most ``max_voxels`` voxels.
-        """
+    def block_dims(self, max_voxels: int, max_slab_bytes: int = 2 ** 28) -> list[int]:
+        """Size of the blocks :meth:`blocks` cuts (its first is the slab thickness)."""
         dims = list(self.shape)
         per_vox = 3 if self.G.imtype == "colour" else 1
         if math.prod(dims) > max_voxels and not self.G.params.tileable:
@@ -148,6 +192,16 @@ class Plan:
             halve(0)
         while math.prod(dims) > max_voxels and max(dims) > step:
             halve(int(np.argmax([0, dims[1], dims[2]])) if max(dims[1:]) > step else 0)
+        return dims
+
+    def blocks(self, max_voxels: int, max_slab_bytes: int = 2 ** 28) -> Iterator[tuple[tuple[int, int], ...]]:
+        """Boxes ((x0, x1), (y0, y1), (z0, z1)) covering the volume, slab by slab along x.
+
+        Slabs are first made thin enough that one slab of uint8 output stays under
+        ``max_slab_bytes`` on the host; blocks are then split across the slab until
+        each has at most ``max_voxels`` voxels.
+        """
+        dims = self.block_dims(max_voxels, max_slab_bytes)
         for x0 in range(0, self.shape[0], dims[0]):
             for y0 in range(0, self.shape[1], dims[1]):
                 for z0 in range(0, self.shape[2], dims[2]):
@@ -230,6 +284,116 @@ def to_host(t: torch.Tensor) -> np.ndarray:
     return host.numpy()
 
 
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now: ``MemAvailable`` on Linux, else the total."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+#: Share of the available memory one generation may plan to use.
+MEMORY_SHARE = 0.8
+
+
+def check_memory(plan: Plan, max_voxels: int, device: str, streamed: bool, as_float: bool = False) -> int:
+    """Refuse, with the numbers, a volume whose estimated host memory is over what is available.
+
+    Runs before the latent is drawn: asking for ``--size 100000`` is an answer in
+    milliseconds, not an allocation of terabytes. Returns the estimate (bytes).
+    """
+    parts = plan.host_bytes(max_voxels, device, streamed, as_float)
+    need = sum(parts.values())
+    have = int(available_memory() * MEMORY_SHARE)
+    if need > have:
+        shape = "x".join(str(v) for v in plan.shape)
+        detail = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in parts.items() if v)
+        raise SliceGANError(f"a {shape} volume needs about {fmt_bytes(need)} of memory ({detail}); "
+                            f"{fmt_bytes(have)} can be used here: ask for a smaller volume")
+    return need
+
+
+def _check_disk(path: Path, need: int) -> None:
+    """Refuse a volume file larger than the free space where it goes (before computing it)."""
+    where = path.absolute().parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return
+    if need > free:
+        raise SliceGANError(f"{path.name}: the volume needs {fmt_bytes(need)} of disk space and only "
+                            f"{fmt_bytes(free)} is free in {where}; nothing was written")
+
+
+def _is_zarr_folder(path: Path) -> bool:
+    return any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def check_volume_output(path: str | os.PathLike) -> Path:
+    """Refuse an output a volume cannot be written to, before anything is computed.
+
+    The name must end in ``.tif``, ``.tiff`` or ``.zarr``; an existing folder is
+    refused (except an earlier Zarr array at a ``.zarr`` name, which is replaced),
+    as are pipes, devices, a path below a file and a folder that cannot be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".zarr"):
+        raise SliceGANError(f"{path.name}: the output must end in .tif, .tiff or .zarr")
+    zarr_ok = _is_zarr_folder if suffix == ".zarr" else None
+    return check_output_file(path, "the volume", SliceGANError, replaces_folder=zarr_ok)
+
+
+def load_latent(path: str | os.PathLike) -> np.ndarray:
+    """Read a latent ``.npy`` (1, nz, a, b, c) of numbers, its header checked before its data is read.
+
+    A regular file only (:mod:`..safefile`); no pickled objects; the declared type must
+    be numeric (strings, objects and records are refused) and the declared size must
+    fit in the memory available (the number is in the message) and in the file; float
+    values must be finite. Only the header (at most 10 kB) is read before those checks.
+    """
+    path = Path(path)
+    name = path.name
+    with open_regular_file(path, None, "a latent (.npy)", SliceGANError) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except (ValueError, OSError, SyntaxError) as exc:
+            raise SliceGANError(f"{name}: not a readable .npy array ({' '.join(str(exc).split())[:120]})") from None
+        if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiu":
+            raise SliceGANError(f"{name}: holds {dtype} values; a latent holds numbers (float32)")
+        need = math.prod(shape) * max(4, dtype.itemsize)
+        have = int(available_memory() * MEMORY_SHARE)
+        if need > have:
+            raise SliceGANError(f"{name}: a latent of shape {tuple(shape)} needs {fmt_bytes(need)} of memory; "
+                                f"{fmt_bytes(have)} can be used here")
+        data_bytes = math.prod(shape) * dtype.itemsize
+        if data_bytes > os.fstat(fh.fileno()).st_size - fh.tell():
+            raise SliceGANError(f"{name}: truncated (its header declares {fmt_bytes(data_bytes)} of data)")
+        fh.seek(0)
+        try:
+            arr = np.load(fh, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise SliceGANError(f"{name}: not a readable .npy array ({' '.join(str(exc).split())[:120]})") from None
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise SliceGANError(f"{name}: the latent contains NaN or infinite values")
+    return arr
+
+
 def _device(device: str) -> torch.device:
     from .train import resolve_device
 
@@ -265,8 +429,9 @@ def generate(G: Generator, size=None, periodic=(False, False, False), seed: int 
     """
     dev = _device(device)
     plan = Plan(G, size, periodic, seed, latent)
-    run = Runner(G, dev, precision, as_float)
     budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
+    check_memory(plan, budget, dev.type, streamed=False, as_float=as_float and G.imtype != "nphase")
+    run = Runner(G, dev, precision, as_float)
     boxes = list(plan.blocks(budget))
     if len(boxes) == 1:  # one block: its host copy is the result
         return to_host(run.block(plan, boxes[0]))
@@ -289,15 +454,16 @@ def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=
     -------
     dict with ``path``, ``shape``, ``dtype``, ``seconds``.
     """
-    path = Path(path)
+    path = check_volume_output(path)  # a folder, a pipe, an unwritable place: said before any work
     suffix = path.suffix.lower()
-    if suffix not in (".tif", ".tiff", ".zarr"):
-        raise SliceGANError(f"{path.name}: the output must end in .tif, .tiff or .zarr")
     dev = _device(device)
     t0 = time.monotonic()
     plan = Plan(G, size, periodic, seed, latent)
-    run = Runner(G, dev, precision)
     budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
+    check_memory(plan, budget, dev.type, streamed=True)
+    if suffix != ".zarr":  # uncompressed BigTIFF: the voxels plus about 200 bytes of tags a page
+        _check_disk(path, math.prod(plan.out_shape) + 256 * plan.shape[0])
+    run = Runner(G, dev, precision)
     boxes = list(plan.blocks(budget))
     slabs: dict[tuple[int, int], list] = {}
     for box in boxes:

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 from .. import userjson
+from ..annotations import MAX_FILE_BYTES
 from ..errors import AnnotationError
+from ..safefile import read_regular_file
 
 
 def exclude(library, entry_ids, reason: str | None, note: str = "") -> list[int]:
@@ -26,7 +28,8 @@ def annotation_file_kind(path: str | os.PathLike) -> str:
     """``"data_anns"`` (MicroLib's dataset-level file) or ``"microlib_anns"`` (per-image annotations)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # a regular file of bounded size only: a named pipe would block, /dev/zero never end
+        text = read_regular_file(path, MAX_FILE_BYTES, "an annotation file", AnnotationError).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path.name}: cannot be read as JSON ({exc})") from None
     doc = userjson.loads(text, path.name, AnnotationError)  # too deep: refused before any import reads it
