@@ -379,6 +379,11 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     files = [lib / "microstructure10001" / "microstructure10001_original.png",
              tmp_path / "out" / "data_anns.json", tmp_path / "out" / "microlib_anns.json"]
     files += [p for p in (lib / "microstructure10001").iterdir() if p.is_file()]
+    r = cli("--library", lib, "export", "10001", "--out", tmp_path / "ds", umask=umask)  # the dataset layout
+    assert r.returncode == 0, r.stderr
+    exported = [p for p in (tmp_path / "ds").rglob("*") if p.is_file()]
+    assert len(exported) >= 3  # data_anns.json, the entry's manifest and its original at least
+    files += exported
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == mode, f
 

@@ -19,7 +19,6 @@ changed volume or generator shows the export as stale.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -220,16 +219,6 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def _share(path: Path) -> None:
-    """Exported files are for others: readable as the umask allows (temp files start at 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    try:
-        os.chmod(path, 0o666 & ~mask)
-    except OSError:
-        pass
-
-
 class _Entry:
     """What writing one entry's files needs: sources, targets, the volume (read once)."""
 
@@ -311,7 +300,17 @@ def _manifest(library, entry, folder: Path, items: list[ex.ExportItem], uuid: st
     return {"format": MANIFEST_FORMAT, "version": 1, "app_version": __version__,
             "library": {"uuid": uuid, "path": str(library.root)}, "entry": _entry_record(library, entry),
             "folder": str(folder), "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": [i.to_dict() for i in items]}
+            "volume": _volume_record(library, entry.id), "files": [i.to_dict() for i in items]}
+
+
+def _volume_record(library, entry_id: int) -> dict | None:
+    """How the exported volume was generated (size, seed, periodic axes, phase-fraction matching
+    with its offsets and raw fractions); None without a current volume."""
+    state = generate.volume_state(library, entry_id)
+    if not state.current:
+        return None
+    return {k: state.params[k] for k in ("size", "periodic", "seed", "generator", "match_vf", "calibration")
+            if k in state.params}
 
 
 def export_entry(library, entry_id: int, out_dir: str | Path, *, media: bool = True, n_frames: int = 72,
@@ -374,9 +373,7 @@ def export_entry(library, entry_id: int, out_dir: str | Path, *, media: bool = T
             # left by an earlier export: it no longer matches the entry
             e.dst(suffix).unlink(missing_ok=True)
         res.items.append(item)
-        if e.dst(suffix).exists():
-            _share(e.dst(suffix))
-    _share(atomic_write_json(manifest_path, _manifest(library, entry, folder, res.items, uuid)))
+    atomic_write_json(manifest_path, _manifest(library, entry, folder, res.items, uuid))
     return res
 
 
@@ -434,7 +431,7 @@ def export(library, entry_ids: list[int] | None, out_dir: str | Path, *, media: 
             results.append(res)
     finally:  # what was exported is listed, even when cancelled part-way
         if results or not ids:
-            _share(write_data_anns(library, [r.entry_id for r in results], out))
+            write_data_anns(library, [r.entry_id for r in results], out)
     return results
 
 
