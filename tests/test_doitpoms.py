@@ -337,10 +337,64 @@ def test_oversized_image_is_refused_without_retry(client, site, monkeypatch):
     assert not client.cache.path_for("micrographs/large/000070.jpg").exists()
 
 
-def test_503_with_retry_after_then_success(client, site):
-    site.faults["full_record.php?id=1"] = ["503"]
-    assert client.record(1).brief_descr == "Hypoeutectic Al-Si casting"
-    assert site.hits["full_record.php?id=1"] == 2
+@pytest.fixture
+def busy_server():
+    """A server that answers 503 with the given Retry-After the first time, then the page; hit times kept."""
+    import time
+
+    from pytest_httpserver import HTTPServer
+    from werkzeug.wrappers import Response
+
+    srv = HTTPServer(host="127.0.0.1", threaded=True)
+    srv.start()
+    srv.hit_times, srv.retry_after = [], "0"
+
+    def handler(request):
+        srv.hit_times.append(time.monotonic())
+        if len(srv.hit_times) == 1:
+            return Response("busy", status=503, headers={"Retry-After": srv.retry_after})
+        return Response("<html><body>the page</body></html>", content_type="text/html")
+
+    srv.expect_request("/miclib/browse.php").respond_with_handler(handler)
+    yield srv
+    srv.clear()
+    srv.stop()
+
+
+def _busy_client(busy_server, tmp_path):
+    return Client(busy_server.url_for("/miclib/"), cache=Cache(tmp_path / "cache"), retries=2, backoff_s=0.01,
+                  timeout=(2.0, 2.0))
+
+
+def test_503_with_retry_after_then_success(busy_server, tmp_path):
+    # The server asks for 1.5 s: the second try comes no sooner (the backoff alone would be 10 ms).
+    busy_server.retry_after = "1.5"
+    c = _busy_client(busy_server, tmp_path)
+    assert b"the page" in c.fetch("browse.php")
+    first, second = busy_server.hit_times
+    assert 1.5 <= second - first < 1.5 + 1.0, second - first
+
+
+@pytest.mark.parametrize("value", ["3600", "inf", "1e400"])
+def test_retry_after_is_capped(busy_server, tmp_path, monkeypatch, value):
+    # A server asking for an hour (or forever) is waited for MAX_RETRY_AFTER_S at most.
+    from microlib_gui.core.doitpoms import client as client_mod
+
+    monkeypatch.setattr(client_mod, "MAX_RETRY_AFTER_S", 0.8)
+    busy_server.retry_after = value
+    c = _busy_client(busy_server, tmp_path)
+    assert b"the page" in c.fetch("browse.php")
+    first, second = busy_server.hit_times
+    assert 0.8 <= second - first < 0.8 + 1.0, second - first  # not the hour, nor some other cap
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_retry_after_that_is_not_a_wait_falls_back_to_the_backoff(busy_server, tmp_path, value):
+    busy_server.retry_after = value
+    c = _busy_client(busy_server, tmp_path)
+    assert b"the page" in c.fetch("browse.php")
+    first, second = busy_server.hit_times
+    assert second - first < 1.0, second - first  # the 10 ms backoff, not a wait read from the header
 
 
 def test_cli_import_resume(site, tmp_path, monkeypatch, capsys):

@@ -35,62 +35,115 @@ def _tiny_generator(path: Path, seed: int = 0) -> Path:
     return save_generator(path, G)
 
 
-def _kill_after(cmd, delay_s, env=None):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    time.sleep(delay_s)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    out, err = proc.communicate()
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+def _temps(folder: Path) -> dict[Path, int]:
+    """The ``.tmp-*`` files of unfinished atomic writes under ``folder``, with their sizes now."""
+    out = {}
+    for p in folder.rglob(".tmp-*"):
+        try:
+            out[p] = p.stat().st_size
+        except FileNotFoundError:  # renamed into place meanwhile
+            pass
+    return out
+
+
+def _temp_of(temp: Path, target: str) -> bool:
+    """Whether ``temp`` is an atomic write's temporary for a file named ``target``.
+
+    Temporaries are ``.tmp-<the target's stem, maybe shortened>-<random><the target's suffix>``.
+    """
+    name = Path(target)
+    stem = temp.name[len(".tmp-"):].rsplit("-", 1)[0]
+    return temp.suffix == name.suffix and bool(stem) and name.stem.startswith(stem)
+
+
+def _kill_mid_write(cmd, folder: Path, target: str, min_bytes: int = 0, env=None, timeout_s: float = 240.0):
+    """Run ``cmd``; SIGKILL it the moment an atomic write of a file named ``target`` is under way in ``folder``.
+
+    "Under way": its ``.tmp-*`` temporary exists and holds at least ``min_bytes``.
+    Synchronised on that file, not on a delay, so the kill lands mid-write however
+    fast or slow the machine is. Returns ``(stderr, {temp: size} seen just before the
+    kill, the temp that triggered it)``; the test fails if the command ended first
+    (the kill would prove nothing).
+    """
+    err = folder.parent / f".{folder.name}-stderr.txt"
+    with open(err, "wb") as log:  # not a pipe: a full pipe would stall the command
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
+    end = time.monotonic() + timeout_s
+    hit = None
+    try:
+        while hit is None:
+            temps = _temps(folder) if folder.exists() else {}
+            hit = next((t for t, n in temps.items() if _temp_of(t, target) and n >= min_bytes), None)
+            if hit is not None:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            assert proc.poll() is None, (f"the command ended (code {proc.returncode}) before the write of {target} "
+                                         f"was under way: {err.read_text(errors='replace')[-500:]}")
+            assert time.monotonic() < end, f"the write of {target} did not get under way in time"
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the command finished before the kill landed"
+    return err.read_text(errors="replace"), temps, hit
 
 
 # -- kills ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("delay", [1.5, 3.0, 4.5])
-def test_kill_during_generation_leaves_no_partial_volume(tmp_path, delay):
+@pytest.mark.parametrize("min_bytes", [0, 1, 4 << 20], ids=["temp-created", "first-bytes", "4MB-written"])
+def test_kill_during_generation_leaves_no_partial_volume(tmp_path, min_bytes):
     gen = _tiny_generator(tmp_path / "tiny_Gen.pt")
-    out = tmp_path / "vol.tif"
-    rc, _, err = _kill_after([*CLI, "generate", str(gen), "--size", "192", "--out", str(out),
-                              "--device", "cpu"], delay)
-    if out.exists():  # it finished before the kill: then it must be whole
-        vol = tifffile.imread(out)
-        assert vol.shape == (192, 192, 192), (rc, err)
-    else:
-        assert rc == -signal.SIGKILL
-    # An unfinished temporary may be left by the kill, but only under a .tmp- name.
-    assert {p.name for p in tmp_path.glob("*.tif") if not p.name.startswith(".tmp-")} <= {"vol.tif"}
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "vol.tif"
+    out.write_bytes(b"an older volume the user keeps")
+    err, temps, tmp = _kill_mid_write([*CLI, "generate", str(gen), "--size", "256", "--out", str(out),
+                                       "--device", "cpu"], out_dir, "vol.tif", min_bytes)
+    # The kill landed mid-write: the temporary beside the target held part of the new volume...
+    assert tmp.parent == out_dir and tmp.suffix == ".tif" and min_bytes <= temps[tmp] < 256**3, (temps, err)
+    # ...and the target is still the old file: the partial volume never took its name.
+    assert out.read_bytes() == b"an older volume the user keeps"
+    assert {p.name for p in out_dir.iterdir() if not p.name.startswith(".tmp-")} == {"vol.tif"}
+    # Generating again replaces it with the whole volume.
+    r = subprocess.run([*CLI, "generate", str(gen), "--size", "64", "--out", str(out), "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert tifffile.imread(out).shape == (64, 64, 64)
 
 
-def _entry_with_volume(library):
-    from microlib_gui.core.demo import ensure_demo_entries
-    from microlib_gui.core.export import write_volume_tiff
-    from microlib_gui.core.images import save_png
+def _entry_with_volume(root: Path, tmp_path: Path):
+    """A curated entry with a published generator and a current 96³ volume (as Inspect → Generate leaves it)."""
+    from test_workflow_generate_export import curated, gen, publish
 
-    ensure_demo_entries(library)
-    eid = library.list_entries()[0].id
-    labels = (np.indices((64, 64)).sum(0) // 8 % 2).astype(np.uint8)
-    library.write_file(eid, "_inpainted.png", writer=lambda p: save_png(p, labels * 255), produced_by="test")
-    vol = (np.indices((64, 64, 64)).sum(0) // 8 % 2).astype(np.uint8)
-    library.write_file(eid, ".tif", writer=lambda p: write_volume_tiff(p, vol, 0.5), produced_by="test")
-    library.set_annotations(eid, {"vox_size": 0.5, "data_type": "twophase"})
-    return eid
+    library, eid = curated(root, tmp_path)
+    publish(library, eid, seed=1)
+    gen(library, eid, size=96)
+    return library, eid
 
 
-@pytest.mark.parametrize("delay", [2.0, 4.0])
-def test_kill_during_export_leaves_only_whole_files(library, tmp_path, delay):
+@pytest.mark.parametrize("suffix,min_bytes", [(".mp4", 0), (".mp4", 256 << 10), ("_long.png", 0)],
+                         ids=["movie-started", "movie-half-written", "strip-started"])
+def test_kill_during_export_leaves_only_whole_files(tmp_path, one_torch_thread, suffix, min_bytes):
     import imageio.v3 as iio
 
-    eid = _entry_with_volume(library)
+    library, eid = _entry_with_volume(tmp_path / "lib", tmp_path)
+    name = library.get_entry(eid).name
+    committed = library.entry_signature(eid)
     out = tmp_path / "export"
-    _kill_after([*CLI, "--library", str(library.root), "export", str(eid), "--out", str(out),
-                 "--frames", "48"], delay)
-    assert library.integrity_check() == "ok"
-    for f in out.rglob("*"):
-        if f.is_dir() or f.name.startswith(".tmp-"):
-            continue  # unfinished temporaries never carry a finished file's name
+    cmd = [*CLI, "--library", str(library.root), "export", str(eid), "--out", str(out), "--frames", "48"]
+    err, temps, tmp = _kill_mid_write(cmd, out, name + suffix, min_bytes)
+    # The kill landed mid-write: the file being rendered exists only as its temporary.
+    assert tmp.parent == out / name and temps[tmp] >= min_bytes, (temps, err)
+    assert not (out / name / (name + suffix)).exists()
+    # The library is whole and keeps what was committed: an export reads it, never writes it.
+    assert library.integrity_check() == "ok" and library.entry_signature(eid) == committed
+    done = [f for f in out.rglob("*") if f.is_file() and not f.name.startswith(".tmp-")]
+    assert any(f.suffix == ".tif" for f in done)  # files before the killed one were finished
+    for f in done:  # and every file under a finished name opens whole
         if f.suffix == ".png":
             assert iio.imread(f).size > 0, f
         elif f.suffix == ".tif":
-            assert tifffile.imread(f).ndim == 3, f
+            assert tifffile.imread(f).shape == (96, 96, 96), f
         elif f.suffix == ".mp4":
             from microlib_gui.core.media import read_mp4
 
@@ -101,10 +154,10 @@ def test_kill_during_export_leaves_only_whole_files(library, tmp_path, delay):
 
             json.loads(f.read_text())
     # Exporting again completes the job.
-    r = subprocess.run([*CLI, "--library", str(library.root), "export", str(eid), "--out", str(out),
-                        "--frames", "48"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert (out / library.get_entry(eid).name / f"{library.get_entry(eid).name}.mp4").exists()
+    for s in (".mp4", "_long.png", ".tif"):
+        assert (out / name / (name + s)).exists()
 
 
 @pytest.fixture
@@ -119,6 +172,23 @@ def slow_site(make_doitpoms_site):
     return site
 
 
+def _committed_ids(lib_path: Path) -> list[int]:
+    """Entries committed so far, read as another process would (read-only, while the import writes)."""
+    import sqlite3
+
+    db = lib_path / "library.sqlite"
+    if not db.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return [r[0] for r in con.execute("SELECT id FROM entries ORDER BY id")]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # the schema is still being made
+        return []
+
+
 def test_kill_during_bulk_import_then_resume(slow_site, tmp_path):
     from microlib_gui.core.images import load_image
     from microlib_gui.core.library import Library
@@ -127,11 +197,25 @@ def test_kill_during_bulk_import_then_resume(slow_site, tmp_path):
     env = {**os.environ, "MICROLIB_CACHE": str(tmp_path / "cache")}
     ids = [str(i) for i in slow_site.ids]
     cmd = [*CLI, "--library", str(lib_path), "doitpoms", "import", *ids, "--base-url", slow_site.base_url]
-    _kill_after(cmd, 4.0, env=env)
+    with open(tmp_path / "import.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+    try:  # killed as soon as the first micrograph is committed: the others are still on their way
+        end = time.monotonic() + 240
+        while not (at_kill := _committed_ids(lib_path)):
+            assert proc.poll() is None, (tmp_path / "import.log").read_text()
+            assert time.monotonic() < end, "no entry committed in time"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the import finished before the kill landed"
     lib = Library(lib_path)
     assert lib.integrity_check() == "ok"
     before = lib.list_entries()
-    assert len(before) < len(ids), "the import finished before the kill; slow the site down"
+    assert set(at_kill) <= {e.id for e in before}, "an entry committed before the kill was lost"
+    assert len(before) < len(ids), "the kill did not land mid-import"
     for e in before:  # every entry that made it in is whole
         assert load_image(lib.original_path(e.id)).shape[0] > 0
     r = subprocess.run([*CLI, "--library", str(lib_path), "doitpoms", "import", "--resume",
@@ -175,10 +259,24 @@ def test_worker_killed_by_the_system_is_reported(tmp_path):
     from microlib_gui.core.jobs import FAILED, ProcessJob
 
     job = ProcessJob("microlib_gui.core.jobs:_selftest_sleep", {"seconds": 60}).start()
-    time.sleep(1.0)
+    end = time.monotonic() + 60
+    while job.last_progress is None and time.monotonic() < end:  # killed once at work, not while starting
+        job.poll()
+        time.sleep(0.02)
     os.kill(job.pid, signal.SIGKILL)
     fin = job.wait(timeout=30)
     assert fin.state == FAILED and "killed" in fin.error
+    assert not Path(f"/proc/{job.pid}").exists()  # reaped: no zombie left
+
+
+def test_a_finished_worker_leaves_no_zombie():
+    from microlib_gui.core.jobs import DONE, ProcessJob
+
+    job = ProcessJob("microlib_gui.core.jobs:_selftest_sleep", {"seconds": 0.2}).start()
+    fin = job.wait(timeout=60)
+    assert fin is not None and fin.state == DONE
+    # wait() returns once the process has exited and been reaped: no /proc entry, not even a zombie's
+    assert not Path(f"/proc/{job.pid}").exists()
 
 
 # -- untrusted names and paths -------------------------------------------------------------------
