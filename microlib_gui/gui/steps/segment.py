@@ -5,7 +5,10 @@ the overlay and the volume fractions follow (on arrays, within the preview
 budget); when it is dropped, the thresholds are saved through
 :mod:`microlib_gui.core.workflow.segment` (annotations and ``_segmented.png`` in
 one transaction, undoable). "Auto" runs multi-Otsu on the sharpened image.
-Grayscale and colour entries are not segmented.
+"Uneven lighting" corrects a smooth light field first (auto: when it is
+detected); the histogram, the overlay and the volume fractions follow, and the
+choice is saved with the thresholds as one edit. Grayscale and colour entries
+are not segmented.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from ..widgets.image_view import PHASE_COLOURS, AnnotationHistory, ImageView, la
 from .base import StepPanel
 
 KINDS = {"n-phase (segment)": None, "grayscale (keep)": "grayscale", "colour (keep)": "colour"}
+#: The uneven-lighting control: its items and the ``background`` mode each asks for.
+LIGHTING = {"auto (correct when uneven)": "auto", "on (divide by the light)": "divide",
+            "on (subtract a background)": "subtract", "off": "off"}
 
 
 class Panel(StepPanel):
@@ -61,6 +67,17 @@ class Panel(StepPanel):
         self.auto_n.setChecked(True)
         self.sharpen = QCheckBox("sharpen (undo 1 px blur)")
         self.sharpen.setChecked(True)
+        self.lighting = QComboBox()
+        self.lighting.setObjectName("segmentLighting")
+        self.lighting.addItems(list(LIGHTING))
+        self.lighting.setToolTip("Correct uneven lighting before thresholding: a smooth light field is fitted "
+                                 "with the phases and divided out (or subtracted). Auto corrects when the "
+                                 "light varies enough to matter.")
+        self.light_label = QLabel("")
+        self.light_label.setObjectName("segmentLightingStatus")
+        self.light_label.setToolTip("The spread of the fitted light field (5th to 95th percentile) as a share of the "
+                                    f"mean brightness; auto corrects from {sg.UNEVEN_LIMIT:.0%} when the corrected "
+                                    "image fits its phases better.")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(45)
@@ -79,6 +96,8 @@ class Panel(StepPanel):
         row.addWidget(self.auto_n)
         form.addRow(row)
         form.addRow(self.sharpen)
+        form.addRow("Uneven lighting", self.lighting)
+        form.addRow("", self.light_label)
         form.addRow("Overlay opacity", self.opacity)
         form.addRow("Volume fractions", self.vf_label)
         lay_out_view_and_side(self, self.view, [form, (self.hist, 1), self.history.buttons(), self.status],
@@ -88,6 +107,7 @@ class Panel(StepPanel):
         self.n_spin.valueChanged.connect(self._on_n_changed)
         self.opacity.valueChanged.connect(lambda _v: self._refresh_overlay())
         self.sharpen.toggled.connect(self._on_sharpen)
+        self.lighting.currentIndexChanged.connect(self._on_lighting)
         self.kind.currentIndexChanged.connect(self._on_kind)
 
     @property
@@ -99,29 +119,39 @@ class Panel(StepPanel):
         self._inputs = None
         self.history.refresh()
         if entry_id is None:
+            self._work_key = None
             self.view.set_image(None)
             self._set_lines([])
             self.status.setText("No entry selected.")
             return
         self._inputs = inp = wf.inputs(self.library, entry_id)
         ann = inp.annotations
-        from ...core.preprocess import apply_geometry
-
-        self.view.set_image(apply_geometry(inp.original, ann.get("crop"), ann.get("rotation")), keep_view=True)
         self._loading = True
         try:
             kind = ann.get("data_type")
             self.kind.setCurrentIndex(1 if kind == "grayscale" else 2 if kind == "colour" else 0)
             saved = wf.saved_thresholds(ann)
             self.sharpen.setChecked(bool(wf.saved_sigma(ann)) if saved is not None else True)
-            self._prepare_work()
-            t = saved if saved is not None else self._even_thresholds(int(ann.get("n_phases") or 2))
-            self.n_spin.setValue(len(t) + 1)
+            self.lighting.setCurrentIndex(list(LIGHTING.values()).index(self._saved_mode(ann, saved)))
+            n = len(saved) + 1 if saved is not None else int(ann.get("n_phases") or 2)
+            self.n_spin.setValue(n)
+            self._prepare_work(n)
+            t = saved if saved is not None else self._even_thresholds(n)
             self._set_lines(t)
         finally:
             self._loading = False
         self.status.setText(self._saved_text(ann, saved))
         self._update_preview()
+
+    @staticmethod
+    def _saved_mode(ann: dict, saved) -> str:
+        """The lighting mode to show: as saved; an entry segmented before the control existed: off."""
+        mode = ann.get("background_mode")
+        if mode in LIGHTING.values():
+            return mode
+        if saved is not None:
+            return wf.saved_background(ann) or "off"
+        return "auto"
 
     @staticmethod
     def _saved_text(ann: dict, saved) -> str:
@@ -130,22 +160,54 @@ class Panel(StepPanel):
             return f"Kept as {kind}: no segmentation."
         if saved is None:
             return "Not segmented yet: press Auto or drag the thresholds."
+        light = "; lighting corrected" if wf.saved_background(ann) else ""
         return (f"Saved {len(saved) + 1} phases (thresholds {', '.join(f'{v:.1f}' for v in saved)}"
-                + ("; sharpened" if wf.saved_sigma(ann) else "") + ").")
+                + ("; sharpened" if wf.saved_sigma(ann) else "") + light + ").")
 
-    def _prepare_work(self) -> None:
+    def lighting_mode(self) -> str:
+        return LIGHTING[self.lighting.currentText()]
+
+    def _prepare_work(self, n_phases: int | None = None) -> None:
+        """The work image (corrected, sharpened) of the controls, its histogram and the shown image."""
+        from ...core.preprocess import apply_geometry
+
         sigma = sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0
+        mode = self.lighting_mode()
+        n = int(n_phases or self.n_spin.value())
         ann = self._inputs.annotations
-        key = (self.library.root, self.entry_id, str(ann.get("crop")), ann.get("rotation"), sigma,
+        segmented = self.kind.currentIndex() == 0
+        key = (self.library.root, self.entry_id, str(ann.get("crop")), ann.get("rotation"), sigma, mode, n, segmented,
                self._inputs.gray.shape, float(self._inputs.gray.sum()))
         if key == self._work_key:
             return
         self._work_key = key
-        self.work = wf.work_image(self._inputs.gray, sigma)
+        gray = self._inputs.gray
+        try:
+            bg, uneven = wf.background_fit(gray, mode, n)
+        except MicrolibError as exc:  # "on" for an image that cannot be fitted: say so, show it uncorrected
+            bg, uneven = None, None
+            self.light_label.setText(f"Cannot correct the lighting: {exc}")
+        else:
+            self.light_label.setText(self._lighting_text(mode, bg, uneven))
+        self.work = sg.work_image(gray, sigma, bg) if bg is not None else wf.work_image(gray, sigma)
         self.preview = sg.ThresholdPreview(self.work)
         lo, hi = np.percentile(self.work, [0.1, 99.9])
         hist, edges = np.histogram(self.work, bins=128, range=(min(0.0, lo), max(255.0, hi)))
         self.hist_curve.setData(edges, hist)
+        # The image shown is what is thresholded: corrected (not sharpened) when a correction applies.
+        shown = (sg.correct_background(gray, bg) / 255.0 if bg is not None and segmented
+                 else apply_geometry(self._inputs.original, ann.get("crop"), ann.get("rotation")))
+        self.view.set_image(shown, keep_view=True)
+
+    @staticmethod
+    def _lighting_text(mode: str, bg, uneven) -> str:
+        """One short line (the layout must not move): what the lighting control did."""
+        measured = "" if uneven is None else f" (light varies by {uneven:.0%})"
+        if bg is not None:
+            return f"Corrected{measured}: " + ("divided out." if bg.method == "divide" else "background subtracted.")
+        if mode == "auto":
+            return f"Even enough{measured}: not corrected."
+        return "Not corrected."
 
     # -- thresholds ------------------------------------------------------------------------
     def _even_thresholds(self, n: int) -> list[float]:
@@ -193,13 +255,15 @@ class Panel(StepPanel):
             return
         try:
             n = None if self.auto_n.isChecked() else self.n_spin.value()
-            t = wf.auto_thresholds(self.gray, n, sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0)
+            t = wf.auto_thresholds(self.gray, n, sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0,
+                                   background=self.lighting_mode())
         except MicrolibError as exc:
             self.show_error(str(exc))
             return
         self._loading = True
         self.n_spin.setValue(len(t) + 1)
         self._loading = False
+        self._prepare_work(len(t) + 1)  # the light field is fitted for that many phases
         self._set_lines(t)
         self._update_preview()
         self.commit("auto")
@@ -207,7 +271,19 @@ class Panel(StepPanel):
     def _on_n_changed(self, n: int) -> None:
         if self._loading or self.work is None:
             return
+        self._prepare_work(n)
         self._set_lines(self._even_thresholds(n))
+        self._update_preview()
+        self.commit("thresholds")
+
+    def _on_lighting(self, _i: int) -> None:
+        """Another lighting mode: a new work image; automatic thresholds are redone on it, dragged ones kept."""
+        if self._loading or self._inputs is None:
+            return
+        if self._inputs.annotations.get("segment_method", "auto") == "auto" and self.kind.currentIndex() == 0:
+            self.run_auto()  # saves
+            return
+        self._prepare_work()
         self._update_preview()
         self.commit("thresholds")
 
@@ -221,6 +297,7 @@ class Panel(StepPanel):
     def _on_kind(self, _i: int) -> None:
         if self._loading or self._inputs is None:
             return
+        self._prepare_work()
         self._update_preview()
         self.commit("thresholds")
 
@@ -232,4 +309,4 @@ class Panel(StepPanel):
         kind = KINDS[self.kind.currentText()]
         self.save(wf.save, self.library, eid, thresholds=None if kind else self.thresholds(),
                   deblur_sigma=sg.DEBLUR_SIGMA if self.sharpen.isChecked() else 0.0, method=method,
-                  data_type=kind, gray=self._inputs.gray)
+                  data_type=kind, gray=self._inputs.gray, background=self.lighting_mode())
