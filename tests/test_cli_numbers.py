@@ -90,6 +90,8 @@ CASES = [
     (["inpaint", "{img}", "--mask", "{img}", "--seed", "1e3", "--out", "{out}/i.png"], "--seed"),
     (["generate", "{dir}/none_Gen.pt", "--size", "32", "--seed", "99999999999999999999", "--out", "{out}/v.tif"],
      "--seed"),
+    (["generate", "{dir}/none_Gen.pt", "--size", "٣٢", "--out", "{out}/v.tif"], "ASCII"),
+    (["generate", "{dir}/none_Gen.pt", "--size", "32,32,99999999999999999999", "--out", "{out}/v.tif"], "--size"),
     (["stats", "{img}", "{vol}", "--r-max", "99999999999999999999"], "--r-max"),
     (["export", "media", "{vol}", "--mp4", "{out}/v.mp4", "--frames", "99999999999999"], "--frames"),
     (["train", "{img}", "--out", "{out}/run", "--iters", "10000000000000"], "--iters"),

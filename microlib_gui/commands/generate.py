@@ -10,7 +10,7 @@ import re
 import sys
 
 from . import add_json_flag, emit
-from ._args import check_entry_key, seed
+from ._args import MAX_COORD, ArgumentError, check_entry_key, read_number, seed
 
 
 def register(sub) -> None:
@@ -38,12 +38,14 @@ def _parse_size(text):
 
     if text is None:
         return None
-    try:
-        vals = [int(v) for v in str(text).split(",")]
-    except ValueError:
-        raise SliceGANError(f"--size takes N or X,Y,Z (got {text!r})") from None
-    if len(vals) not in (1, 3) or min(vals) < 1:
-        raise SliceGANError(f"--size takes a positive N or X,Y,Z (got {text!r})")
+    parts = str(text).split(",")
+    if len(parts) not in (1, 3):
+        raise SliceGANError(f"--size takes N or X,Y,Z (got {text!r})")
+    try:  # whole numbers in ASCII digits, 1..MAX_COORD (the memory check then says what fits)
+        vals = [int(read_number(v, "--size", 1, MAX_COORD, integer=True)) for v in parts]
+    except ArgumentError as exc:
+        why = str(exc).split(": ", 1)[-1]
+        raise SliceGANError(f"--size takes a positive N or X,Y,Z (got {text!r}: {why})") from None
     return vals[0] if len(vals) == 1 else tuple(vals)
 
 
