@@ -195,9 +195,10 @@ def test_cli_gan_cpu(tmp_path, crop):
                "--batch-size", "2", "--device", "cpu", "--restarts", "1", "--blend", "0", "--out", str(raw),
                "--quiet"])
     assert rc == 0 and np.array_equal(np.array(Image.open(raw))[bar == 0], seg[bar == 0])
-    rc = main(["inpaint", str(img), "--mask", str(mask), "--restarts", "0", "--out", str(tmp_path / "bad.png"),
-               "--quiet"])
-    assert rc != 0 and not (tmp_path / "bad.png").exists()
+    with pytest.raises(SystemExit) as exit_:  # a usage error: --restarts counts from 1
+        main(["inpaint", str(img), "--mask", str(mask), "--restarts", "0", "--out", str(tmp_path / "bad.png"),
+              "--quiet"])
+    assert exit_.value.code == 2 and not (tmp_path / "bad.png").exists()
 
 
 def test_cuda_refused_without_gpu():
