@@ -29,6 +29,10 @@ def register(sub) -> None:
     p.add_argument("--type", dest="imtype", choices=["nphase", "grayscale", "colour"],
                    help="override the generator's image type (published files do not store it)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="GPU arithmetic")
+    p.add_argument("--match-vf", nargs="?", const="", default=None, metavar="IMAGE",
+                   help="n-phase: give the volume the phase fractions of the training image (an entry's, the "
+                        "run's from its run.json, or IMAGE) with per-phase offsets on the generator's logits, "
+                        "fitted on the volume's own logits")
     add_json_flag(p)
     p.set_defaults(func=cmd_generate)
 
@@ -59,6 +63,7 @@ def _generate_entry(args, size, periodic) -> int:
 
     from ..core.jobs import run_inline
     from ..core.slicegan import SliceGANError
+    from ..core.slicegan.calibrate import describe
     from ..core.workflow import generate
     from . import open_library
 
@@ -68,13 +73,18 @@ def _generate_entry(args, size, periodic) -> int:
         raise SliceGANError("give --size N")
     lib = open_library(args, create=False)
     entry = lib.find_entry(check_entry_key(args.source))
-    params = {"size": size, "periodic": periodic, "seed": args.seed, "device": args.device}
+    if args.match_vf:
+        raise SliceGANError("an entry's volume is matched to the entry's training image: give --match-vf "
+                            "without IMAGE")
+    params = {"size": size, "periodic": periodic, "seed": args.seed, "device": args.device,
+              "match_vf": args.match_vf is not None}
     quiet = getattr(args, "json", False)
     result = run_inline(generate.run_job, {"library_root": str(lib.root), "entry_id": entry.id, **params},
                         on_progress=None if quiet else (lambda ev: _bar(ev.step, ev.total)))
     shape = "x".join(str(s) for s in result["shape"])
     made_by = generate.describe_generator(result["generator"])
-    emit(args, result, f"wrote {Path(result['path'])} ({shape}, from {made_by}, {result['seconds']:.1f} s)")
+    cal = f"; {describe(result['calibration'])}" if result.get("calibration") else ""
+    emit(args, result, f"wrote {Path(result['path'])} ({shape}, from {made_by}, {result['seconds']:.1f} s{cal})")
     return 0
 
 
@@ -82,8 +92,9 @@ def cmd_generate(args) -> int:
     from pathlib import Path
 
     from ..core.slicegan import SliceGANError
-    from ..core.slicegan.generate import (check_volume_output, generate_to_file, load_latent, load_model,
-                                          parse_periodic)
+    from ..core.slicegan.calibrate import calibrate, describe, run_images, training_fractions
+    from ..core.slicegan.generate import (check_volume_output, find_generator, generate_to_file, load_latent,
+                                          load_model, parse_periodic)
 
     size = _parse_size(args.size)
     periodic = parse_periodic(args.periodic)
@@ -98,10 +109,18 @@ def cmd_generate(args) -> int:
     elif size is None:
         raise SliceGANError("give --size N (or --latent NOISE.npy)")
     G, meta = load_model(args.source, args.imtype)
-    result = generate_to_file(G, args.out, size=size, periodic=periodic, seed=args.seed, latent=latent,
-                              device=args.device, precision=args.precision, progress=_bar)
+    plan = dict(size=size, periodic=periodic, seed=args.seed, latent=latent, device=args.device,
+                precision=args.precision)
+    cal = None
+    if args.match_vf is not None:
+        images = [args.match_vf] if args.match_vf else run_images(find_generator(args.source))
+        cal = calibrate(G, training_fractions(images, meta.get("phases")), **plan)
+    result = generate_to_file(G, args.out, progress=_bar, offsets=cal["offsets"] if cal else None, **plan)
     result["imtype"] = meta["imtype"]
     result["phases"] = meta.get("phases")
+    if cal:
+        result["calibration"] = cal
     shape = "x".join(str(s) for s in result["shape"])
-    emit(args, result, f"wrote {result['path']} ({shape} {meta['imtype']}, {result['seconds']:.1f} s)")
+    note = f"; {describe(cal)}" if cal else ""
+    emit(args, result, f"wrote {result['path']} ({shape} {meta['imtype']}, {result['seconds']:.1f} s{note})")
     return 0

@@ -218,10 +218,15 @@ class Runner:
     """
 
     def __init__(self, G: Generator, device: torch.device, precision: str = "auto", as_float: bool = False,
-                 channels_last: bool | None = None, subpixel: bool | None = None):
+                 channels_last: bool | None = None, subpixel: bool | None = None, offsets=None):
         from .subpixel import for_generator
 
         self.G = G.to(device).eval()
+        #: n-phase: per-phase offsets added to the logits before the argmax (:mod:`.calibrate`)
+        self.offsets = None if offsets is None else [float(v) for v in offsets]
+        if self.offsets is not None and (G.imtype != "nphase" or len(self.offsets) != G.params.nc):
+            raise SliceGANError(f"phase offsets need an n-phase generator and one offset per phase "
+                                f"({G.params.nc})")
         self.dev = device
         self.cuda = device.type == "cuda"
         self.bf16 = self.cuda and precision in ("auto", "bf16")
@@ -237,18 +242,20 @@ class Runner:
         else:
             self.G.to(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
 
-    @torch.no_grad()
-    def block(self, plan: Plan, box) -> torch.Tensor:
-        """The output voxels in ``box`` (on the device): uint8 labels, uint8/float grey, colour last."""
+    def _window(self, plan: Plan, box) -> tuple[torch.Tensor, tuple]:
+        """The latent window (on the device) whose output covers ``box``, and the crop of that output."""
         sl = [slice(None), slice(None)]
         crop = []
         for (o0, o1) in box:
             t0, t1 = plan.latent_window(o0, o1)
             sl.append(slice(t0, t1))
             crop.append(slice(o0 - plan.S * t0, o1 - plan.S * t0))
-        z = plan.z[tuple(sl)].to(self.dev, non_blocking=True)
-        if self.fast is not None and self.G.imtype == "nphase":
-            return self.fast.labels(z)[0][tuple(crop)]
+        return plan.z[tuple(sl)].to(self.dev, non_blocking=True), tuple(crop)
+
+    @torch.no_grad()
+    def logits(self, plan: Plan, box) -> torch.Tensor:
+        """The last layer's output (C, ...) for the voxels in ``box`` (on the device)."""
+        z, crop = self._window(plan, box)
         if self.fast is not None:
             x = self.fast.logits(z)
         else:
@@ -256,8 +263,18 @@ class Runner:
                 z = z.contiguous(memory_format=torch.channels_last_3d)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
                 x = self.G.logits(z)
-        x = x[0][(slice(None), *crop)]
+        return x[0][(slice(None), *crop)]
+
+    @torch.no_grad()
+    def block(self, plan: Plan, box) -> torch.Tensor:
+        """The output voxels in ``box`` (on the device): uint8 labels, uint8/float grey, colour last."""
+        if self.fast is not None and self.G.imtype == "nphase":
+            z, crop = self._window(plan, box)
+            return self.fast.labels(z, self.offsets)[0][crop]
+        x = self.logits(plan, box)
         if self.G.imtype == "nphase":  # argmax of the logits = argmax of the softmax
+            if self.offsets is not None:
+                x = x.float() + torch.tensor(self.offsets, device=x.device).view(-1, 1, 1, 1)
             return x.argmax(0).to(torch.uint8)
         v = 0.5 * (torch.tanh(x.float()) + 1.0)
         if self.G.imtype == "colour":
@@ -402,7 +419,7 @@ def _device(device: str) -> torch.device:
 
 def generate(G: Generator, size=None, periodic=(False, False, False), seed: int = 0,
              latent: np.ndarray | None = None, device: str = "auto", as_float: bool = False,
-             max_block_voxels: int | None = None, precision: str = "auto") -> np.ndarray:
+             max_block_voxels: int | None = None, precision: str = "auto", offsets=None) -> np.ndarray:
     """Generate a volume in memory.
 
     Parameters
@@ -422,6 +439,9 @@ def generate(G: Generator, size=None, periodic=(False, False, False), seed: int 
         Grayscale/colour as float32 in [0, 1] instead of uint8.
     max_block_voxels : int, optional
         Largest block computed at once; larger volumes are tiled (exactly).
+    offsets : sequence of float, optional
+        n-phase: added to each phase's logit before the argmax (fitted by
+        :func:`.calibrate.calibrate` to match the training image's phase fractions).
 
     Returns
     -------
@@ -431,7 +451,7 @@ def generate(G: Generator, size=None, periodic=(False, False, False), seed: int 
     plan = Plan(G, size, periodic, seed, latent)
     budget = max_block_voxels or DEFAULT_BLOCK_VOXELS[dev.type]
     check_memory(plan, budget, dev.type, streamed=False, as_float=as_float and G.imtype != "nphase")
-    run = Runner(G, dev, precision, as_float)
+    run = Runner(G, dev, precision, as_float, offsets=offsets)
     boxes = list(plan.blocks(budget))
     if len(boxes) == 1:  # one block: its host copy is the result
         return to_host(run.block(plan, boxes[0]))
@@ -444,11 +464,12 @@ def generate(G: Generator, size=None, periodic=(False, False, False), seed: int 
 def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=(False, False, False),
                      seed: int = 0, latent: np.ndarray | None = None, device: str = "auto",
                      max_block_voxels: int | None = None, precision: str = "auto",
-                     progress: Callable[[int, int], None] | None = None) -> dict:
+                     progress: Callable[[int, int], None] | None = None, offsets=None) -> dict:
     """Generate straight to a BigTIFF (``.tif``/``.tiff``) or Zarr (``.zarr``) file, slab by slab.
 
     Host memory stays at about one slab (a block's thickness × the volume's cross
     section, uint8). The file appears only when complete (atomic rename).
+    ``offsets``: as in :func:`generate`.
 
     Returns
     -------
@@ -463,7 +484,7 @@ def generate_to_file(G: Generator, path: str | os.PathLike, size=None, periodic=
     check_memory(plan, budget, dev.type, streamed=True)
     if suffix != ".zarr":  # uncompressed BigTIFF: the voxels plus about 200 bytes of tags a page
         _check_disk(path, math.prod(plan.out_shape) + 256 * plan.shape[0])
-    run = Runner(G, dev, precision)
+    run = Runner(G, dev, precision, offsets=offsets)
     boxes = list(plan.blocks(budget))
     slabs: dict[tuple[int, int], list] = {}
     for box in boxes:

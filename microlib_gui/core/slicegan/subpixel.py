@@ -87,20 +87,25 @@ class SubpixelGenerator:
         return interleave(subpixel_conv(self._hidden(z), w8, pad), cout, pad)
 
     @torch.no_grad()
-    def labels(self, z: torch.Tensor) -> torch.Tensor:
+    def labels(self, z: torch.Tensor, offsets=None) -> torch.Tensor:
         """(B, nz, a, b, c) latent → (B, X, Y, Z) uint8 phase labels (argmax of the logits).
 
         The argmax is taken per parity before the interleave, so only one byte per voxel
-        is interleaved instead of nc logits.
+        is interleaved instead of nc logits. ``offsets`` (one per phase) are added, in float32,
+        to the logits :meth:`logits` gives before the argmax (:mod:`.calibrate` fits them on
+        those: in bf16 the two-phase shortcut's rounding differs).
         """
         x = self._hidden(z)
         w8, _, cout, pad = self.layers[-1]
-        if self.w_diff is not None:
+        if self.w_diff is not None and offsets is None:
             lab = subpixel_conv(x, self.w_diff, pad) > 0  # (B, 8, D, H, W), ties → phase 0 as argmax
         else:
             y = subpixel_conv(x, w8, pad)
             B, _, D, H, W = y.shape
-            lab = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 8, cout).argmax(-1).permute(0, 4, 1, 2, 3)
+            y = y.permute(0, 2, 3, 4, 1).reshape(B, D, H, W, 8, cout)
+            if offsets is not None:
+                y = y.float() + torch.tensor([float(v) for v in offsets], device=y.device)
+            lab = y.argmax(-1).permute(0, 4, 1, 2, 3)
         return interleave(lab.to(torch.uint8), 1, pad)[:, 0]
 
     def _hidden(self, z: torch.Tensor) -> torch.Tensor:

@@ -145,8 +145,13 @@ def volume_state(library, entry_id: int) -> VolumeState:
 # -- job and save ------------------------------------------------------------------------
 def job(ctx, library_root: str, entry_id: int, size: int = 64,
         periodic: tuple[bool, bool, bool] | list[bool] = (False, False, False), seed: int = 0,
-        device: str = "auto", max_block_voxels: int | None = None) -> dict:
+        device: str = "auto", max_block_voxels: int | None = None, match_vf: bool = False) -> dict:
     """Job function: generate a volume into a temporary file beside the entry's.
+
+    ``match_vf``: offsets on the generator's per-phase logits, fitted on the volume's own
+    logits (:func:`~microlib_gui.core.slicegan.calibrate.calibrate`), give it the phase
+    fractions of the training image ``_inpainted.png``; the result then has ``calibration``
+    (target, raw and calibrated fractions, offsets).
 
     Returns ``path`` (the temporary file, moved into place by :func:`save`),
     ``shape``, ``seconds`` and the ``generator`` it was made with (its
@@ -169,16 +174,38 @@ def job(ctx, library_root: str, entry_id: int, size: int = 64,
         ctx.check_cancelled()
         ctx.report(done, total, f"block {done}/{total}")
 
+    calibration = None
+    if match_vf:
+        calibration = _calibrate(ctx, lib, entry_id, G, _meta, size=size, periodic=tuple(periodic), seed=seed,
+                                 device=device, max_block_voxels=max_block_voxels)
     target = lib.entry_file(entry_id, L.VOLUME.suffix)
     tmp = str(temp_file(target))  # as any new file: the umask applies, the name is short
     try:
         info = generate_to_file(G, tmp, size=size, periodic=tuple(periodic), seed=seed, device=device,
-                                max_block_voxels=max_block_voxels, progress=progress)
+                                max_block_voxels=max_block_voxels, progress=progress,
+                                offsets=calibration["offsets"] if calibration else None)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     gen = {k: inp.info.get(k) for k in ("sha256", "run", "run_id", "iteration", "total", "partial", "text")}
-    return {"path": tmp, "shape": list(info.get("shape") or []), "seconds": info.get("seconds"), "generator": gen}
+    return {"path": tmp, "shape": list(info.get("shape") or []), "seconds": info.get("seconds"), "generator": gen,
+            "calibration": calibration}
+
+
+def _calibrate(ctx, lib, entry_id: int, G, meta: dict, **plan) -> dict:
+    """Offsets giving the volume of ``plan`` the phase fractions of the entry's training image."""
+    from ..slicegan.calibrate import calibrate, training_fractions
+
+    image = lib.entry_file(entry_id, L.INPAINTED.suffix)
+    if not image.exists():
+        raise SliceGANError(f"matching phase fractions needs the training image {image.name} (Inpaint step)")
+    target = training_fractions([image], meta.get("phases"))
+
+    def progress(done: int, total: int) -> None:
+        ctx.check_cancelled()
+        ctx.report(0, 1, f"matching phase fractions: sample block {done}")
+
+    return calibrate(G, target, progress=progress, **plan)
 
 
 def save(library, entry_id: int, result: dict, params: dict):
@@ -196,11 +223,15 @@ def save(library, entry_id: int, result: dict, params: dict):
         keep = {k: params[k] for k in ("size", "periodic", "seed") if k in params}
         keep["periodic"] = [bool(v) for v in keep.get("periodic", (False, False, False))]
         keep["generator"] = {k: v for k, v in gen.items() if k != "sha256"}
+        keep["match_vf"] = bool(result.get("calibration"))
+        if result.get("calibration"):  # the offsets used, and the fractions before and after them
+            keep["calibration"] = result["calibration"]
 
         def move(staged: Path) -> None:
             os.replace(tmp, staged)
 
-        staged = StagedFile(L.VOLUME.suffix, writer=move, inputs=[L.GENERATOR.suffix], params=keep,
+        reads = [L.GENERATOR.suffix] + ([L.INPAINTED.suffix] if keep["match_vf"] else [])
+        staged = StagedFile(L.VOLUME.suffix, writer=move, inputs=reads, params=keep,
                             produced_by=RUN_KIND)
         run = {"kind": RUN_KIND, "params": keep, "seed": params.get("seed"), "status": "done",
                "timings": {"seconds": result.get("seconds")} if result.get("seconds") else {},

@@ -2,7 +2,8 @@
 
 Compares ``_inpainted.png`` with ``.tif`` (:func:`microlib_gui.core.stats.compare`)
 and keeps the result as ``_stats.json`` and its figure ``_stats.png``, with
-provenance naming both inputs. :func:`saved` reads the stored result back —
+provenance naming both inputs. A volume whose phase fractions were matched to the
+image (``--match-vf``) adds ``calibration``: the fractions before and after. :func:`saved` reads the stored result back —
 what the Stats tab shows when an entry is opened, also after a restart — and
 says whether it still describes the entry's current image and volume.
 """
@@ -79,6 +80,9 @@ def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict
                          "compute them again")
     name = library.entry_dir(entry_id).name
     result = {**result, "entry": {"id": int(entry_id), "name": name}}
+    cal = calibration(library, entry_id, result)
+    if cal:
+        result["calibration"] = cal
     text = json.dumps(result, indent=1) + "\n"
     png = entry_figure(result, None, title=name)
     p = _params(params)
@@ -86,6 +90,19 @@ def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict
              StagedFile(L.STATS_PNG.suffix, png, inputs=list(READS), params=p, produced_by="stats")]
     library.complete_step(entry_id, STEP, files=files, status=None)
     return result
+
+
+def calibration(library, entry_id: int, result: dict) -> dict | None:
+    """How the volume's phase fractions were matched (``microlib generate --match-vf``), with the
+    raw figures: ``raw_vf`` (before the offsets) and its error against the 2D image, beside
+    the calibrated volume's own in ``result``. None for a volume generated without it."""
+    from ..stats.compare import rel_error
+
+    cal = generate.volume_state(library, entry_id).params.get("calibration")
+    if not cal or result.get("kind") != "nphase":
+        return None
+    vf2 = result["image2d"]["volume_fraction"]
+    return {**cal, "raw_volume_fraction_error": [rel_error(a, b) for a, b in zip(vf2, cal.get("raw_vf") or [])]}
 
 
 def run_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:

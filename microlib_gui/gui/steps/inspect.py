@@ -79,6 +79,12 @@ class Panel(StepPanel):
         self.seed_spin.setObjectName("genSeed")
         self.seed_spin.setRange(0, 2 ** 31 - 1)
         f.addRow("Seed", self.seed_spin)
+        self.match_vf = QCheckBox("Match the training image's phase fractions")
+        self.match_vf.setObjectName("matchVf")
+        self.match_vf.setToolTip("Shift the generator's per-phase outputs (fitted on the volume itself) so the "
+                                 "volume has the training image's phase fractions. Statistics then show the "
+                                 "fractions before and after.")
+        f.addRow(self.match_vf)
         self.gen_btn = QPushButton("Generate")
         self.gen_btn.setObjectName("generate")
         self.gen_btn.clicked.connect(self.generate)
@@ -154,8 +160,9 @@ class Panel(StepPanel):
         if vol.current:
             p = vol.params
             made = " × ".join([str(p["size"])] * 3) + " voxels, " if p.get("size") else ""
+            matched = ", phase fractions matched to the training image" if p.get("match_vf") else ""
             self.status.setText(f"✔ Volume {vol.path.name}: {made}seed {p.get('seed', 0)}, "
-                                f"from {generate.describe_generator(p.get('generator'))}.")
+                                f"from {generate.describe_generator(p.get('generator'))}{matched}.")
             self._show_volume(vol.path)
         elif vol.exists:
             if not self.generating:
@@ -224,7 +231,8 @@ class Panel(StepPanel):
             return
         periodic = [self.periodic[a].isChecked() for a in "xyz"]
         params = {"library_root": str(self.library.root), "entry_id": self.entry_id,
-                  "size": self.size_spin.value(), "periodic": periodic, "seed": self.seed_spin.value()}
+                  "size": self.size_spin.value(), "periodic": periodic, "seed": self.seed_spin.value(),
+                  "match_vf": self.match_vf.isChecked()}
         self.progress.setRange(0, 0)  # busy until the first block reports
         self.job_status.setText("Generating…")
         h = self.gen_job = self.jobs.start(generate.run_job, params, tag=(str(self.library.root), self.entry_id))

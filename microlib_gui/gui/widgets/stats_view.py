@@ -3,7 +3,9 @@
 Shows what :func:`microlib_gui.core.stats.compare` returns: volume fraction and
 surface area (2D vs 3D bars with their errors), two-point correlation curves (2D
 solid, 3D dashed, one colour per phase), tortuosity per direction, and MicroLib's
-5% flag with its reasons and likely causes in plain words above the plots.
+5% flag with its reasons and likely causes in plain words above the plots. For a
+volume whose phase fractions were matched to the image (``--match-vf``), the banner
+gives the fractions before and after, and triangles mark the raw fractions.
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ OK_STYLE = "QLabel { background: #e8f6ec; color: #1e6b3a; border: 1px solid #9fd
 FLAG_STYLE = "QLabel { background: #fdecea; color: #a32a1e; border: 1px solid #f0a8a0; padding: 6px; }"
 EMPTY_STYLE = "QLabel { color: #555; padding: 6px; }"
 STALE_STYLE = "QLabel { background: #fff6dd; color: #7a5a00; border: 1px solid #e8cf8a; padding: 6px; }"
+
+
+def calibration_text(result: dict) -> str:
+    """One line on a matched volume: each phase's fraction before → after (and in 2D); '' if unmatched."""
+    cal = result.get("calibration")
+    if not cal or not cal.get("raw_vf"):
+        return ""
+    vf2, vf3 = result["image2d"]["volume_fraction"], result["volume3d"]["volume_fraction"]
+    parts = [f"phase {k} {raw:.3f} → {vf3[k]:.3f} (2D {vf2[k]:.3f})"
+             for k, raw in enumerate(cal["raw_vf"]) if k < len(vf2) and k < len(vf3)]
+    errs = [e for e in cal.get("raw_volume_fraction_error") or [] if e is not None]
+    before = f"; before matching the largest error was {100 * max(errs):.1f}%" if errs else ""
+    return "Phase fractions matched to the training image: " + ", ".join(parts) + before + "."
 
 
 class StatsView(QWidget):
@@ -76,7 +91,8 @@ class StatsView(QWidget):
             return
         flagged = bool(result.get("flag", {}).get("flagged"))
         self.banner.setStyleSheet(STALE_STYLE if note else FLAG_STYLE if flagged else OK_STYLE)
-        self.banner.setText((f"↻ {note}\n" if note else "") + flag_text(result))
+        cal = calibration_text(result)
+        self.banner.setText((f"↻ {note}\n" if note else "") + flag_text(result) + (f"\n{cal}" if cal else ""))
         if result.get("kind") == "grayscale":
             self._draw_grayscale(result)
         else:
@@ -111,6 +127,10 @@ class StatsView(QWidget):
         n = r["n_phases"]
         self._bars(self.p_vf, [f"phase {k}" for k in range(n)], m2["volume_fraction"], m3["volume_fraction"],
                    err["volume_fraction"])
+        raw = (r.get("calibration") or {}).get("raw_vf")
+        if raw:  # the volume's fractions before they were matched to the image
+            self.p_vf.addItem(pg.ScatterPlotItem(x=np.arange(min(n, len(raw))) + 0.2, y=raw[:n], symbol="t",
+                                                 size=11, brush=(80, 80, 80), pen=None, name="3D before matching"))
         self.p_vf.setTitle("Volume fraction")
         self.p_vf.setLabel("bottom", "phase")
         self.p_vf.setLabel("left", "volume fraction")
