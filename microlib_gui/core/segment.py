@@ -400,6 +400,12 @@ def _eval_surface(coef: np.ndarray | None, frame: _Frame) -> np.ndarray:
     return P.polygrid2d(frame.x, frame.y, coef).T.astype(np.float32)
 
 
+def _split_bins(n_classes: int) -> int:
+    """Histogram bins for multi-Otsu inside the fit: its exhaustive search grows as bins ** (classes - 1),
+    and a rough split is enough there (the levels are fitted afterwards)."""
+    return 256 if n_classes <= 3 else 64 if n_classes <= 5 else 32
+
+
 def level_misfit(values: np.ndarray, n_classes: int = 2) -> float:
     """How far ``values`` lie from ``n_classes`` grey levels: the mean distance of each value to the nearest
     median of the multi-Otsu classes (small = tight phases, large = a continuum between them)."""
@@ -409,7 +415,7 @@ def level_misfit(values: np.ndarray, n_classes: int = 2) -> float:
     if v.size < n_classes or np.ptp(v) <= 0:
         return 0.0
     try:
-        lab = np.digitize(v, threshold_multiotsu(v, classes=n_classes, nbins=256))
+        lab = np.digitize(v, threshold_multiotsu(v, classes=n_classes, nbins=_split_bins(n_classes)))
     except ValueError:
         return 0.0
     levels = np.array([np.median(v[lab == k]) for k in range(n_classes) if np.any(lab == k)])
@@ -434,7 +440,7 @@ def _fit_field(z: np.ndarray, valid: np.ndarray, frame: _Frame, n_classes: int, 
     for _ in range(BACKGROUND_ROUNDS):
         c = z - field
         try:
-            t = threshold_multiotsu(c[valid][::step], classes=n_classes, nbins=256)
+            t = threshold_multiotsu(c[valid][::step], classes=n_classes, nbins=_split_bins(n_classes))
         except ValueError as exc:
             raise SegmentError(f"cannot split the image into {n_classes} phases ({exc})") from None
         lab = np.digitize(c, t).astype(np.uint8)
