@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,26 @@ TPC_SELECTION = 8
 _C2D, _C3D = "#1f77b4", "#ff7f0e"
 
 
-def _pyplot():
+def _figure(figsize):
+    """A figure drawn with Agg and no pyplot: pyplot's global state is not safe from worker threads
+    (reports run in jobs beside the GUI), and the app's own Qt backend must never be used here."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _colours() -> list[str]:
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path: str | os.PathLike | None, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _pyplot().close(fig)
     data = buf.getvalue()
     if path is not None:
         with atomic_path(path, suffix=".png") as tmp:
@@ -65,8 +71,8 @@ def entry_figure(result: dict, path: str | os.PathLike | None = None, title: str
     """Draw one entry's 2D-vs-3D comparison; write it to ``path`` (atomic) and return PNG bytes."""
     import textwrap
 
-    plt = _pyplot()
-    fig, axs = plt.subplots(2, 2, figsize=(11, 8.5))
+    fig = _figure((11, 8.5))
+    axs = fig.subplots(2, 2)
     gray = result["kind"] == "grayscale"
     m2, m3, err = result["image2d"], result["volume3d"], result["errors"]
     if gray:
@@ -120,7 +126,7 @@ def _hist_panel(ax, m2, m3):
 
 def _tpc_panel(ax, result):
     m2, m3 = result["image2d"], result["volume3d"]
-    colors = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colours()
     for k, (a, b) in enumerate(zip(m2["two_point"], m3["two_point"])):
         c = colors[k % len(colors)]
         name = "intensity" if result["kind"] == "grayscale" else f"phase {k}"
@@ -218,14 +224,14 @@ def library_figure(results: list[dict], path: str | os.PathLike | None = None,
                    selection: int = TPC_SELECTION) -> bytes:
     """MicroLib Figure 4: (a) vf and (b) surface area, 2D vs 3D, entries ordered by the
     2D value, flagged entries marked; (c, d) 2PC 2D (solid) vs 3D (dashed) of a selection."""
-    plt = _pyplot()
-    fig, axs = plt.subplots(2, 2, figsize=(12, 9))
+    fig = _figure((12, 9))
+    axs = fig.subplots(2, 2)
     rows = [summary_row(r) for r in results if r["kind"] == "nphase"]
     for ax, key, label in ((axs[0, 0], "vf", "volume fraction"), (axs[0, 1], "sa", "surface-area density")):
         _ordered_panel(ax, rows, key, label)
     sel = tpc_selection(results, selection)
     half = (len(sel) + 1) // 2
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colours()
     for ax, part, tag in ((axs[1, 0], sel[:half], "c"), (axs[1, 1], sel[half:], "d")):
         for i, r in enumerate(part):
             k = r.get("headline_phase", 0)
