@@ -57,5 +57,11 @@ def cmd_scalebar(args) -> int:
         text += f"; bar {obj['bar_length_px']} px"
     if obj.get("um_per_px"):
         text += f" = {obj['value_um']:g} µm → {obj['um_per_px']:.5g} µm/px"
+        if args.um is None and args.auto:  # derived from the label
+            text += f" (label read as “{obj['label_text']}”" + (
+                ")" if obj.get("label_sure") else f"; check it: {obj.get('label_check')}; --um VALUE overrides)")
+    elif args.auto:
+        text += ("\nlabel not read: pass its value as --um VALUE (the bar's length in µm, e.g. --um 200)"
+                 " to get the µm per pixel")
     emit(args, obj, text)
     return 0

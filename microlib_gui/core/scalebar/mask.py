@@ -220,11 +220,11 @@ def _bar_mask255(img: np.ndarray, c: np.ndarray, tolerance: float, box, detail: 
     grow = exact | ((core | strong) & next_to_exact) | thin
     lab, n = ndi.label(grow, np.ones((3, 3), bool))
     if n:
-        idx = np.arange(1, n + 1)
-        sizes = ndi.sum_labels(np.ones_like(lab), lab, idx)
-        has_core = ndi.maximum(core, lab, idx) > 0
+        flat = lab.ravel()  # per-component sums by bincount (ndi.maximum/mean sort: slower)
+        sizes = np.bincount(flat, minlength=n + 1)[1:]
+        has_core = np.bincount(flat, core.ravel(), n + 1)[1:] > 0
         # A thin stroke of small text may never reach the colour: then it must be mostly covered.
-        inked = ndi.mean(np.clip(alpha, 0, 1), lab, idx) >= 0.7
+        inked = np.bincount(flat, np.clip(alpha, 0, 1).ravel(), n + 1)[1:] >= 0.7 * sizes
         keep = np.zeros(n + 1, bool)
         keep[1:] = (has_core | inked) & (sizes >= 3)
         seeds = keep[lab]

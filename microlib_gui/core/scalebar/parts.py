@@ -25,7 +25,7 @@ MIN_BAR_LEN = 12
 #: Shortest glyph (px) that can start a text line; smaller parts ('.', ',') join a line.
 MIN_GLYPH_H = 5
 #: Largest gap between two glyphs of one line, in glyph heights (a monospaced space is ~1).
-GLYPH_GAP = 1.3
+GLYPH_GAP = 1.6
 #: Largest ratio of the heights of two glyphs of one line (a digit to an "m" is about 1.35).
 GLYPH_RATIO = 1.6
 #: Largest gap between a label line and the bar, in line heights (plus 3 px).
@@ -71,7 +71,7 @@ def find_bar(solid: np.ndarray, min_len: int = MIN_BAR_LEN, tries: int = 20) -> 
     lab, n = ndi.label(solid, structure=_ROW)
     if n == 0:
         return None
-    sizes = ndi.sum_labels(solid, lab, np.arange(1, n + 1))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     objs = ndi.find_objects(lab)
     for k in np.argsort(-sizes)[:tries]:
         if sizes[k] < min_len:
@@ -231,7 +231,7 @@ def find_parts(seeds: np.ndarray, solid: np.ndarray, core: np.ndarray, bar: tupl
     lab, n = ndi.label(seeds & ~cut, np.ones((3, 3), bool))
     if n:
         cored = np.zeros(n + 1, bool)
-        cored[1:] = ndi.maximum(core, lab, np.arange(1, n + 1)) > 0
+        cored[1:] = np.bincount(lab.ravel(), core.ravel(), n + 1)[1:] > 0
         lab = np.where(cored[lab], lab, 0)
     boxes = _glyph_boxes(lab)
     lines = attach_lines(group_lines(boxes), bar)

@@ -230,7 +230,8 @@ class Panel(StepPanel):
         self._save(wf.changes_for(colour=det.colour, tol=self.tolerance.value(), bar_box=det.box,
                                   ends=det.bar_ends, length_px=det.bar_length_px,
                                   value_um=det.value_um or self.um.value() or None))
-        read = (f"label read as “{det.label_text}”" + (" by OCR: check it" if det.label_reader == "ocr" else "")
+        read = (f"label read as “{det.label_text}”"
+                + ("" if det.label_sure else f": check it ({det.extra.get('label_check') or 'unsure'})")
                 if det.label_text else "label not read: type its value")
         self.status.setText(f"Found a {det.bar_length_px:.1f} px bar ({det.corner} corner); {read}.")
 
