@@ -24,6 +24,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import StoreError
 from ..steps import DONE, STALE, STEPS, TODO
 from ..text import clean_text, clean_value, show
+from . import layout as L
 from .db import entry_key, from_json, to_json
 
 LOCAL_ID_START = 10001
@@ -152,7 +153,7 @@ class EntriesMixin:
         meta.setdefault("height", int(img.shape[0]))
         meta.setdefault("image_kind", img.kind)
         meta.setdefault("source_format", img.source_format)
-        ext = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}[img.source_format]
+        ext = L.ORIGINAL_EXT[img.source_format]
         if not keep_bytes and isinstance(original, (str, os.PathLike)):
             return PreparedEntry(None, source, doitpoms_id, entry_id, meta, ext, src_name or "image",
                                  Path(original), hashlib.sha256(raw).hexdigest())

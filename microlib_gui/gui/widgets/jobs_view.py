@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
 
 from ...core import build as B
 from ...core.build.state import open_library
-from ...core.jobs import ThreadJob
 
 COLUMNS = ("Entry", "State", "Step", "Steps", "Executor", "Message", "Updated")
 STATE_COLOURS = {
@@ -71,8 +70,8 @@ class JobsView(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self.jobs: list[dict] = []
-        self._reader: ThreadJob | None = None
-        self._workers: list[ThreadJob] = []
+        self._reader = None  # the window's job runner reads the build state in the background
+        self._workers: list = []  # builds and cancels started here (JobHandles)
         self._log_path: str | None = None
         self.quiet_errors = False  # tests: report errors in the summary line only
 
@@ -157,26 +156,35 @@ class JobsView(QWidget):
     # -- reading state (in a thread) -----------------------------------------------------------
     def refresh(self) -> None:
         """Read the jobs again (in the background; the table updates when it is done)."""
-        if self._reader is None or self._reader.done:
-            self._reader = ThreadJob(_read_jobs, {"library_root": str(self.ctx.library.root)}).start()
+        if self._reader is None:
+            root = str(self.ctx.library.root)
+            self._reader = self.ctx.jobs.start(_read_jobs, {"library_root": root}, tag=root)
+            self._reader.finished.connect(self._read_done)
+
+    def _read_done(self, fin) -> None:
+        root, self._reader = self._reader.tag, None
+        if root != str(self.ctx.library.root):  # File > Open library meanwhile: read the new one
+            self.refresh()
+        elif fin.result is not None:
+            self._set_jobs(fin.result)
+        elif fin.error:
+            self.summary.setText(f"cannot read the build state: {fin.error}")
+
+    def _worker(self, fn, params: dict) -> None:
+        """Start a build or a cancel; the table is read again when it ends."""
+        h = self.ctx.jobs.start(fn, params)
+        self._workers.append(h)
+
+        def ended(fin, h=h):
+            self._workers.remove(h)
+            if fin.error:
+                self._error(fin.error)
+            self.refresh()
+
+        h.finished.connect(ended)
 
     def _tick(self) -> None:
-        for w in list(self._workers):
-            w.poll()
-            if w.done:
-                self._workers.remove(w)
-                if w.finished and w.finished.error:
-                    self._error(w.finished.error)
-                self.refresh()
-        if self._reader is not None:
-            self._reader.poll()
-            if self._reader.done:
-                fin, self._reader = self._reader.finished, None
-                if fin and fin.result is not None:
-                    self._set_jobs(fin.result)
-                elif fin and fin.error:
-                    self.summary.setText(f"cannot read the build state: {fin.error}")
-                return
+        """The build runs elsewhere (its own processes, a cluster): read its state every few seconds."""
         self.refresh()
         if self._log_path:
             self._show_log(keep_scroll=True)
@@ -270,9 +278,8 @@ class JobsView(QWidget):
         except B.BuildError as exc:
             self._error(str(exc))
             return
-        job = ThreadJob(_run_build, {"library_root": str(self.ctx.library.root), "entry_ids": entry_ids,
-                                     "options": opts}).start()
-        self._workers.append(job)
+        self._worker(_run_build, {"library_root": str(self.ctx.library.root), "entry_ids": entry_ids,
+                                  "options": opts})
         QTimer.singleShot(300, self.refresh)
 
     def _build_current(self) -> None:
@@ -282,8 +289,7 @@ class JobsView(QWidget):
     def cancel_selected(self) -> None:
         ids = [j["entry_id"] for j in self.selected_jobs() if j["state"] in B.ACTIVE]
         if ids:
-            self._workers.append(ThreadJob(_cancel, {"library_root": str(self.ctx.library.root),
-                                                     "entry_ids": ids}).start())
+            self._worker(_cancel, {"library_root": str(self.ctx.library.root), "entry_ids": ids})
 
     def retry_selected(self) -> None:
         """Run the selected failed/cancelled/unavailable jobs again, as their build was run."""
