@@ -188,17 +188,6 @@ def _backing_extent(img: np.ndarray, cand: dict) -> tuple[int, int, int, int] | 
     return (X0 + int(xs.min()), Y0 + int(ys.min()), X0 + int(xs.max()) + 1, Y0 + int(ys.max()) + 1)
 
 
-def _longest_run(row: np.ndarray) -> tuple[int, int]:
-    """``(start, stop)`` of the longest run of True in a 1D bool array."""
-    padded = np.concatenate([[False], row, [False]]).astype(np.int8)
-    d = np.diff(padded)
-    starts, stops = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
-    if starts.size == 0:
-        return 0, 0
-    k = int(np.argmax(stops - starts))
-    return int(starts[k]), int(stops[k])
-
-
 def _bar_length(img: np.ndarray, colour: np.ndarray, bar_box) -> tuple[float, list[list[int]]]:
     """Bar length in px along its middle row, counting the partly covered end pixels by coverage.
 

@@ -1,20 +1,24 @@
-"""Reading a scale bar's label (``200 µm``, ``0,5 mm``, ``100 nm``): OCR, checked by templates.
+"""Reading a scale bar's label (``200 µm``, ``0,5 mm``, ``100 nm``), and saying how sure the reading is.
 
 The label is one of the text lines :mod:`.parts` finds beside the bar (above,
 below, left or right). Its ink — the coverage of its glyphs alone, every other
-pixel blank — is read two ways:
+pixel blank — is cut by shape into the number (digits reach the cap height)
+and the unit (m, n, u, µ reach the x-height; a µ has a tail below the line):
 
-* by Tesseract (:mod:`.ocr`), when installed: the ink enlarged to a set text
-  height, as one line (page segmentation mode 7), at two heights; a reading
-  counts when both agree (a third height breaks a tie);
-* by templates: usual labels (values x units) rendered in sans fonts at the
-  observed height and compared with the ink (score = overlap, 0-1).
+* the number is read by Tesseract (:mod:`.ocr`) on the digits alone, at two
+  heights; a decimal point seen on the baseline is put where it is, since OCR
+  often misses it;
+* the unit by its shape (a µ's tail), by Tesseract on the unit alone, by
+  templates of the units and by the whole line's reading;
+* the whole line is read once more by Tesseract, and compared with templates
+  (usual labels rendered in sans fonts at the observed height, scored by
+  overlap), as cross-checks. Without Tesseract the templates alone read.
 
-A reading is *sure* only when it is consistent with what is seen: the readers
-agree (or the one that answered is emphatic), the number of glyphs matches
-the text, the value is a usual one and the unit fits the shapes (a µ has a
-tail below the line, an "m" has none). Anything else is returned for the user
-to check (``sure=False``), never silently as the truth.
+A reading is *sure* only when it is consistent with what is seen: the two
+readings of the number agree and have as many digits as the line, two readers
+agree on the unit, no cross-check reads another value, and the value is a
+usual one. Anything else is returned for the user to check (``sure=False``,
+with the reason), never silently as the truth.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ LABEL_UNITS = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}
 LABEL_MIN_SCORE = 0.55
 #: Template score above which a template reading alone is sure (when no other template comes close).
 LABEL_SURE_SCORE = 0.8
-#: Text heights (px, the whole line) the ink is enlarged to for OCR; the third only breaks a tie.
-OCR_SCALES = (40, 28, 56)
-#: OCR readings that must agree.
+#: Text heights (px, the whole line) the ink is enlarged to for whole-line OCR: the first is the
+#: cross-check; the second is read too when the line cannot be cut into number and unit.
+OCR_SCALES = (40, 28)
+#: Whole-line OCR readings that must agree when the line is read whole.
 OCR_MIN_AGREE = 2
 
 
@@ -450,7 +455,7 @@ def read_line(d: MaskDetail, line: TextLine, engine: _Ocr | None = None) -> Labe
         got = [f for f in full + more if f]
         if got:
             reading = max(set(got), key=got.count)
-            if got.count(reading) < 2:
+            if got.count(reading) < OCR_MIN_AGREE:
                 why.append("OCR readings differ" if len(got) > 1 else "read once by OCR")
         elif t_best is not None:
             reading = (t_best[1], t_best[2])
@@ -473,20 +478,3 @@ def _finish(reading, score, reader, why, line) -> LabelReading:
     if parse_label_text(text) is None:
         why = why + ["unusual value"]
     return LabelReading(text, float(value), float(score), reader, not why, line, "; ".join(why))
-
-
-def read_ink(ink: np.ndarray | None) -> LabelReading | None:
-    """Read a label's ink alone (no line geometry): whole-line OCR at two heights, then templates."""
-    if ink is None or ink.shape[0] < 5:
-        return None
-    engine = _Ocr()
-    got = [parse_label_text(engine.read(ink, h, LABEL_CHARS) or "", usual_only=False) for h in OCR_SCALES[:2]]
-    got = [g for g in got if g]
-    if got:
-        reading = max(set(got), key=got.count)
-        return _finish(reading, got.count(reading) / 2, "ocr", [] if got.count(reading) == 2 else ["OCR readings differ"], None)
-    templates = _template_scores(ink)
-    if templates and templates[0][0] >= LABEL_MIN_SCORE:
-        score, text, value = templates[0]
-        return _finish((text, value), score, "template", [] if score >= LABEL_SURE_SCORE else [f"template match {score:.2f}"], None)
-    return None

@@ -4,13 +4,17 @@ MicroLib masked "pixels within a tolerance of the picked colour inside the box,
 dilated by 1 px" (:func:`microlib_mask`). That misses the anti-aliased rim of
 the label text (and whole thin strokes, whose pixels never reach the bar
 colour) and, with a loose tolerance, spills into a phase of the same colour.
-:func:`bar_mask` does better with three observations about burnt-in bars:
+:func:`bar_mask` does better with four observations about burnt-in bars:
 
 * the bar colour is flat (no noise), so a tight tolerance finds its core;
 * an anti-aliased edge pixel is a blend ``bg + a * (bar - bg)`` of the local
   background and the bar colour, so its coverage ``a`` can be estimated;
 * bar and label pixels are connected to that core (hysteresis, as in edge
-  detection), while noise that happens to match the colour is not.
+  detection), while noise that happens to match the colour is not;
+* the bar is a thin rectangle and its label a line of glyphs beside it
+  (:mod:`.parts`), so pixels of the colour elsewhere — a phase of the same
+  grey, texture near the bar — are left out, and a flat box behind both is
+  masked whole.
 
 Images are arrays (see :mod:`microlib_gui.core.scalebar`); colours and
 tolerances are in grey levels 0-255.
