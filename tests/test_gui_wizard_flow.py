@@ -233,3 +233,47 @@ def test_ctrl_j_shows_and_hides_the_jobs_dock(window, qtbot):
     qtbot.waitUntil(lambda: win.jobs_dock is not None and win.jobs_dock.isVisible(), timeout=5000)
     qtbot.keyClick(win.step_list, Qt.Key.Key_J, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not win.jobs_dock.isVisible(), timeout=5000)
+
+
+def test_a_micrograph_without_a_scale_bar_goes_on_to_training(qtbot, tmp_path, monkeypatch, shared_data, artifacts):
+    """MicroLib's own training images have no bar: the scale is typed (or unknown), Inpaint keeps the image."""
+    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
+    from microlib_gui.gui.session import create_window
+    from microlib_gui.gui.settings import make_settings
+
+    lib = Library(tmp_path / "lib")
+    eid = lib.add_entry(shared_data / "microlib" / "micro237.png", source="local").id
+    win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.go_to_step("segment")
+    win.panels["segment"].auto_btn.click()
+    win.go_to_step("scalebar")
+    bar = win.panels["scalebar"]
+    bar.no_bar.setChecked(True)
+    bar.typed_vox.setValue(0.5)
+    bar.typed_vox.editingFinished.emit()
+    ann = lib.get_annotations(eid)
+    assert ann["no_bar"] is True and ann["vox_size"] == 0.5 and ann["scale_source"] == "typed"
+    assert mark(win, "scalebar") == "✔" and "typed" in bar.status.text()
+    win.grab().save(str(artifacts / "wizard_no_scale_bar.png"))
+    win.go_to_step("inpaint")
+    inp = win.panels["inpaint"]
+    assert inp.inputs.mask is None and "No scale bar in this micrograph" in inp.info.text()
+    inp.no_bar_btn.click()
+    assert mark(win, "inpaint") == "✔"
+    saved = np.array(Image.open(lib.entry_file(eid, L.INPAINTED.suffix)))
+    assert np.array_equal(saved, inp.inputs.image.original)  # the segmented image as it is
+    win.go_to_step("train")
+    train = win.panels["train"]
+    assert train.start_btn.isEnabled()
+    # the scale marked unknown instead: the step stays done, the voxel size is gone
+    win.go_to_step("scalebar")
+    bar.scale_unknown.setChecked(True)
+    ann = lib.get_annotations(eid)
+    assert ann.get("vox_size") is None and ann["scale_source"] == "unknown" and mark(win, "scalebar") == "✔"
+    assert mark(win, "inpaint") == "✔"  # the training image does not depend on the scale
+    for p in win.panels.values():
+        getattr(p, "confirm_close", lambda: True)()

@@ -36,6 +36,7 @@ class InpaintInputs:
     inputs: list[str]  #: suffixes of the entry files they came from (provenance)
     description: str  #: for the user, e.g. "segmented labels (2 phases)"
     signature: str  #: changes whenever the image or the mask does (a result of other inputs is stale)
+    no_bar: bool = False  #: the Scale bar step says the micrograph has no bar
 
 
 def inputs(library, entry_id: int) -> InpaintInputs:
@@ -51,7 +52,9 @@ def inputs(library, entry_id: int) -> InpaintInputs:
     else:
         image = prepare_image(np.clip(np.rint(gray), 0, 255).astype(np.uint8), "gray")
         desc = "grayscale image (not segmented)"
-    if scalebar.bar_colour(ann) is not None:
+    if scalebar.has_no_bar(ann):
+        mask = None  # the Scale bar step says there is none
+    elif scalebar.bar_colour(ann) is not None:
         mask = scalebar.mask_in_frame(original, ann)
     else:  # a mask that came from elsewhere (imported, drawn by another tool) and fits this frame
         mask = _mask_file(library, entry_id, image.shape)
@@ -61,7 +64,7 @@ def inputs(library, entry_id: int) -> InpaintInputs:
     files += [f.suffix for f in (L.SEGMENTED, L.MASK) if library.entry_file(entry_id, f.suffix).exists()]
     h = hashlib.sha256(np.ascontiguousarray(image.original).tobytes())
     h.update(b"" if mask is None else np.packbits(mask).tobytes())
-    return InpaintInputs(image, mask, files, desc, h.hexdigest()[:16])
+    return InpaintInputs(image, mask, files, desc, h.hexdigest()[:16], scalebar.has_no_bar(ann))
 
 
 def _mask_file(library, entry_id: int, shape) -> np.ndarray | None:

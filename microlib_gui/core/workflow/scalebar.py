@@ -63,6 +63,8 @@ def mask_full(original: np.ndarray, ann: dict) -> np.ndarray | None:
 
 def mask_in_frame(original: np.ndarray, ann: dict) -> np.ndarray | None:
     """The bar mask rotated and cropped like the training image; None when there is no bar there."""
+    if has_no_bar(ann):
+        return None
     full = mask_full(original, ann)
     if full is None:
         return None
@@ -106,12 +108,39 @@ def changes_for(*, colour=None, tol: float | None = None, bar_box=None, pick=Non
         changes["bar_value_um"] = float(value_um)
         if length_px:
             changes["vox_size"] = sb.voxel_size(float(length_px), float(value_um))
+            changes["scale_source"] = "bar"
     return changes
 
 
+def scale_changes(*, um_per_px: float | None = None, unknown: bool = False) -> dict:
+    """The voxel size typed in (from the microscope or the record's text), or marked unknown.
+
+    Without a bar to measure, MicroLib's training images among them, the scale is
+    typed or left unknown; exports then say the voxel size is unknown.
+    """
+    if unknown:
+        return {"vox_size": None, "scale_source": "unknown"}
+    if um_per_px is None or not um_per_px > 0:
+        raise sb.ScaleBarError("µm per pixel must be a number greater than 0 (or mark the scale unknown)")
+    return {"vox_size": float(um_per_px), "scale_source": "typed"}
+
+
+def no_bar_changes(no_bar: bool) -> dict:
+    """Mark the micrograph as having no burnt-in bar: nothing to mask, the Inpaint step keeps the image."""
+    return {"no_bar": True if no_bar else None}
+
+
+def has_no_bar(ann: dict) -> bool:
+    return bool(ann.get("no_bar"))
+
+
+def scale_known_or_waived(ann: dict) -> bool:
+    return bool(ann.get("vox_size")) or ann.get("scale_source") == "unknown"
+
+
 def is_done(ann: dict, has_mask: bool) -> bool:
-    """The step is done when the voxel size is known and the bar is masked."""
-    return bool(ann.get("vox_size")) and has_mask
+    """Done when the voxel size is known (or marked unknown) and the bar is masked (or there is none)."""
+    return scale_known_or_waived(ann) and (has_mask or has_no_bar(ann))
 
 
 def save(library, entry_id: int, changes: dict, original: np.ndarray | None = None):

@@ -31,11 +31,11 @@ def _io(reads_ann=(), reads_files=(), writes_ann=(), writes_files=()) -> StepIO:
 GEOMETRY = ("crop", "rotation")
 SEGMENTATION = ("thresholds", "phases", "n_phases", "deblur_sigma", "segment_method", "data_type",
                 "background", "background_mode")
-BAR_MASK = ("barbox", "barcol", "bar_colour", "bar_tolerance", "bar_pick")
+BAR_MASK = ("barbox", "barcol", "bar_colour", "bar_tolerance", "bar_pick", "no_bar")
 #: What the labels and the mask are made from (how they were chosen — auto or by hand, the click — is not).
 LABELS_FROM = ("thresholds", "phases", "deblur_sigma", "data_type", "background")
-MASK_FROM = ("barbox", "barcol", "bar_colour", "bar_tolerance")
-BAR_SCALE = ("bar_ends", "bar_length_px", "bar_value_um", "vox_size", "scale_unknown")
+MASK_FROM = ("barbox", "barcol", "bar_colour", "bar_tolerance", "no_bar")
+BAR_SCALE = ("bar_ends", "bar_length_px", "bar_value_um", "vox_size", "scale_source")
 TRAINED = L.TRAINED
 
 TABLE: dict[str, StepIO] = {

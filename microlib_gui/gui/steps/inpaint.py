@@ -195,7 +195,9 @@ class Panel(StepPanel):
             return
         img = self.inputs.image
         text = f"Input: {self.inputs.description}, {img.shape[1]}×{img.shape[0]} px."
-        if self.inputs.mask is None:
+        if self.inputs.no_bar:
+            text += "<br>No scale bar in this micrograph (Scale bar step): use it as it is."
+        elif self.inputs.mask is None:
             text += ("<br><b>No scale-bar mask</b>: mark the bar in the Scale bar step, or, if this micrograph "
                      "has no bar, use it as it is.")
         else:

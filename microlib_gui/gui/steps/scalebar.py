@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QButtonGroup, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton, QSlider,
+    QButtonGroup, QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
+    QRadioButton, QSlider,
 )
 
 from ...core import scalebar as sb
@@ -71,8 +72,26 @@ class Panel(StepPanel):
         self.um.setSpecialValueText("(type the bar's length)")
         self.vox_label = QLabel("—")
         self.vox_label.setObjectName("voxSize")
+        # Micrographs with no burnt-in bar: the scale typed in (microscope, record) or left unknown.
+        self.no_bar = QCheckBox("This micrograph has no scale bar (nothing to mask)")
+        self.no_bar.setObjectName("noBar")
+        self.typed_vox = QDoubleSpinBox()
+        self.typed_vox.setObjectName("typedVox")
+        self.typed_vox.setRange(0, 1e6)
+        self.typed_vox.setDecimals(5)
+        self.typed_vox.setSuffix(" µm/px")
+        self.typed_vox.setSpecialValueText("(type it)")
+        self.typed_vox.setToolTip("The voxel size from the microscope or the micrograph's record")
+        self.scale_unknown = QCheckBox("Scale unknown (exports say so)")
+        self.scale_unknown.setObjectName("scaleUnknown")
+        no_bar_box = QGroupBox("No bar to measure?")
+        nb = QFormLayout(no_bar_box)
+        nb.addRow(self.no_bar)
+        nb.addRow("µm per pixel", self.typed_vox)
+        nb.addRow(self.scale_unknown)
         self.status = QLabel("")
         self.status.setObjectName("scalebarStatus")
+        self.status.setMinimumHeight(3 * self.status.fontMetrics().height() + 6)
         self.status.setWordWrap(True)
         self.history = AnnotationHistory(self)
 
@@ -92,7 +111,7 @@ class Panel(StepPanel):
         form.addRow("Bar length", self.length_label)
         form.addRow("Bar value", self.um)
         form.addRow("µm per pixel", self.vox_label)
-        lay_out_view_and_side(self, self.view, [form, None, self.history.buttons(), self.status])
+        lay_out_view_and_side(self, self.view, [form, no_bar_box, None, self.history.buttons(), self.status])
 
         self.view.clicked.connect(self._on_click)
         self.view.box_moving.connect(lambda *_: self._update_mask())
@@ -102,6 +121,9 @@ class Panel(StepPanel):
         self.box_btn.clicked.connect(self.add_box)
         self.auto_btn.clicked.connect(self.run_auto)
         self.um.editingFinished.connect(self._on_um)
+        self.no_bar.toggled.connect(self._on_no_bar)
+        self.typed_vox.editingFinished.connect(self._on_typed_vox)
+        self.scale_unknown.toggled.connect(self._on_scale_unknown)
         self.um.valueChanged.connect(lambda _v: self._update_vox())
 
     @property
@@ -133,13 +155,23 @@ class Panel(StepPanel):
             self.tol_label.setText(str(self.tolerance.value()))
             self.view.set_box(wf.box(ann))
             self.um.setValue(float(ann.get("bar_value_um") or 0))
+            self.no_bar.setChecked(wf.has_no_bar(ann))
+            typed = ann.get("scale_source") == "typed"
+            self.typed_vox.setValue(float(ann.get("vox_size") or 0) if typed else 0.0)
+            self.scale_unknown.setChecked(ann.get("scale_source") == "unknown")
+            self.typed_vox.setEnabled(not self.scale_unknown.isChecked())
         finally:
             self._loading = False
         self._update_mask()
         self._update_vox()
+        masked = wf.has_no_bar(ann) or (self.mask is not None and self.mask.any())
+        bar_text = "no scale bar in this micrograph" if wf.has_no_bar(ann) else "bar masked" if masked else \
+            "no bar masked yet"
         if ann.get("vox_size"):
-            self.status.setText(f"Saved: {ann['vox_size']:.5g} µm per pixel"
-                                + ("" if self.mask is not None and self.mask.any() else "; no bar masked yet") + ".")
+            how = " (typed)" if ann.get("scale_source") == "typed" else ""
+            self.status.setText(f"Saved: {ann['vox_size']:.5g} µm per pixel{how}; {bar_text}.")
+        elif ann.get("scale_source") == "unknown":
+            self.status.setText(f"Saved: scale unknown; {bar_text}.")
         elif wf.bar_colour(ann) is None:
             self.status.setText("Click the bar (or Auto-detect) to mask it.")
         else:
@@ -183,6 +215,20 @@ class Panel(StepPanel):
         if self._loading or self._inputs is None:
             return
         self._save(wf.changes_for(length_px=self.ann.get("bar_length_px"), value_um=self.um.value() or None))
+
+    def _on_no_bar(self, on: bool) -> None:
+        if not self._loading and self._inputs is not None:
+            self._save(wf.no_bar_changes(on))
+
+    def _on_typed_vox(self) -> None:
+        if self._loading or self._inputs is None or not self.typed_vox.value() > 0:
+            return
+        self._save(wf.scale_changes(um_per_px=self.typed_vox.value()))
+
+    def _on_scale_unknown(self, on: bool) -> None:
+        if self._loading or self._inputs is None:
+            return
+        self._save(wf.scale_changes(unknown=True) if on else {"scale_source": None})
 
     def add_box(self) -> None:
         if self.image is None:
@@ -264,5 +310,9 @@ class Panel(StepPanel):
         self.length_label.setText("—" if length is None else f"{length:.1f} px")
         if length and self.um.value() > 0:
             self.vox_label.setText(f"{sb.voxel_size(length, self.um.value()):.5g}")
+        elif self.ann.get("vox_size"):
+            self.vox_label.setText(f"{self.ann['vox_size']:.5g} (typed)")
+        elif self.ann.get("scale_source") == "unknown":
+            self.vox_label.setText("unknown")
         else:
             self.vox_label.setText("—")
