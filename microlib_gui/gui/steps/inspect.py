@@ -273,8 +273,9 @@ class Panel(StepPanel):
         vol = self.library.entry_file(eid, L.VOLUME.suffix)
         small = vol.exists() and vol.stat().st_size <= TORTUOSITY_MAX_BYTES
         self.job_status.setText("Computing statistics…")
+        # Its own process: matplotlib (the figure) is not safe to run in a thread beside the GUI.
         h = self.stats_job = self.jobs.start(stats.run_job, {"library_root": str(self.library.root), "entry_id": eid,
-                                                            "tortuosity": small})
+                                                            "tortuosity": small}, process=True)
         h.finished.connect(self._stats_done)
         self.reload()
 

@@ -94,8 +94,9 @@ class LibraryReportDialog(QDialog):
             self.status.setText("Choose a folder for the report.")
             return
         self.result = None
+        # Its own process: matplotlib (the figures) is not safe to run in a thread beside the GUI.
         self.job = self.jobs.start(library_report_job, {"library_root": str(self.library.root), "out_dir": out,
-                                                         "recompute": self.recompute.isChecked()})
+                                                         "recompute": self.recompute.isChecked()}, process=True)
         self.job.progress.connect(self._progress)
         self.job.finished.connect(self._finished)
         self.run_btn.setEnabled(False)
