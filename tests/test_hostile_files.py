@@ -538,6 +538,24 @@ def test_volumes_and_latents_beyond_memory_are_refused_with_the_number(tmp_path,
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_an_entry_volume_beyond_memory_is_refused_and_the_saved_one_kept(tmp_path, one_torch_thread):
+    """``microlib generate ENTRY --size 100000`` (the Inspect step's Generate): refused with the
+    numbers before the latent is drawn; the entry's volume and its provenance are unchanged."""
+    from test_workflow_generate_export import curated, gen, publish
+
+    from microlib_gui.core.library import layout as L
+
+    lib, eid = curated(tmp_path / "lib", tmp_path)
+    publish(lib, eid, seed=1)
+    gen(lib, eid, size=32)
+    vol = lib.entry_file(eid, L.VOLUME.suffix)
+    before, prov = vol.read_bytes(), lib.provenance(eid)
+    r = run(["--library", str(lib.root), "generate", str(eid), "--size", "100000", "--device", "cpu"])
+    r.one_line_error("a 100000x100000x100000 volume needs about", "TB of memory")
+    assert vol.read_bytes() == before and lib.provenance(eid) == prov
+    assert not [p for p in vol.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
 def test_a_volume_larger_than_the_free_disk_is_refused_before_it_is_computed(tmp_path):
     from microlib_gui.core.slicegan import SliceGANError
     from microlib_gui.core.slicegan.fileformat import load_generator
