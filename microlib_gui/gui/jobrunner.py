@@ -16,6 +16,19 @@ from ..core.jobs import CANCELLED, Finished, ProcessJob, ThreadJob
 
 POLL_MS = 100
 
+#: Python's cyclic garbage collector runs only in the GUI thread while jobs run in threads: started
+#: anywhere (a worker's allocation), a collection can destroy Qt objects from that thread and crash
+#: the app. pyqtgraph's collector disables automatic collection and collects on a timer here.
+_collector = None
+
+
+def _collect_in_gui_thread() -> None:
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=0.5)
+
 
 class JobHandle(QObject):
     """A job started (or queued) through the runner."""
@@ -92,6 +105,7 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, poll_ms: int = POLL_MS):
         super().__init__(parent)
+        _collect_in_gui_thread()
         self.handles: list[JobHandle] = []
         self.timer = QTimer(self)
         self.timer.setInterval(poll_ms)
