@@ -37,8 +37,11 @@ BUILDS_DIR = "builds"
 
 
 def new_build_id() -> str:
-    """Sortable by time, unique across machines: ``20261124-153012-a1b2``."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    """Sortable by time (to the microsecond: two builds in one second keep their order), unique across
+    machines: ``20261124-153012-123456-a1b2``."""
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1e6) % 1_000_000:06d}-" + \
+        secrets.token_hex(2)
 
 
 def builds_root(library_root) -> Path:
