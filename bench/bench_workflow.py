@@ -28,14 +28,7 @@ from scipy import ndimage as ndi
 from microlib_gui.core.library import Library
 from microlib_gui.core.workflow import crop, history, scalebar, segment
 
-
-def timed(fn, repeat=7):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
+from bench_store import timed  # noqa: E402 - bench/ is the script's folder
 
 
 def micrograph(size: int) -> bytes:

@@ -184,25 +184,9 @@ def test_a_change_made_in_another_process_shows_up(window, qtbot):
     assert mark(win, "crop") == "✔"
 
 
-def _answer_next_box(name: str, button: str, seen: list):
-    """Click ``button`` in the next modal box (recording its object name)."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    def answer():
-        box = QApplication.activeModalWidget()
-        if box is None:
-            QTimer.singleShot(50, answer)
-            return
-        seen.append(box.objectName())
-        for b in box.buttons():
-            if b.text() == button:
-                b.click()
-
-    QTimer.singleShot(50, answer)
-
-
 def test_open_library_on_a_folder_of_other_files_asks_first(window, qtbot, tmp_path):
+    from test_gui_train_flow import _answer_next_box
+
     win = window
     old_root = win.ctx.library.root
     folder = tmp_path / "my photos"
@@ -211,7 +195,7 @@ def test_open_library_on_a_folder_of_other_files_asks_first(window, qtbot, tmp_p
     seen: list = []
     _answer_next_box("notALibrary", "Cancel", seen)
     assert not win.open_library(folder)
-    assert seen == ["notALibrary"] and not (folder / "library.sqlite").exists()
+    assert [name for name, _text in seen] == ["notALibrary"] and not (folder / "library.sqlite").exists()
     assert win.ctx.library.root == old_root  # still the library the user had
     _answer_next_box("notALibrary", "Make it a library", seen)
     assert win.open_library(folder)
