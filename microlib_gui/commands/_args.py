@@ -240,3 +240,25 @@ def parse_auto(text: str | None, what: str = "--auto") -> int | None:
     if not 2 <= n <= MAX_PHASES:
         raise ArgumentError(f"{what} {text!r}: the number of phases must be 2..{MAX_PHASES}")
     return int(n)
+
+
+def parse_fields(pairs: list[str], what: str = "FIELD=VALUE") -> dict[str, str | list[str]]:
+    """``["keywords=steel, pearlite", "technique=SEM"]`` → an entry record's fields, checked.
+
+    Lists (keywords, category, element) are comma-separated. A pair without ``=``, an
+    unknown or read-only field, a field given twice or a bad value: one line naming it.
+    """
+    from ..core.annotations import split_list
+    from ..core.workflow import details
+
+    out: dict[str, str | list[str]] = {}
+    for pair in pairs:
+        name, sep, value = str(pair).partition("=")
+        if not sep:
+            raise ArgumentError(f"{what} {str(pair)[:40]!r}: expected FIELD=VALUE "
+                                f"(fields: {', '.join(details.EDITABLE)})")
+        key = details.field_name(name)
+        if key in out:
+            raise ArgumentError(f"{what}: field {key!r} is given twice")
+        out[key] = details.check_value(key, split_list(value) if key in details.LIST_FIELDS else value)
+    return out

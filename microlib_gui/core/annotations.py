@@ -14,6 +14,10 @@ MicroLib Studio adds: ``rotation`` (degrees), ``thresholds`` (explicit grey
 levels), ``n_phases``, ``segment_method``, ``bar_pick`` [x, y], ``bar_tolerance``,
 ``bar_ends`` [[x, y], [x, y]], ``bar_length_px``, ``bar_value_um``,
 ``microlib_key`` and ``data_path`` (kept from an imported MicroLib file).
+
+The entry's record (MicroLib's ``data_anns.json`` descriptors, :data:`RECORD_FIELDS`:
+``brief_descr``, ``keywords``, ... ``organisation``) is edited as annotations too,
+over what the entry's metadata holds from DoITPoMS (:func:`entry_record`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ DATA_ANNS_FIELDS = (
     "name", "data_type", "brief_descr", "keywords", "category", "element",
     "technique", "long desc", "contributor", "organisation",
 )
+#: The descriptive part of an entry's record (annotation keys; MicroLib's ``"long desc"`` is
+#: ``long_desc``), editable in the Browse step and by ``microlib library set``. A DoITPoMS
+#: entry's metadata holds the values read from DoITPoMS; an annotation overrides one.
+RECORD_LIST_FIELDS = ("keywords", "category", "element")
+RECORD_FIELDS = ("brief_descr", "keywords", "category", "element", "technique", "long_desc", "contributor",
+                 "organisation")
+MAX_RECORD_TEXT = 20_000  # the longest DoITPoMS "further information" is a few thousand characters
+MAX_RECORD_ITEMS = 200
+MAX_RECORD_ITEM = 500
 
 
 def _num(v: Any, key: str, lo: float = -MAX_COORD, hi: float = MAX_COORD) -> float:
@@ -110,6 +123,8 @@ def validate_annotations(ann: dict[str, Any]) -> dict[str, Any]:
             out[key] = _num(v, key, 0, MAX_COORD)
         elif key == "bar_pick":
             out[key] = [int(c) for c in _num_list(v, key, 2, 0)]
+        elif key in RECORD_FIELDS:
+            out[key] = _record_value(key, v)
         elif key == "data_type":
             if v == "two-phase":
                 v = "twophase"
@@ -124,6 +139,19 @@ def validate_annotations(ann: dict[str, Any]) -> dict[str, Any]:
                 raise AnnotationError(f"annotation {key!r}: value too large ({size} bytes)")
             out[key] = v
     return out
+
+
+def _record_value(key: str, v: Any) -> Any:
+    """A record field's value checked: text for the text fields, a list of short texts for the lists."""
+    if key in RECORD_LIST_FIELDS:
+        if (not isinstance(v, (list, tuple)) or len(v) > MAX_RECORD_ITEMS
+                or not all(isinstance(x, str) and len(x) <= MAX_RECORD_ITEM for x in v)):
+            raise AnnotationError(f"annotation {key!r}: expected a list of at most {MAX_RECORD_ITEMS} texts of at "
+                                  f"most {MAX_RECORD_ITEM} characters")
+        return list(v)
+    if not isinstance(v, str) or len(v) > MAX_RECORD_TEXT:
+        raise AnnotationError(f"annotation {key!r}: expected text of at most {MAX_RECORD_TEXT} characters")
+    return v
 
 
 # -- reading an annotation file -----------------------------------------------------
@@ -235,22 +263,46 @@ def to_microlib_ann(ann: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- dataset-level data_anns.json ---------------------------------------------------------
-def entry_to_data_anns(entry, ann: dict[str, Any]) -> dict[str, Any]:
-    """One record of MicroLib's ``data_anns.json`` for a store entry."""
+def split_list(text: str) -> list[str]:
+    """``"a, b,,c "`` → ``["a", "b", "c"]``: how MicroLib's file (and a person) writes a list."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def entry_record(entry, ann: dict[str, Any]) -> dict[str, Any]:
+    """An entry's record: data_anns' fields (``long_desc`` for ``"long desc"``) plus ``original_filename``.
+
+    The descriptive fields are the entry's stored metadata (what DoITPoMS says, for
+    a DoITPoMS entry) with its annotations' edits over them; lists are lists
+    (a metadata value imported as ``"a, b"`` is split). ``name`` is the entry's
+    folder name, ``data_type`` the Segment step's; ``original_filename`` the file a
+    local image was added from ("" when none).
+    """
     m = entry.metadata
-    dtype = ann.get("data_type") or m.get("data_type") or ""
-    return {
-        "name": entry.name,
-        "data_type": "two-phase" if dtype == "twophase" else dtype,
-        "brief_descr": m.get("brief_descr", ""),
-        "keywords": _join(m.get("keywords", "")),
-        "category": _join(m.get("category", "")),
-        "element": _join(m.get("element", "")),
-        "technique": m.get("technique", ""),
-        "long desc": m.get("long_desc", ""),
-        "contributor": m.get("contributor", ""),
-        "organisation": m.get("organisation", ""),
-    }
+    rec: dict[str, Any] = {"name": entry.name, "data_type": ann.get("data_type") or m.get("data_type") or ""}
+    for f in RECORD_FIELDS:
+        v = ann[f] if ann.get(f) is not None else m.get(f)
+        if f in RECORD_LIST_FIELDS:
+            rec[f] = [str(x) for x in v] if isinstance(v, (list, tuple)) else split_list(v or "")
+        else:
+            rec[f] = "" if v is None else str(v)
+    rec["original_filename"] = str(m.get("original_filename") or "")
+    return rec
+
+
+def entry_to_data_anns(entry, ann: dict[str, Any]) -> dict[str, Any]:
+    """One record of MicroLib's ``data_anns.json`` for a store entry (lists comma-separated).
+
+    ``original_filename`` follows MicroLib's fields when the entry has one (a local image).
+    """
+    rec = entry_record(entry, ann)
+    dtype = rec["data_type"]
+    out = {"name": rec["name"], "data_type": "two-phase" if dtype == "twophase" else dtype}
+    for f in DATA_ANNS_FIELDS[2:]:
+        key = "long_desc" if f == "long desc" else f
+        out[f] = _join(rec[key])
+    if rec["original_filename"]:
+        out["original_filename"] = rec["original_filename"]
+    return out
 
 
 def _join(v: Any) -> str:
@@ -260,7 +312,9 @@ def _join(v: Any) -> str:
 def read_data_anns(path: str | os.PathLike) -> list[tuple[str, dict[str, Any], str | None]]:
     """``(name, metadata, data_type)`` of every record of a ``data_anns.json``, all validated.
 
-    One bad record refuses the whole file, naming it; so do two records of one name.
+    The metadata holds the fields the record has (lists split at commas, ``long_desc``
+    for ``"long desc"``, ``original_filename`` when not empty). One bad record refuses
+    the whole file, naming it; so do two records of one name.
     """
     path = Path(path)
     doc = read_json_file(path)
@@ -278,13 +332,20 @@ def read_data_anns(path: str | os.PathLike) -> list[tuple[str, dict[str, Any], s
             raise AnnotationError(f"{path.name}: records {show(seen[name])} and {show(key)} both name {show(name)}")
         seen[name] = key
         meta = {}
-        for f in DATA_ANNS_FIELDS[2:]:
-            val = rec.get(f, "")
-            if not isinstance(val, str) or len(val) > 20_000:
+        for f in (*DATA_ANNS_FIELDS[2:], "original_filename"):
+            if f not in rec:  # a field the file leaves out is left as it is
+                continue
+            val = rec[f]
+            if isinstance(val, list) and f in RECORD_LIST_FIELDS and all(isinstance(x, str) for x in val):
+                val = ", ".join(val)  # a list written as JSON's: read as MicroLib's text
+            if not isinstance(val, str) or len(val) > MAX_RECORD_TEXT:
                 raise AnnotationError(f"{path.name}: record {show(key)}: field {f!r} must be a short string")
             if not (val.isascii() and val.isprintable()):  # else nothing to clean (the common case)
                 val = clean_text(val, f"{path.name}: record {show(key)}: field {f!r}", error=AnnotationError)
-            meta["long_desc" if f == "long desc" else f] = val
+            field_name = "long_desc" if f == "long desc" else f
+            if f == "original_filename" and not val:
+                continue  # an entry added from bytes names no file: keep the one this library knows
+            meta[field_name] = split_list(val) if field_name in RECORD_LIST_FIELDS else val
         dt = rec.get("data_type") or None
         if dt is not None:
             if not isinstance(dt, str):

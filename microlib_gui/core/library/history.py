@@ -34,6 +34,13 @@ class HistoryMixin:
         ).fetchone()
         return from_json(ann["data"], _ann_what(entry_id, row["ann_version"])) if ann else {}
 
+    def current_annotations_many(self) -> dict[int, dict[str, Any]]:
+        """Every entry's current annotations (entry id → annotations; none: absent), in one query."""
+        with self._db() as con:
+            rows = con.execute("SELECT e.id, e.ann_version, a.data FROM entries e JOIN annotations a "
+                               "ON a.entry_id = e.id AND a.version = e.ann_version").fetchall()
+        return {r[0]: from_json(r[2], _ann_what(r[0], r[1])) for r in rows}
+
     def set_annotations(self, entry_id: int, changes: dict[str, Any], replace: bool = False) -> dict[str, Any]:
         """Record an edit: the current annotations updated with ``changes`` (or replaced).
 

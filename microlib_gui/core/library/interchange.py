@@ -83,6 +83,7 @@ class InterchangeMixin:
         now = time.time()
         with self._db() as con:
             find = self._resolver(con)
+            edited = self._record_edits(con)
             named: dict[int, str] = {}
             meta_edits, ann_edits = [], []
             for name, meta, data_type in records:
@@ -94,11 +95,30 @@ class InterchangeMixin:
                                           f"name entry {entry_name(eid)}")
                 named[eid] = name
                 meta_edits.append((eid, meta))
+                # the file's values are the record now: an edit of one of its fields goes (undoably)
+                ann = {f: None for f in edited.get(eid, ()) if f in meta}
                 if data_type:
-                    ann_edits.append((eid, {"data_type": data_type}))
+                    ann["data_type"] = data_type
+                if ann:
+                    ann_edits.append((eid, ann))
             self._update_metadata_many(con, meta_edits, now)
             self._set_annotations_many(con, ann_edits, now)
         return len(named)
+
+    @staticmethod
+    def _record_edits(con) -> dict[int, set[str]]:
+        """Entries whose annotations edit their record (Details): entry id → the fields edited."""
+        from ..annotations import RECORD_FIELDS
+
+        rows = con.execute(
+            "SELECT e.id, a.data FROM entries e JOIN annotations a ON a.entry_id = e.id AND a.version = e.ann_version "
+            "WHERE " + " OR ".join("json_extract(a.data, ?) IS NOT NULL" for _ in RECORD_FIELDS),
+            [f"$.{f}" for f in RECORD_FIELDS]).fetchall()
+        out: dict[int, set[str]] = {}
+        for eid, data in rows:
+            ann = from_json(data, f"the annotations of entry {eid}")
+            out[eid] = {f for f in RECORD_FIELDS if ann.get(f) is not None}
+        return out
 
     @staticmethod
     def _update_metadata_many(con, edits: list[tuple[int, dict[str, Any]]], now: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..annotations import RECORD_FIELDS
 from ..library import layout as L
 from ..steps import STEPS
 
@@ -37,9 +38,11 @@ LABELS_FROM = ("thresholds", "phases", "deblur_sigma", "data_type", "background"
 MASK_FROM = ("barbox", "barcol", "bar_colour", "bar_tolerance", "no_bar")
 BAR_SCALE = ("bar_ends", "bar_length_px", "bar_value_um", "vox_size", "scale_source")
 TRAINED = L.TRAINED
+#: The entry's record (description, keywords, ...: :mod:`.details`), edited in the Browse step; no step reads it.
+DETAILS = RECORD_FIELDS
 
 TABLE: dict[str, StepIO] = {
-    "browse": _io(),
+    "browse": _io(writes_ann=DETAILS),
     "crop": _io(writes_ann=GEOMETRY),
     "segment": _io(reads_ann=GEOMETRY, writes_ann=SEGMENTATION, writes_files=[L.SEGMENTED]),
     # The mask is drawn on the original and stored in the cropped frame: it follows the crop, not the phases.
