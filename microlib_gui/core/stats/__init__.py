@@ -9,7 +9,7 @@ Reports (figures, CSV) are in :mod:`microlib_gui.core.report`.
 """
 
 from .compare import (CAUSES, ERROR_THRESHOLD, compare, flag, headline_phase, load_intensity, load_pair,
-                      rel_error)
+                      rel_error, stage_names, training_cause)
 from .metrics import (DEFAULT_R_MAX, StatsError, grayscale_stats, intensity_two_point, surface_area,
                       two_point_correlation, volume_fraction)
 from .transport import default_device, percolating_fraction, tortuosity
@@ -17,6 +17,6 @@ from .transport import default_device, percolating_fraction, tortuosity
 __all__ = [
     "CAUSES", "DEFAULT_R_MAX", "ERROR_THRESHOLD", "StatsError", "compare", "default_device", "flag",
     "grayscale_stats", "headline_phase", "intensity_two_point", "load_intensity", "load_pair",
-    "percolating_fraction", "rel_error", "surface_area", "tortuosity", "two_point_correlation",
-    "volume_fraction",
+    "percolating_fraction", "rel_error", "stage_names", "surface_area", "tortuosity", "training_cause",
+    "two_point_correlation", "volume_fraction",
 ]

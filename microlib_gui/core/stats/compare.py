@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,13 @@ CAUSES = {
     "anisotropy": "anisotropic microstructure: no isotropic 3D structure has only these 2D sections, "
                   "e.g. ovals without the smaller sections a sphere would show (MicroLib tags 60, 782)",
     "segmentation": "poor segmentation or uneven exposure of the micrograph (MicroLib tag 612)",
+    "undertraining": "an under-trained generator: its run stopped far short of its preset's iterations, "
+                     "or it was trained with a small test preset",
 }
+#: A run that stopped below this share of its preset's iterations counts as under-trained.
+UNDERTRAINED_SHARE = 0.5
+#: Presets meant for tests and quick checks, not for a library entry.
+TEST_PRESETS = ("tiny", "check")
 
 
 def rel_error(a: float, b: float) -> float | None:
@@ -49,16 +56,8 @@ def label_metrics(labels: np.ndarray, n_phases: int, r_max: int | None = DEFAULT
                   device: str = "cpu") -> dict:
     """Volume fraction, surface area (total and per axis) and S2 of each phase."""
     arr = check_labels(labels)
-    sa = surface_area(arr)
-    tpc = two_point_correlation(arr, r_max=r_max, n_phases=n_phases, device=device)
-    return {
-        "shape": list(arr.shape),
-        "volume_fraction": volume_fraction(arr, n_phases),
-        "surface_area": sa["total"],
-        "surface_area_axes": sa["axes"],
-        "r": tpc["r"],
-        "two_point": tpc["s2"],
-    }
+    return _label_dict(arr, volume_fraction(arr, n_phases), surface_area(arr),
+                       two_point_correlation(arr, r_max=r_max, n_phases=n_phases, device=device))
 
 
 def intensity_metrics(intensity: np.ndarray, r_max: int | None = DEFAULT_R_MAX, device: str = "cpu") -> dict:
@@ -84,6 +83,8 @@ def compare(
     tortuosity: bool = True,
     device: str | None = None,
     tau_side: int | None = -1,
+    progress: Callable[[int, int, str], None] | None = None,
+    training: dict | None = None,
 ) -> dict:
     """Metrics of the 2D image and the 3D volume, their errors and the 5% flag.
 
@@ -99,6 +100,15 @@ def compare(
         ``"cuda"``/``"cpu"``; default: a GPU when torch sees one.
     tau_side : int or None
         Cube side for the tortuosity solve (see :func:`.transport.tortuosity`).
+    progress : callable, optional
+        ``progress(step, total, message)`` at the start of each stage (see
+        :func:`stage_names`; ``step`` counts the stages done) and, during the
+        tortuosity solve, every few hundred solver iterations. An exception it
+        raises (a cancelled job's) stops the comparison.
+    training : dict, optional
+        How the volume's generator was trained: ``iteration``, ``preset`` and
+        ``preset_iters`` (the preset's full length); a flagged result then names
+        under-training among the likely causes (see :func:`training_cause`).
     """
     from .transport import default_device, percolating_fraction
     from .transport import tortuosity as solve_tau
@@ -109,17 +119,29 @@ def compare(
         raise StatsError(f"the training image must be 2D, got shape {img.shape}")
     if vol.ndim != 3:
         raise StatsError(f"the generated volume must be 3D, got shape {vol.shape}")
-    if kind == "grayscale":
-        return _compare_gray(img, vol, r_max, device)
-    if kind != "nphase":
+    if kind not in ("nphase", "grayscale"):
         raise StatsError(f"unknown kind {kind!r} (nphase or grayscale)")
+    stage = _Stages(stage_names(kind, tortuosity), progress)
+    if kind == "grayscale":
+        return _compare_gray(img, vol, r_max, device, stage, training)
     img, vol = check_labels(img, "image2d"), check_labels(vol, "volume3d")
     n = max(int(img.max()), int(vol.max())) + 1
     if n < 2:
         raise StatsError("the image and the volume hold a single phase: nothing to compare")
-    m2, m3 = label_metrics(img, n, r_max, device), label_metrics(vol, n, r_max, device)
+    stage("volume fraction")
+    vf = volume_fraction(img, n), volume_fraction(vol, n)
+    stage("surface area")
+    sa = surface_area(img), surface_area(vol)
+    stage("two-point correlation (2D image)")
+    t2 = two_point_correlation(img, r_max=r_max, n_phases=n, device=device)
+    stage("two-point correlation (3D volume)")
+    t3 = two_point_correlation(vol, r_max=r_max, n_phases=n, device=device)
+    m2, m3 = (_label_dict(a, v, s, t) for a, v, s, t in ((img, vf[0], sa[0], t2), (vol, vf[1], sa[1], t3)))
     if tortuosity:
-        m3["tortuosity"] = solve_tau(vol, device=device, max_side=tau_side)
+        stage("tortuosity")
+        m3["tortuosity"] = solve_tau(vol, device=device, max_side=tau_side,
+                                     progress=lambda it: stage.within(f"tortuosity ({it} solver iterations)"))
+    stage("percolation")
     try:
         m3["percolating_fraction"] = percolating_fraction(vol)
     except StatsError:
@@ -133,22 +155,60 @@ def compare(
     }
     result = {"kind": "nphase", "n_phases": n, "image2d": m2, "volume3d": m3, "errors": errors}
     result["headline_phase"] = headline_phase(m2["volume_fraction"])
-    result["flag"] = flag(result)
+    result["flag"] = flag(result, training)
+    stage.done()
     return result
 
 
-def _compare_gray(img, vol, r_max, device) -> dict:
+def stage_names(kind: str = "nphase", tortuosity: bool = True) -> list[str]:
+    """The stages :func:`compare` reports, in order."""
+    if kind == "grayscale":
+        return ["intensity statistics (2D image)", "intensity statistics (3D volume)"]
+    return (["volume fraction", "surface area", "two-point correlation (2D image)",
+             "two-point correlation (3D volume)"] + (["tortuosity"] if tortuosity else []) + ["percolation"])
+
+
+class _Stages:
+    """Calls ``progress(step, total, message)``: at each stage's start, within one, and at the end."""
+
+    def __init__(self, names: list[str], progress):
+        self.names, self.progress, self.step = names, progress, -1
+
+    def __call__(self, name: str) -> None:
+        self.step += 1
+        self.within(name)
+
+    def within(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(max(self.step, 0), len(self.names), message)
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress(len(self.names), len(self.names), "statistics done")
+
+
+def _label_dict(arr: np.ndarray, vf: list, sa: dict, tpc: dict) -> dict:
+    """What :func:`label_metrics` returns, from its parts (computed stage by stage)."""
+    return {"shape": list(arr.shape), "volume_fraction": vf, "surface_area": sa["total"],
+            "surface_area_axes": sa["axes"], "r": tpc["r"], "two_point": tpc["s2"]}
+
+
+def _compare_gray(img, vol, r_max, device, stage, training=None) -> dict:
     for name, a in (("image2d", img), ("volume3d", vol)):
         if not np.issubdtype(a.dtype, np.floating) or a.min() < 0 or a.max() > 1:
             raise StatsError(f"{name}: grayscale data must be floats in [0, 1]")
-    m2, m3 = intensity_metrics(img, r_max, device), intensity_metrics(vol, r_max, device)
+    stage("intensity statistics (2D image)")
+    m2 = intensity_metrics(img, r_max, device)
+    stage("intensity statistics (3D volume)")
+    m3 = intensity_metrics(vol, r_max, device)
     errors = {
         "mean": rel_error(m2["mean"], m3["mean"]),
         "std": rel_error(m2["std"], m3["std"]),
         "two_point": [_curve_error(m2["two_point"][0], m3["two_point"][0])],
     }
     result = {"kind": "grayscale", "n_phases": 0, "image2d": m2, "volume3d": m3, "errors": errors}
-    result["flag"] = flag(result)
+    result["flag"] = flag(result, training)
+    stage.done()
     return result
 
 
@@ -158,8 +218,47 @@ def headline_phase(vf2d: list[float]) -> int:
     return min(present)[1] if present else 0
 
 
-def flag(result: dict) -> dict:
-    """MicroLib's outlier test: any relative error above 5%, with the likely causes."""
+def training_cause(training: dict | None) -> str | None:
+    """Under-training in plain words, or None when the generator's training looks complete.
+
+    Parameters
+    ----------
+    training : dict or None
+        ``iteration`` (trained), ``preset`` (its name), ``preset_iters`` (the
+        preset's full length) and, optionally, ``full_preset``/``full_iters``
+        (the preset a library entry is trained with, and its length);
+        ``converged`` true when the run stopped early because its statistics had
+        converged (then stopping short is no cause).
+
+    Returns
+    -------
+    str or None
+        E.g. "the generator was trained for 300 of the microlib preset's 5000
+        iterations: train longer".
+    """
+    if not training:
+        return None
+    it, preset, total = training.get("iteration"), training.get("preset"), training.get("preset_iters")
+    full, full_iters = training.get("full_preset") or "microlib", training.get("full_iters")
+    if preset in TEST_PRESETS:
+        done = f", for {it} iterations" if it is not None else ""
+        target = f" ({full_iters} iterations)" if full_iters else ""
+        return (f"the generator was trained with the {preset} preset (a small network for tests and quick "
+                f"checks){done}: train it with the {full} preset{target}")
+    if training.get("converged"):
+        return None  # stopped early because its statistics had converged: not under-trained
+    if it is not None and total and int(it) < UNDERTRAINED_SHARE * int(total):
+        return (f"the generator was trained for {int(it)} of the {preset or 'its'} preset's {int(total)} "
+                "iterations: train longer")
+    return None
+
+
+def flag(result: dict, training: dict | None = None) -> dict:
+    """MicroLib's outlier test: any relative error above 5%, with the likely causes.
+
+    ``training`` (see :func:`training_cause`) puts an under-trained generator first
+    among the causes of a flagged result: it is the cause a user can check and fix.
+    """
     err, reasons, causes = result["errors"], [], []
     pct = lambda e: f"{100 * e:.1f}%"  # noqa: E731
     if result["kind"] == "grayscale":
@@ -190,6 +289,9 @@ def flag(result: dict) -> dict:
             else:
                 causes += [CAUSES["representativity"], CAUSES["anisotropy"], CAUSES["segmentation"]]
             causes += _volume_anisotropy(result["volume3d"].get("surface_area_axes"))
+    under = training_cause(training) if reasons else None
+    if under:
+        causes.insert(0, under)
     return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes}
 
 

@@ -20,6 +20,8 @@ AXES = {"x": 0, "y": 1, "z": 2}
 
 #: Largest cube side solved on a CPU by default; larger volumes use their central cube.
 CPU_TAU_SIDE = 64
+#: Solver iterations between two progress calls (a multiple of TauFactor's 100-iteration convergence check).
+SOLVE_CHUNK = 500
 
 
 def default_device() -> str:
@@ -67,6 +69,7 @@ def tortuosity(
     max_side: int | None = -1,
     iter_limit: int = 20000,
     conv_crit: float = 1e-2,
+    progress=None,
 ) -> dict:
     """Tortuosity factor of each phase along x, y and z with TauFactor's SOR solver.
 
@@ -83,6 +86,10 @@ def tortuosity(
         shortest side on a GPU. ``None``: the shortest side.
     iter_limit, conv_crit :
         Passed to ``Solver.solve``.
+    progress : callable, optional
+        ``progress(iterations)`` after every :data:`SOLVE_CHUNK` solver iterations
+        (the solve is run in chunks; an exception raised here, e.g. a cancelled
+        job's, stops it).
 
     Returns
     -------
@@ -124,7 +131,7 @@ def tortuosity(
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             solver = Solver(np.stack(batch), device=device)
-            tau = np.asarray(solver.solve(iter_limit=iter_limit, verbose=False, conv_crit=conv_crit), dtype=float)
+            tau = np.asarray(_solve_in_chunks(solver, iter_limit, conv_crit, progress), dtype=float)
         converged = bool(solver.converged)
         taus = {key: float(t) for key, t in zip(where, tau)}
         del solver
@@ -138,6 +145,23 @@ def tortuosity(
             vals[name] = t if t is not None and math.isfinite(t) and t > 0 else None
         out["phases"].append({"phase": int(k), **vals, "spread": spread(vals), "converged": converged})
     return out
+
+
+def _solve_in_chunks(solver, iter_limit: int, conv_crit: float, progress=None):
+    """``solver.solve`` in chunks of :data:`SOLVE_CHUNK` iterations, calling ``progress`` between them.
+
+    TauFactor's solver keeps its iteration count and convergence state between
+    calls, so the chunks add up to one solve (its convergence check runs every
+    100 iterations, a divisor of the chunk).
+    """
+    tau = None
+    while True:
+        limit = min(iter_limit, solver.iter + SOLVE_CHUNK)
+        tau = solver.solve(iter_limit=limit, verbose=False, conv_crit=conv_crit)
+        if solver.converged or solver.iter >= iter_limit:
+            return tau
+        if progress is not None:
+            progress(int(solver.iter))
 
 
 def percolating_fraction(volume: np.ndarray, phases: list[int] | None = None) -> list[dict]:

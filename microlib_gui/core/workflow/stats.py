@@ -50,15 +50,30 @@ def inputs(library, entry_id: int) -> StatsInputs:
 
 
 def job(ctx, image: str | Path, volume: str | Path, **compare_kw) -> dict:
-    """Job function: :func:`~microlib_gui.core.stats.compare` of two files (JSON-able, finite or None)."""
-    from ..stats.compare import compare, finite_or_none, load_pair
+    """Job function: :func:`~microlib_gui.core.stats.compare` of two files (JSON-able, finite or None).
 
-    ctx.report(0, 1, "computing statistics")
+    Reports each stage (reading, then :func:`~microlib_gui.core.stats.compare.stage_names`)
+    and stops between stages when the job is cancelled.
+    """
+    return _compare_files(ctx, image, volume, extra_stages=0, **compare_kw)[0]
+
+
+def _compare_files(ctx, image, volume, extra_stages: int = 0, **compare_kw) -> tuple[dict, int, int]:
+    """Compare, reporting ``reading`` + the comparison's stages + ``extra_stages`` (the caller's);
+    returns ``(result, steps done, total steps)``."""
+    from ..stats.compare import compare, finite_or_none, load_pair, stage_names
+
+    ctx.report(0, 0, "reading the training image and the volume", force=True)
     img, vol, kind = load_pair(image, volume)
-    ctx.check_cancelled()
-    result = finite_or_none(compare(img, vol, kind=kind, **compare_kw))
-    ctx.report(1, 1, "statistics done")
-    return result
+    total = 1 + len(stage_names(kind, compare_kw.get("tortuosity", True))) + extra_stages
+
+    def progress(step: int, _n: int, message: str) -> None:
+        ctx.check_cancelled()
+        ctx.report(1 + step, total, message, force=message in stage_names(kind, True))
+
+    progress(0, 0, "comparing")
+    result = finite_or_none(compare(img, vol, kind=kind, progress=progress, **compare_kw))
+    return result, total - extra_stages, total
 
 
 def _params(compare_kw: dict) -> dict:
@@ -113,19 +128,65 @@ def run_job(ctx, library_root: str, entry_id: int, **compare_kw) -> dict:
     return compute(lib, entry_id, ctx=ctx, **compare_kw)
 
 
-def compute(library, entry_id: int, ctx=None, **compare_kw) -> dict:
-    """Compare and store, inline; returns the result with ``entry``."""
-    from ..jobs import run_inline
+def compute(library, entry_id: int, ctx=None, on_progress=None, **compare_kw) -> dict:
+    """Compare and store, inline; returns the result with ``entry``.
+
+    ``ctx`` (a job's context) or ``on_progress`` (a callback taking
+    :class:`~microlib_gui.core.jobs.Progress` events, the CLI's) hears each stage;
+    a cancelled job stops before anything is saved. The generator's training
+    (:func:`training_info`) goes into the flag's likely causes.
+    """
+    import threading
+
+    from ..jobs import JobContext
 
     inp = inputs(library, entry_id)
     if not inp.ready:
         raise StatsError(f"{library.entry_dir(entry_id).name}: {inp.reason}")
     inp.stamps = {str(p): file_sha(p) for p in (inp.image, inp.volume)}
     if ctx is None:
-        result = run_inline(job, {"image": str(inp.image), "volume": str(inp.volume), **compare_kw})
-    else:
-        result = job(ctx, inp.image, inp.volume, **compare_kw)
-    return save(library, entry_id, result, inp, compare_kw)
+        ctx = JobContext(on_progress or (lambda p: None), threading.Event())
+    kw = {"training": training_info(library, entry_id), **compare_kw}
+    result, step, total = _compare_files(ctx, inp.image, inp.volume, extra_stages=1, **kw)
+    ctx.check_cancelled()  # the last moment to stop: from here on the result is saved
+    ctx.report(step, total, SAVING, force=True)
+    saved_result = save(library, entry_id, result, inp, compare_kw)
+    ctx.report(total, total, "statistics saved", force=True)
+    return saved_result
+
+
+#: The message of the last stage, drawing the figure and saving (a job past it is not stopped).
+SAVING = "drawing the figure and saving"
+
+
+def training_info(library, entry_id: int) -> dict | None:
+    """How the generator that made the entry's volume was trained, for the flag's likely causes.
+
+    ``{"iteration", "preset", "preset_iters", "full_preset", "full_iters", "converged"}``
+    from the generator's provenance and its ``_meta.json`` (written by training);
+    None when the volume is not the current generator's or nothing records it.
+    """
+    from ..slicegan.presets import PRESETS
+
+    gen = library.entry_file(entry_id, L.GENERATOR.suffix)
+    if not gen.exists() or not generate.volume_state(library, entry_id).current:
+        return None
+    prov = next((p for p in library.provenance(entry_id) if p["file"] == gen.name), None) or {}
+    params = prov.get("params") or {}
+    try:
+        meta = json.loads(library.entry_file(entry_id, L.GEN_META.suffix).read_text("utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    meta = meta if isinstance(meta, dict) else {}
+    iteration = params.get("iteration", meta.get("iteration"))
+    preset = params.get("preset") or meta.get("preset")
+    if iteration is None and preset is None:
+        return None
+    known = PRESETS.get(preset) if isinstance(preset, str) else None
+    return {"iteration": None if iteration is None else int(iteration), "preset": preset,
+            "preset_iters": known.iters if known else None, "full_preset": "microlib",
+            "full_iters": PRESETS["microlib"].iters,
+            "converged": bool(meta.get("converged") or params.get("converged"))}
 
 
 @dataclass
