@@ -77,7 +77,7 @@ def cmd_stats(args) -> int:
     if args.volume3d is None:
         return _stats_entry(args, kw)
     img, vol, kind = load_pair(args.image2d, args.volume3d)
-    result = finite_or_none(compare(img, vol, kind=kind, **kw))
+    result = finite_or_none(compare(img, vol, kind=kind, progress=_stage_printer(args), **kw))
     if args.plot:
         entry_figure(result, args.plot, title=f"{Path(args.image2d).name} vs {Path(args.volume3d).name}")
     emit(args, result, format_result(result))
@@ -97,9 +97,25 @@ def _stats_entry(args, kw: dict) -> int:
         raise StatsError("an entry's figure is stored with it (_stats.png): leave out --plot")
     lib = open_library(args, create=False)
     entry = lib.find_entry(args.image2d)
-    result = stats.compute(lib, entry.id, **kw)
+    show = _stage_printer(args)
+    result = stats.compute(lib, entry.id, on_progress=lambda ev: show(ev.step, ev.total, ev.message), **kw)
     emit(args, result, format_result(result) + f"\nsaved with {entry.name} (_stats.json, _stats.png)")
     return 0
+
+
+def _stage_printer(args):
+    """``progress(step, total, message)`` printing each new stage on stderr as ``[2/7] surface area``
+    (nothing with --json, whose stdout is for machines and stderr stays quiet)."""
+    last = [None]
+
+    def show(step: int, total: int, message: str) -> None:
+        if args.json or message == last[0]:
+            return
+        last[0] = message
+        where = f"[{step}/{total}] " if total else ""
+        print(f"{where}{message}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def _f(x, spec=".4f") -> str:
