@@ -37,6 +37,18 @@ class Preset:
     ema: float = 0.0         # decay of an exponential moving average of the generator's weights (0: off)
     critic_axes: str = "sequential"  # isotropic: "sequential" (published: 3 updates), "joint" (1), "separate" (3 critics)
     augment: bool = False    # isotropic runs: real patches under random flips/transposes (dihedral group)
+    # stopping when the statistics have converged (docs/slicegan.md, "Stopping when converged"):
+    # every converge_every iterations a volume from a latent of side converge_latent (fixed seed)
+    # is compared with the training image; the run stops at or after converge_min_iters once
+    # converge_patience checks in a row have volume-fraction and surface-area errors within
+    # converge_tol (relative) and a two-point-correlation error within converge_s2_tol (absolute)
+    converge: bool = False
+    converge_every: int = 250
+    converge_min_iters: int = 1000
+    converge_tol: float = 0.03
+    converge_patience: int = 2
+    converge_s2_tol: float = 0.02
+    converge_latent: int = 6  # latent side of the check volume (tiny network: 64³ voxels)
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)
@@ -86,7 +98,10 @@ PRESETS = {
                        ema=0.999,
                        # real patches under the square's 8 symmetries (isotropic runs): lower surface-area
                        # error on all five images compared on the H100 (docs/benchmarks.md)
-                       augment=True),
+                       augment=True,
+                       # stop when converged; the check volume 96³ (latent 5); a GPU study tunes these
+                       converge=True, converge_every=250, converge_min_iters=1000, converge_patience=2,
+                       converge_tol=0.03, converge_s2_tol=0.02, converge_latent=5),
     "tiny": Preset("tiny", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
                    d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), batch_g=4, batch_d=2, batch_real=8,
                    iters=100, checkpoint_every=10, log_every=5),

@@ -31,6 +31,7 @@ import torch
 from ..atomic import atomic_path, atomic_write_json
 from ..jobs import JobCancelled
 from . import SliceGANError
+from .convergence import CHECK_SEED, Figures, Tracker
 from .data import PatchSampler, TrainingImage, load_training_images
 from .fileformat import save_generator
 from .nets import (Critic, Generator, depth_to_space, s2d_buffer, s2d_parts, s2d_supported, space_to_depth,
@@ -369,6 +370,28 @@ class Trainer:
         m = img.shape[0] // 2
         return {"slice_x": img[m], "slice_y": img[:, m], "slice_z": img[:, :, m]}
 
+    @torch.no_grad()
+    def check_volume(self) -> tuple[torch.Tensor, Generator]:
+        """The convergence check's volume (C, X, Y, Z), float, on the device, from a fixed latent of
+        side ``converge_latent``, made by the generator that would be saved now; and that generator."""
+        if getattr(self, "_check_z", None) is None:  # drawn once from its own stream: checks are comparable
+            s = self.p.converge_latent
+            gen = torch.Generator().manual_seed(CHECK_SEED)
+            self._check_z = torch.randn(1, self.p.nz, s, s, s, generator=gen).to(self.dev)
+        G = self.export_generator()
+        was = G.training
+        G.eval()  # running statistics, as generation uses (no batch-statistics updates)
+        with self._autocast():
+            vol = G(self._check_z).float()[0]
+        G.train(was)
+        return vol, G
+
+    def generator_from(self, state: dict) -> Generator:
+        """A generator (eval mode) with the weights and statistics of a saved ``state_dict``."""
+        G = copy.deepcopy(self.G if self.G_ema is None else self.G_ema)
+        G.load_state_dict(state)
+        return G.eval()
+
     def export_generator(self) -> Generator:
         """The generator to save: ``G``, or the moving average with batch-norm statistics
         re-estimated for its own weights (from a private random stream)."""
@@ -420,24 +443,65 @@ def to_display(vol: np.ndarray, imtype: str) -> np.ndarray:
     return img[0] if imtype == "grayscale" else np.moveaxis(img, 0, -1)
 
 
-def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict) -> None:
+def _convergence_record(tracker: Tracker | None, iteration: int) -> dict:
+    """What run.json and the result say about convergence (converge off: no checks, the last
+    iteration is the generator's)."""
+    if tracker is None:
+        return {"convergence": [], "converged_at": None, "best_iteration": iteration}
+    best = tracker.best_iteration if tracker.best_state is not None else None
+    return {"convergence": list(tracker.history), "converged_at": tracker.converged_at,
+            "best_iteration": iteration if best is None else best}
+
+
+def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict,
+                     tracker: Tracker | None = None) -> None:
     if trainer.cuda:
         torch.cuda.synchronize()
     ck = trainer.state()
     ck["iteration"] = iteration
     ck["config"] = config
+    if tracker is not None:
+        ck["convergence"] = tracker.state()
     with atomic_path(out / CHECKPOINT) as tmp:
         torch.save(ck, tmp)
-    save_generator(out / GEN_NAME, trainer.export_generator(),
-                   {"phases": config.get("phases"), "iteration": iteration, "preset": config["preset"]["name"],
-                    "ema": config["preset"].get("ema", 0.0)})
-    atomic_write_json(out / RUN_JSON, {**config, "iteration": iteration})
+    record = _convergence_record(tracker, iteration)
+    # converge on: the generator of the best check so far (until the first check, the current one)
+    if tracker is not None and tracker.best_state is not None:
+        G = trainer.generator_from(tracker.best_state)
+    else:
+        G = trainer.export_generator()
+    save_generator(out / GEN_NAME, G,
+                   {"phases": config.get("phases"), "iteration": record["best_iteration"],
+                    "preset": config["preset"]["name"], "ema": config["preset"].get("ema", 0.0),
+                    "converged_at": record["converged_at"]})
+    atomic_write_json(out / RUN_JSON, {**config, "iteration": iteration, **record})
+
+
+def _check_message(it: int, total: int, errors: dict, imtype: str) -> str:
+    """``iteration 1500/5000 · vf 2.1 % · surface area 3.4 %`` (grayscale: mean and spread)."""
+    a, b = ("vf", "surface area") if imtype == "nphase" else ("mean", "spread")
+    return (f"iteration {it}/{total} · {a} {100 * errors['vf_error']:.1f} % · "
+            f"{b} {100 * errors['sa_error']:.1f} %")
+
+
+def _converge_settings(p: Preset, **given) -> Preset:
+    """The preset with the given convergence settings (``None``: the preset's), checked."""
+    p = replace(p, **{k: type(getattr(p, k))(v) for k, v in given.items() if v is not None})
+    if p.converge:
+        if min(p.converge_every, p.converge_patience, p.converge_latent) < 1 or p.converge_min_iters < 0:
+            raise SliceGANError("--converge: the check interval, patience and latent side must be at least 1")
+        if not (p.converge_tol > 0 and p.converge_s2_tol > 0):
+            raise SliceGANError("--converge: the tolerances must be above 0")
+    return p
 
 
 def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | None = None, device: str = "auto",
           seed: int = 0, resume: bool = False, imtype: str = "auto", checkpoint_every: int | None = None,
           log_every: int | None = None, precision: str = "auto", graphs: bool | str = "auto",
-          ema: float | None = None, critic_axes: str | None = None, augment: bool | None = None) -> dict:
+          ema: float | None = None, critic_axes: str | None = None, augment: bool | None = None,
+          converge: bool | None = None, converge_every: int | None = None, converge_min_iters: int | None = None,
+          converge_tol: float | None = None, converge_patience: int | None = None,
+          converge_s2_tol: float | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -473,14 +537,27 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     augment : bool, optional
         Isotropic runs: show the critic the real patches under random flips and transposes
         (see docs/slicegan.md; default: the preset's: on for ``microlib``, off for ``tiny``).
+    converge : bool, optional
+        Every ``converge_every`` iterations compare a small generated volume's statistics with the
+        image's (:mod:`.convergence`); stop once they agree, and save the generator of the best
+        check (default: the preset's: on for ``microlib``). Also settable on resume.
+    converge_every, converge_min_iters, converge_tol, converge_patience, converge_s2_tol : optional
+        The check interval, the first iteration that may stop, the relative volume-fraction and
+        surface-area tolerance, the checks in a row within it, the two-point-correlation tolerance
+        (default: the preset's).
 
     Returns
     -------
-    dict with ``out``, ``generator`` (path), ``iteration``, ``seconds``, ``s_per_iter``.
+    dict with ``out``, ``generator`` (path), ``iteration``, ``seconds``, ``s_per_iter``,
+    ``converged_at`` (iteration or None), ``best_iteration`` (the saved generator's),
+    ``convergence`` (one dict per check: ``iteration``, ``vf_error``, ``sa_error``, ``s2_error``)
+    and ``check_seconds`` (time spent in checks).
 
     Progress events carry scalars ``critic_loss``, ``wasserstein``,
     ``gradient_penalty``, ``generator_loss``, ``s_per_iter`` and images
-    ``slice_x``, ``slice_y``, ``slice_z``. Cancel saves a checkpoint and stops.
+    ``slice_x``, ``slice_y``, ``slice_z``; at check iterations also ``vf_error``,
+    ``sa_error``, ``s2_error`` (fractions). A run that converges ends with an event
+    "converged at iteration N". Cancel saves a checkpoint and stops.
     """
     out = Path(out)
     ck = None
@@ -508,6 +585,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = replace(p, augment=bool(augment))
     if p.critic_axes not in CRITIC_AXES:
         raise SliceGANError(f"--critic-axes must be one of {', '.join(CRITIC_AXES)} (got {p.critic_axes!r})")
+    p = _converge_settings(p, converge=converge, converge_every=converge_every,
+                           converge_min_iters=converge_min_iters, converge_tol=converge_tol,
+                           converge_patience=converge_patience, converge_s2_tol=converge_s2_tol)
     if not 0.0 <= p.ema < 1.0:
         raise SliceGANError(f"--ema must be at least 0 and below 1 (got {p.ema})")
     if min(p.iters, p.checkpoint_every, p.log_every) < 1:
@@ -524,10 +604,18 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     config = {"preset": p.to_dict(), "images": [str(Path(x).resolve()) for x in images], "imtype": imgs[0].imtype,
               "phases": imgs[0].phases, "seed": int(seed), "params": trainer.params.to_list(),
               "anisotropic": trainer.anisotropic, "device": dev.type, "precision": "bf16" if trainer.bf16 else "fp32"}
+    tracker = figures = None
+    if p.converge:
+        tracker = Tracker(p.converge_tol, p.converge_s2_tol, p.converge_patience, p.converge_min_iters)
+        # the image's figures once, on the device (the patch samplers hold the images there)
+        figures = Figures([s.image for s in trainer.samplers], trainer.imtype)
     start = 0
     if ck is not None:
         trainer.load(ck)
         start = int(ck["iteration"])
+        if tracker is not None:
+            tracker.load(ck.get("convergence"))
+            tracker.converged_at = None  # a resumed run trains past where it stopped
     out.mkdir(parents=True, exist_ok=True)
     if ck is None:
         atomic_write_json(out / RUN_JSON, {**config, "iteration": 0})
@@ -536,29 +624,43 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     it = start
     t_log, it_log = t0, start
     s_per_iter = float("nan")
+    check_s = 0.0
     try:
         while it < total:
             ctx.check_cancelled()
             trainer.step()
             it += 1
-            if it % p.log_every == 0 or it == total:
+            check = tracker is not None and (it % p.converge_every == 0 or it == total)
+            if it % p.log_every == 0 or it == total or check:
                 stats = trainer.take_stats()  # synchronises
                 now = time.monotonic()
                 s_per_iter = (now - t_log) / max(it - it_log, 1)
                 t_log, it_log = now, it
                 if not all(math.isfinite(v) for v in stats.values()):
                     raise SliceGANError(f"training diverged at iteration {it} (losses are not finite)")
-                ctx.report(it, total, f"iteration {it}/{total}", scalars={**stats, "s_per_iter": s_per_iter},
-                           images=trainer.sample_slices(), force=True)
+                scalars, message, stop = {**stats, "s_per_iter": s_per_iter}, f"iteration {it}/{total}", False
+                if check:
+                    vol, G = trainer.check_volume()
+                    errors = figures.errors(vol)
+                    stop = tracker.add(it, errors, state=G.state_dict)
+                    scalars.update(errors)
+                    message = _check_message(it, total, errors, trainer.imtype)
+                    t_log = time.monotonic()  # s_per_iter: training only
+                    check_s += t_log - now
+                ctx.report(it, total, message, scalars=scalars, images=trainer.sample_slices(), force=True)
+                if stop:
+                    _save_checkpoint(out, trainer, it, config, tracker)
+                    ctx.report(it, total, f"converged at iteration {it}", force=True)
+                    break
             if it % p.checkpoint_every == 0 or it == total:
-                _save_checkpoint(out, trainer, it, config)
+                _save_checkpoint(out, trainer, it, config, tracker)
     except JobCancelled:
         if it > start:
-            _save_checkpoint(out, trainer, it, config)
+            _save_checkpoint(out, trainer, it, config, tracker)
         raise
     secs = time.monotonic() - t0
     return {"out": str(out), "generator": str(out / GEN_NAME), "iteration": it, "seconds": secs,
-            "s_per_iter": secs / max(it - start, 1)}
+            "s_per_iter": secs / max(it - start, 1), "check_seconds": check_s, **_convergence_record(tracker, it)}
 
 
 #: The name the GUI's ProcessJob uses.
