@@ -1,4 +1,8 @@
-"""Training loss curves (pyqtgraph): critic loss, Wasserstein estimate, gradient penalty."""
+"""Training loss curves (pyqtgraph): critic loss, Wasserstein estimate, gradient penalty.
+
+The legend sits in its own row under the axes (:func:`curve_plot`), so it never covers a curve,
+whatever the data's range.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +15,51 @@ CURVES = (("critic_loss", "critic loss", (220, 90, 80)),
           ("gradient_penalty", "gradient penalty", (120, 200, 120)))
 
 
+def curve_plot(name: str, y_label: str, legend_columns: int) -> tuple[pg.GraphicsLayoutWidget, pg.PlotItem,
+                                                                      pg.LegendItem]:
+    """A white plot with its legend in a row of its own under the axes.
+
+    Parameters
+    ----------
+    name : str
+        Object name of the returned widget (tests find it by that).
+    y_label : str
+        Left axis label; the bottom axis is the iteration.
+    legend_columns : int
+        Legend entries per row.
+
+    Returns
+    -------
+    (widget, plot, legend)
+        Add curves to ``plot`` and name them with ``legend.addItem(curve, label)``.
+    """
+    widget = pg.GraphicsLayoutWidget()
+    widget.setBackground("w")
+    widget.setObjectName(name)
+    plot = widget.addPlot(row=0, col=0)
+    plot.setLabel("bottom", "iteration")
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.3)
+    # no offset: the legend is laid out as a cell of the layout, not anchored over the view box
+    legend = pg.LegendItem(colCount=legend_columns, labelTextColor=(40, 40, 40), frame=False,
+                           horSpacing=12)
+    widget.addItem(legend, row=1, col=0)
+    widget.ci.layout.setRowStretchFactor(0, 1)
+    widget.ci.layout.setRowStretchFactor(1, 0)
+    return widget, plot, legend
+
+
 class LossPlot(QWidget):
     """Loss against iteration; :meth:`add_point` appends one progress event's scalars."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setObjectName("lossPlot")
-        self.plot.addLegend(offset=(10, 10))
-        self.plot.setLabel("bottom", "iteration")
-        self.plot.setLabel("left", "loss")
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot, self.plot_item, self.legend = curve_plot("lossPlot", "loss", 2)
         self.data: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k, _, _ in CURVES}
-        self.curves = {k: self.plot.plot([], [], name=label, pen=pg.mkPen(col, width=2))
-                       for k, label, col in CURVES}
+        self.curves = {}
+        for k, label, col in CURVES:
+            self.curves[k] = self.plot_item.plot([], [], pen=pg.mkPen(col, width=2))
+            self.legend.addItem(self.curves[k], label)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
