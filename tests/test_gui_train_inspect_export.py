@@ -52,6 +52,8 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert not train.start_btn.isEnabled()
     ctx.set_entry(e.id)
     assert "_inpainted.png" in train.image_info.text() and train.start_btn.isEnabled()
+    # MicroLib's network (without a GPU the Draft network is preselected: test_gui_train_convergence.py)
+    train.preset_combo.setCurrentIndex(train.preset_combo.findData("microlib"))
     assert "about" in train.estimate_label.text()
     if not train.cuda:  # MicroLib's network for 5000 iterations on a CPU: days, and the panel says what helps
         assert "GPU machine" in train.estimate_label.text()

@@ -12,6 +12,7 @@ and is resumed, or its generator used, only when the user says so.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +25,68 @@ from PySide6.QtWidgets import (
 
 from ...core.errors import MicrolibError
 from ...core.jobs import FAILED, Finished, Progress, fmt_duration
+from ...core.slicegan import presets as presets_mod
 from ...core.sysinfo import detect_devices
 from ...core.workflow import train as wf
+from ..widgets.convergence_plot import ConvergencePlot
 from ..widgets.loss_plot import LossPlot
 from ..widgets.progress import show_progress
 from .base import StepPanel
 
 QUEUE = "train"
+
+#: The networks offered, in this order; unknown presets follow, then the ones for tests
+#: (:data:`FOR_TESTS`), after a separator and labelled so: they are too small for a library entry.
+PRESET_LABELS = {"draft": "Draft (CPU: minutes)", "microlib": "MicroLib (paper network)",
+                 "tiny": "Tiny — for tests", "check": "Check — for tests"}
+FOR_TESTS = ("tiny", "check")
+#: What the paper network gives, when presets.py has no note of its own for it.
+MICROLIB_QUALITY = "errors ≤ 5 % on a GPU"
+#: Lines kept for the texts that change with the settings: rows keep their height, the buttons stay put.
+NOTE_LINES, ESTIMATE_LINES, STATUS_LINES = 5, 4, 1
+
+
+def preset_notes() -> dict:
+    """Measured label, CPU minutes and quality of each preset that has them (``presets.PRESET_NOTES``)."""
+    return dict(getattr(presets_mod, "PRESET_NOTES", {}) or {})
+
+
+def best_check(points: list[tuple[int, dict]]) -> int | None:
+    """The check iteration with the smallest of the larger of its two errors (vf, surface area): the
+    trainer's best (``core.slicegan.convergence.Tracker``), for the live plot between checkpoints."""
+    checks = [(max(sc.get("vf_error", 0.0), sc.get("sa_error", 0.0)), it) for it, sc in points
+              if "vf_error" in sc or "sa_error" in sc]
+    return min(checks)[1] if checks else None
+
+
+def convergence_text(points: list[tuple[int, dict]], tol: float | None, converged_at: int | None,
+                     enabled: bool, ended: bool) -> str:
+    """The status line under the convergence plot.
+
+    Parameters
+    ----------
+    points : list of (iteration, scalars)
+        The run's reports; those with ``vf_error``/``sa_error`` (fractions) are convergence checks.
+    tol : float or None
+        The target (fraction) for both errors.
+    converged_at : int or None
+        The iteration the run stopped at because it converged.
+    enabled : bool
+        The run checks convergence (``converge`` on).
+    ended : bool
+        The run is done (no "yet").
+    """
+    if converged_at is not None:
+        return f"Converged at iteration {converged_at}."
+    checks = [(it, sc) for it, sc in points if "vf_error" in sc or "sa_error" in sc]
+    if not checks:
+        return ("Convergence: no check yet." if enabled else
+                "Convergence check off for this run (Stop when converged).")
+    it, sc = checks[-1]
+    errs = ", ".join(f"{name} {sc[k] * 100:.1f} %" for k, name in (("vf_error", "vf"), ("sa_error", "surface area"))
+                     if k in sc)
+    target = f" (target {tol * 100:g} %)" if tol else ""
+    return f"{'Not converged' if ended else 'Not converged yet'}: {errs}{target}, iteration {it}."
 
 
 class _Job:
@@ -83,10 +139,11 @@ class Panel(StepPanel):
         f = QFormLayout(settings)
         self.preset_combo = QComboBox()
         self.preset_combo.setObjectName("preset")
-        self.preset_combo.addItem("MicroLib (paper network)", "microlib")
-        self.preset_combo.addItem("Tiny (quick CPU try)", "tiny")
+        self._fill_presets()
         self.preset_combo.currentIndexChanged.connect(self._preset_changed)
         f.addRow("Network", self.preset_combo)
+        self.preset_note = self._fixed_lines_label("presetNote", NOTE_LINES)
+        f.addRow("", self.preset_note)
         self.iters_spin = QSpinBox()
         self.iters_spin.setObjectName("iterations")
         self.iters_spin.setRange(1, 1_000_000)
@@ -120,17 +177,23 @@ class Panel(StepPanel):
         self.augment_check.setToolTip("Each real patch is shown under a random flip or transpose: lower 3D surface-area "
                                       "error in our measurements (docs/slicegan.md). Off: the published patches.")
         f.addRow(self.augment_check)
+        self.converge_check = QCheckBox("Stop when converged")
+        self.converge_check.setObjectName("converge")
+        self.converge_check.setToolTip("Every few hundred iterations, compare a generated volume's volume fractions "
+                                       "and surface area with the training image's; stop once both are within "
+                                       "the target (the network's default: on for MicroLib)")
+        f.addRow(self.converge_check)
         self.aniso_paths: list[Path | None] = [None, None, None]
         self.aniso_btns = []
+        aniso_row = QHBoxLayout()
         for i, ax in enumerate("xyz"):
             b = QPushButton(f"Image ⟂ {ax}…")
             b.clicked.connect(lambda _c=False, i=i: self.choose_aniso(i))
-            b.setVisible(False)
+            b.setEnabled(False)  # always shown: showing rows would move the buttons below (issue 20)
             self.aniso_btns.append(b)
-            f.addRow(b)
-        self.estimate_label = QLabel()
-        self.estimate_label.setObjectName("estimate")
-        self.estimate_label.setWordWrap(True)
+            aniso_row.addWidget(b)
+        f.addRow(aniso_row)
+        self.estimate_label = self._fixed_lines_label("estimate", ESTIMATE_LINES)
         f.addRow("Estimate", self.estimate_label)
 
         self.start_btn = QPushButton("Start")
@@ -149,8 +212,11 @@ class Panel(StepPanel):
         self.queue_list = QListWidget()
         self.queue_list.setObjectName("trainQueue")
         self.queue_list.setMaximumHeight(80)
+        row_h = self.queue_list.fontMetrics().lineSpacing()
+        self.queue_list.setMinimumHeight(row_h * 2 + 12)  # not Qt's 70 px: the window fits a 900 px screen
         self.runs_list = QListWidget()
         self.runs_list.setObjectName("runsList")
+        self.runs_list.setMinimumHeight(row_h * 2 + 12)
         self.runs_list.currentRowChanged.connect(self._run_picked)
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setObjectName("resumeTraining")
@@ -186,6 +252,8 @@ class Panel(StepPanel):
         self.eta_label = QLabel()
         self.eta_label.setObjectName("eta")
         self.loss_plot = LossPlot()
+        self.conv_plot = ConvergencePlot()
+        self.conv_status = self._fixed_lines_label("convergenceStatus", STATUS_LINES)
         self.slice_labels = {}
         slices = QHBoxLayout()
         for k in ("slice_x", "slice_y", "slice_z"):
@@ -208,7 +276,11 @@ class Panel(StepPanel):
         rv.addWidget(self.iter_label)
         rv.addWidget(self.progress)
         rv.addWidget(self.eta_label)
-        rv.addWidget(self.loss_plot, 2)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot, 1)
+        plots.addWidget(self.conv_plot, 1)
+        rv.addLayout(plots, 2)
+        rv.addWidget(self.conv_status)
         rv.addLayout(slices)
         rv.addWidget(self.log_view, 1)
 
@@ -222,14 +294,69 @@ class Panel(StepPanel):
         self._preset_changed()
         self.load_entry(None)
 
-    # -- settings ------------------------------------------------------------------
-    def _preset_changed(self, *_):
-        from ...core.slicegan.presets import get_preset
+    @staticmethod
+    def _fixed_lines_label(name: str, lines: int) -> QLabel:
+        """A wrapped label of a fixed height: its text changes with the settings, the layout does not."""
+        lab = QLabel()
+        lab.setObjectName(name)
+        lab.setWordWrap(True)
+        lab.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        lab.setFixedHeight(lab.fontMetrics().lineSpacing() * lines + 4)
+        return lab
 
-        p = get_preset(self.preset_combo.currentData())
+    # -- settings ------------------------------------------------------------------
+    def _fill_presets(self) -> None:
+        """The networks: Draft and MicroLib first, the test presets last; Draft preselected without a GPU."""
+        names = [n for n in PRESET_LABELS if n in presets_mod.PRESETS and n not in FOR_TESTS]
+        names += [n for n in presets_mod.PRESETS if n not in PRESET_LABELS]
+        for n in names:
+            self.preset_combo.addItem(PRESET_LABELS.get(n, n), n)
+        self.preset_combo.insertSeparator(self.preset_combo.count())
+        for n in FOR_TESTS:
+            if n in presets_mod.PRESETS:
+                self.preset_combo.addItem(PRESET_LABELS[n], n)
+                self.preset_combo.setItemData(self.preset_combo.count() - 1,
+                                              "A small network for tests and smoke runs: it learns little",
+                                              Qt.ItemDataRole.ToolTipRole)
+        default = "microlib" if self.cuda or "draft" not in presets_mod.PRESETS else "draft"
+        self.preset_combo.setCurrentIndex(self.preset_combo.findData(default))
+
+    def _preset_changed(self, *_):
+        p = presets_mod.get_preset(self.preset_combo.currentData())
         self.iters_spin.setValue(p.iters)
         self.augment_check.setChecked(p.augment)
+        self.converge_check.setChecked(bool(getattr(p, "converge", False)))
         self._update_estimate()
+
+    def _preset_note(self) -> str:
+        """What the chosen network gives: measured time and quality, and the paper network's on this machine."""
+        name = self.preset_combo.currentData()
+        if name in FOR_TESTS:
+            return "<i>For tests</i>: a small network that learns little. Use Draft or MicroLib for an entry."
+        notes = preset_notes()
+        note = notes.get(name) or {}
+        parts = []
+        if note.get("cpu_minutes") is not None:
+            cores = note.get("cpu_cores", 2)
+            parts.append(f"about {note['cpu_minutes']:g} min on {cores} CPU cores")
+        if note.get("quality"):
+            parts.append(str(note["quality"]))
+        text = "; ".join(parts)
+        if name == "draft":
+            full = presets_mod.get_preset("microlib")
+            cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
+            try:
+                measured = wf.measured_speed(self.library, "microlib", cuda)
+            except MicrolibError:
+                measured = None
+            est = wf.estimate_seconds("microlib", full.iters, cuda, measured)
+            quality = (notes.get("microlib") or {}).get("quality") or MICROLIB_QUALITY
+            text = (text + ". " if text else "") + (
+                f"The full MicroLib network: about {fmt_duration(est)} on this {'GPU' if cuda else 'CPU'} "
+                f"({full.iters} iterations); {quality}.")
+        elif name == "microlib" and not text:
+            text = f"The paper's network: volume-fraction and surface-area {MICROLIB_QUALITY}."
+        return text[:1].upper() + text[1:] if text else ""
 
     def _estimate(self) -> tuple[float | None, bool, float | None]:
         """(seconds, on the GPU, measured s/iteration or None) for the current settings."""
@@ -242,12 +369,16 @@ class Panel(StepPanel):
         return wf.estimate_seconds(preset, self.iters_spin.value(), cuda, measured), cuda, measured
 
     def _update_estimate(self, *_):
+        note = self._preset_note()
+        self.preset_note.setText(note)
+        self.preset_note.setToolTip(note)  # the whole text, should a narrow window cut it
         est, cuda, measured = self._estimate()
         how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
         text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
         if est is not None and not cuda and est > wf.LONG_CPU_RUN_S:
             text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
         self.estimate_label.setText(text)
+        self.estimate_label.setToolTip(text)
 
     def _confirm_long_cpu_run(self) -> bool:
         """Ask before a CPU run estimated at more than LONG_CPU_RUN_S (MicroLib's network on a laptop)."""
@@ -270,7 +401,7 @@ class Panel(StepPanel):
 
     def _aniso_toggled(self, on: bool) -> None:
         for b in self.aniso_btns:
-            b.setVisible(on)
+            b.setEnabled(on)
         self.augment_check.setEnabled(not on)  # three images keep their published orientation
         self._update_buttons()
 
@@ -375,6 +506,7 @@ class Panel(StepPanel):
         self.loss_plot.clear()
         for step, scalars in wf.curves(run) if run is not None else ():
             self.loss_plot.add_point(step, scalars)
+        self._show_convergence(run)
         self.log_view.setPlainText(wf.log_text(run) if run is not None else "")
         self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
         job = self._live(run) if run is not None else None
@@ -394,13 +526,69 @@ class Panel(StepPanel):
             self.progress.setValue(0)
             return
         self.progress.setRange(0, max(run.total, 1))
-        self.progress.setValue(run.iteration)
+        # a run that converged is done before its total: a full bar
+        self.progress.setValue(run.total if run.status == "done" else run.iteration)
         self.iter_label.setText(self._run_state(run))
+
+    # -- convergence ----------------------------------------------------------------------
+    @staticmethod
+    def _run_json(run: wf.Run) -> dict:
+        from ...core.slicegan.train import read_run
+
+        try:
+            return read_run(run.out)
+        except MicrolibError:
+            return {}
+
+    @staticmethod
+    def _run_convergence_settings(run: wf.Run, state: dict) -> tuple[bool, float | None]:
+        """(checks convergence, target) of ``run``: its run.json, else its parameters over its preset."""
+        stored = state.get("preset") or {}
+        try:
+            preset = presets_mod.get_preset(run.params.get("preset", "microlib"))
+        except MicrolibError:
+            preset = None
+        enabled = run.params.get("converge")
+        if enabled is None:
+            enabled = stored.get("converge", getattr(preset, "converge", False))
+        tol = stored.get("converge_tol", run.params.get("converge_tol", getattr(preset, "converge_tol", None)))
+        return bool(enabled), (float(tol) if tol is not None else None)
+
+    def _show_convergence(self, run: wf.Run | None) -> None:
+        """The selected run's convergence checks, from its curves file and run.json (never a kept copy)."""
+        self.conv_plot.clear()
+        if run is None:
+            self.conv_plot.set_tolerance(None)
+            self.conv_status.setText("")
+            return
+        points = wf.curves(run)
+        for step, scalars in points:
+            self.conv_plot.add_point(step, scalars)
+        state = self._run_json(run)
+        enabled, tol = self._run_convergence_settings(run, state)
+        self.conv_plot.set_tolerance(tol)
+        # run.json's best (the saved generator's) once written; with no checks it is just the last iteration
+        best = state.get("best_iteration") if state.get("convergence") else None
+        self.conv_plot.set_best(best if best is not None else best_check(points))
+        self.conv_status.setText(convergence_text(points, tol, state.get("converged_at"), enabled,
+                                                  run.status == "done"))
+
+    def _live_convergence(self, job: _Job, ev: Progress) -> None:
+        """A progress event of the run on screen: its check (if it carries one) on the plot and status line."""
+        m = re.search(r"converged at iteration (\d+)", ev.message or "")  # the run's last event
+        if not self.conv_plot.add_point(ev.step, ev.scalars or {}) and m is None:
+            return
+        self.conv_plot.set_best(best_check(self.conv_plot.checks()))
+        _, tol = self._run_convergence_settings(job.run, {})
+        self.conv_status.setText(convergence_text([(ev.step, ev.scalars or {})], tol,
+                                                  int(m.group(1)) if m else None, True, False))
 
     @staticmethod
     def _run_state(run: wf.Run) -> str:
         if run.status == "running":
             return f"Run {run.number}: training (iteration {run.iteration} of {run.total})…"
+        if run.status == "done" and run.iteration < run.total:
+            return f"Run {run.number}: done, {run.iteration} iterations (converged; {run.total} asked for)."
         if run.status == "done":
             return f"Run {run.number}: done, {run.iteration} iterations."
         text = f"Run {run.number}: {run.status} at iteration {run.iteration} of {run.total}"
@@ -466,7 +654,8 @@ class Panel(StepPanel):
             params = wf.run_params(inp, images=self._training_images(), preset=self.preset_combo.currentData(),
                                    iters=self.iters_spin.value(), device=self.device_combo.currentData(),
                                    seed=self.seed_spin.value(), imtype=self.type_combo.currentData(),
-                                   augment=self.augment_check.isChecked(), **self.overrides)
+                                   augment=self.augment_check.isChecked(),
+                                   converge=self.converge_check.isChecked(), **self.overrides)
         except MicrolibError as exc:
             self.show_error(str(exc))
             return None
@@ -537,6 +726,7 @@ class Panel(StepPanel):
             return  # another run is on screen: its own curves stay
         self._show_progress(job, ev)
         self.loss_plot.add_point(ev.step, ev.scalars)
+        self._live_convergence(job, ev)
         row = self.runs_list.currentRow()
         if row >= 0:
             self.runs_list.item(row).setText(self._run_label(run))
