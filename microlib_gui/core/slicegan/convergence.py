@@ -173,13 +173,20 @@ class Tracker:
 
     A check is within tolerance when ``vf_error <= tol``, ``sa_error <= tol`` and
     ``s2_error <= s2_tol``; the run stops at a check at or after ``min_iters`` that ends a streak of
-    ``patience`` such checks. The best check has the smallest ``max(vf_error, sa_error)``.
+    ``patience`` such checks (``stop_reason`` "converged"). The best check has the smallest
+    ``max(vf_error, sa_error)``. With ``plateau`` > 0 the run also stops, at or after ``min_iters``,
+    once that many checks in a row brought no better one (``stop_reason`` "plateau"): a generator
+    that will not reach the tolerance stops improving long before the cap, and the best check's
+    generator is what is saved either way.
     """
 
     tol: float
     s2_tol: float
     patience: int
     min_iters: int
+    plateau: int = 0
+    stop_reason: str | None = None
+    stopped_at: int | None = None
     history: list[dict] = field(default_factory=list)
     streak: int = 0
     best_iteration: int | None = None
@@ -198,10 +205,26 @@ class Tracker:
             self.best_score, self.best_iteration = score, int(iteration)
             if state is not None:
                 self.best_state = {k: v.detach().clone() for k, v in state().items()}
-        if ok and self.streak >= self.patience and iteration >= self.min_iters:
-            self.converged_at = int(iteration)
+        if iteration < self.min_iters:
+            return False
+        if ok and self.streak >= self.patience:
+            self.converged_at = self.stopped_at = int(iteration)
+            self.stop_reason = "converged"
+            return True
+        since_best = sum(1 for h in self.history if h["iteration"] > (self.best_iteration or 0))
+        if self.plateau and since_best >= self.plateau:
+            self.stopped_at, self.stop_reason = int(iteration), "plateau"
             return True
         return False
+
+    def stop_message(self) -> str:
+        """What the last event of a run that stopped says."""
+        if self.stop_reason == "plateau":
+            b = self.best or {}
+            return (f"stopped at iteration {self.stopped_at}: no better check in the last {self.plateau} "
+                    f"(best at iteration {self.best_iteration}: vf {100 * b.get('vf_error', 0):.1f} %, "
+                    f"surface area {100 * b.get('sa_error', 0):.1f} %)")
+        return f"converged at iteration {self.converged_at}"
 
     @property
     def best(self) -> dict | None:
@@ -211,7 +234,8 @@ class Tracker:
     def state(self) -> dict:
         """For a checkpoint (tensors and plain values only: loads with ``weights_only``)."""
         return {"history": copy.deepcopy(self.history), "streak": self.streak, "best_iteration": self.best_iteration,
-                "best_score": self.best_score, "best_state": self.best_state, "converged_at": self.converged_at}
+                "best_score": self.best_score, "best_state": self.best_state, "converged_at": self.converged_at,
+                "stop_reason": self.stop_reason, "stopped_at": self.stopped_at}
 
     def load(self, st: dict | None) -> None:
         if not st:
@@ -222,3 +246,4 @@ class Tracker:
         self.best_score = float(st.get("best_score", float("inf")))
         self.best_state = st.get("best_state")
         self.converged_at = st.get("converged_at")
+        self.stop_reason, self.stopped_at = st.get("stop_reason"), st.get("stopped_at")

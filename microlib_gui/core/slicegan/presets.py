@@ -49,6 +49,7 @@ class Preset:
     converge_patience: int = 2
     converge_s2_tol: float = 0.02
     converge_latent: int = 6  # latent side of the check volume (tiny network: 64³ voxels)
+    converge_plateau: int = 0  # also stop after this many checks in a row with no better one (0: off)
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)
@@ -101,7 +102,8 @@ PRESETS = {
                        augment=True,
                        # stop when converged; the check volume 96³ (latent 5); a GPU study tunes these
                        converge=True, converge_every=250, converge_min_iters=1000, converge_patience=2,
-                       converge_tol=0.03, converge_s2_tol=0.02, converge_latent=5),
+                       converge_tol=0.03, converge_s2_tol=0.02, converge_latent=5,
+                       converge_plateau=6),
     "tiny": Preset("tiny", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
                    d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), batch_g=4, batch_d=2, batch_real=8,
                    iters=100, checkpoint_every=10, log_every=5),

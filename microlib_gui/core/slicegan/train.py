@@ -450,6 +450,7 @@ def _convergence_record(tracker: Tracker | None, iteration: int) -> dict:
         return {"convergence": [], "converged_at": None, "best_iteration": iteration}
     best = tracker.best_iteration if tracker.best_state is not None else None
     return {"convergence": list(tracker.history), "converged_at": tracker.converged_at,
+            "stop_reason": tracker.stop_reason,
             "best_iteration": iteration if best is None else best}
 
 
@@ -488,7 +489,8 @@ def _converge_settings(p: Preset, **given) -> Preset:
     """The preset with the given convergence settings (``None``: the preset's), checked."""
     p = replace(p, **{k: type(getattr(p, k))(v) for k, v in given.items() if v is not None})
     if p.converge:
-        if min(p.converge_every, p.converge_patience, p.converge_latent) < 1 or p.converge_min_iters < 0:
+        if (min(p.converge_every, p.converge_patience, p.converge_latent) < 1
+                or min(p.converge_min_iters, p.converge_plateau) < 0):
             raise SliceGANError("--converge: the check interval, patience and latent side must be at least 1")
         if not (p.converge_tol > 0 and p.converge_s2_tol > 0):
             raise SliceGANError("--converge: the tolerances must be above 0")
@@ -501,7 +503,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
           ema: float | None = None, critic_axes: str | None = None, augment: bool | None = None,
           converge: bool | None = None, converge_every: int | None = None, converge_min_iters: int | None = None,
           converge_tol: float | None = None, converge_patience: int | None = None,
-          converge_s2_tol: float | None = None) -> dict:
+          converge_s2_tol: float | None = None, converge_plateau: int | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -545,6 +547,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         The check interval, the first iteration that may stop, the relative volume-fraction and
         surface-area tolerance, the checks in a row within it, the two-point-correlation tolerance
         (default: the preset's).
+    converge_plateau : int, optional
+        Also stop once this many checks in a row found no better generator (0: never; default:
+        the preset's).
 
     Returns
     -------
@@ -587,7 +592,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         raise SliceGANError(f"--critic-axes must be one of {', '.join(CRITIC_AXES)} (got {p.critic_axes!r})")
     p = _converge_settings(p, converge=converge, converge_every=converge_every,
                            converge_min_iters=converge_min_iters, converge_tol=converge_tol,
-                           converge_patience=converge_patience, converge_s2_tol=converge_s2_tol)
+                           converge_patience=converge_patience, converge_s2_tol=converge_s2_tol,
+                           converge_plateau=converge_plateau)
     if not 0.0 <= p.ema < 1.0:
         raise SliceGANError(f"--ema must be at least 0 and below 1 (got {p.ema})")
     if min(p.iters, p.checkpoint_every, p.log_every) < 1:
@@ -606,7 +612,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
               "anisotropic": trainer.anisotropic, "device": dev.type, "precision": "bf16" if trainer.bf16 else "fp32"}
     tracker = figures = None
     if p.converge:
-        tracker = Tracker(p.converge_tol, p.converge_s2_tol, p.converge_patience, p.converge_min_iters)
+        tracker = Tracker(p.converge_tol, p.converge_s2_tol, p.converge_patience, p.converge_min_iters,
+                          p.converge_plateau)
         # the image's figures once, on the device (the patch samplers hold the images there)
         figures = Figures([s.image for s in trainer.samplers], trainer.imtype)
     start = 0
@@ -615,7 +622,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         start = int(ck["iteration"])
         if tracker is not None:
             tracker.load(ck.get("convergence"))
-            tracker.converged_at = None  # a resumed run trains past where it stopped
+            # a resumed run trains past where it stopped
+            tracker.converged_at = tracker.stop_reason = tracker.stopped_at = None
     out.mkdir(parents=True, exist_ok=True)
     if ck is None:
         atomic_write_json(out / RUN_JSON, {**config, "iteration": 0})
@@ -650,7 +658,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
                 ctx.report(it, total, message, scalars=scalars, images=trainer.sample_slices(), force=True)
                 if stop:
                     _save_checkpoint(out, trainer, it, config, tracker)
-                    ctx.report(it, total, f"converged at iteration {it}", force=True)
+                    ctx.report(it, total, tracker.stop_message(), force=True)
                     break
             if it % p.checkpoint_every == 0 or it == total:
                 _save_checkpoint(out, trainer, it, config, tracker)
