@@ -98,7 +98,8 @@ def run_one(image: Path, workdir: Path, a) -> dict:
     t_gen = time.monotonic() - t1
     row = {"image": image.stem, "seed": a.seed, "preset": a.preset, "set": a.set, "tag": a.tag,
            "iterations": r.get("iteration"), "converged_at": r.get("converged_at"),
-           "best_iteration": r.get("best_iteration"), "train_seconds": round(r.get("seconds", wall), 1),
+           "best_iteration": r.get("best_iteration"), "stop_reason": r.get("stop_reason"),
+           "check_seconds": r.get("check_seconds"), "train_seconds": round(r.get("seconds", wall), 1),
            "wall_seconds": round(wall, 1), "s_per_iter": r.get("s_per_iter"), "generate_seconds": round(t_gen, 2),
            "size": a.size, **score(image, vol, a.device)}
     log.write(json.dumps(row) + "\n")
@@ -133,13 +134,13 @@ def cmd_start(a):
 
 def table(rows: list[dict]) -> str:
     ok = [r for r in rows if "error" not in r]
-    lines = ["| image | iterations (converged at, best) | train s | vf error | SA error | 2PC error | "
+    lines = ["| image | iterations (stop, best) | train s | vf error | SA error | 2PC error | "
              "indep. vf / SA |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['image']} | failed: {r['error']} | | | | | |")
             continue
-        lines.append(f"| {r['image']} | {r['iterations']} ({r['converged_at']}, {r['best_iteration']}) | "
+        lines.append(f"| {r['image']} | {r['iterations']} ({r.get('stop_reason') or 'cap'}, best {r['best_iteration']}) | "
                      f"{r['train_seconds']:.0f} | {100 * r['vf_err']:.1f} % | {100 * r['sa_err']:.1f} % | "
                      f"{r['s2_err']:.3f} | {100 * r['indep_vf_err']:.1f} / {100 * r['indep_sa_err']:.1f} % |")
     if ok:
