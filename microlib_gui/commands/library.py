@@ -1,4 +1,4 @@
-"""``microlib library ...``: create, list, show, import and export libraries."""
+"""``microlib library ...``: create, list, show, edit records, import and export libraries."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ def register(sub) -> None:
     q.add_argument("entry", type=entry_key)
     add_json_flag(q)
     q.set_defaults(func=cmd_show)
+
+    q = lsub.add_parser("set", help="edit an entry's record: FIELD=VALUE ... (description, keywords, ...)",
+                        description="Edit the record data_anns.json holds for an entry (one undoable edit; "
+                                    "`microlib entry undo` takes it back). Fields: brief_descr, keywords, "
+                                    "category, element, technique, long_desc, contributor, organisation; "
+                                    "keywords, category and element are comma-separated lists. "
+                                    "A value equal to DoITPoMS's drops the edit.")
+    q.add_argument("entry", type=entry_key)
+    q.add_argument("fields", nargs="+", metavar="FIELD=VALUE")
+    add_json_flag(q)
+    q.set_defaults(func=cmd_set)
 
     q = lsub.add_parser("add", help="add a local image file as a new entry")
     q.add_argument("image")
@@ -75,24 +86,43 @@ def cmd_init(args) -> int:
     return 0
 
 
-def _row(e) -> str:
+def _row(e, brief: str) -> str:
     flags = " [excluded: %s]" % e.exclusion_reason if e.excluded else ""
     done = sum(1 for s in e.steps.values() if s == "done")
-    return f"{e.id:>6}  {e.name:<20} {e.source:<8} {done}/{len(e.steps)} steps  {e.metadata.get('brief_descr', '')}{flags}"
+    return f"{e.id:>6}  {e.name:<20} {e.source:<8} {done}/{len(e.steps)} steps  {brief}{flags}"
 
 
 def cmd_list(args) -> int:
+    from ..core.workflow import details
+
     lib = open_library(args, readonly=True)
     entries = lib.list_entries(include_excluded=not args.no_excluded)
-    emit(args, [e.to_dict() for e in entries],
-         "\n".join(_row(e) for e in entries) if entries else "(library is empty)")
+    recs = details.records(lib)
+    emit(args, [{**e.to_dict(), "details": recs.get(e.id)} for e in entries],
+         "\n".join(_row(e, recs[e.id]["brief_descr"]) for e in entries) if entries else "(library is empty)")
     return 0
 
 
+def _details_lines(d) -> list[str]:
+    """The record as ``show`` prints it: one field a line, empty ones left out, edits marked."""
+    lines = []
+    for f in d.record:
+        v = d.record[f]
+        text = ", ".join(v) if isinstance(v, list) else " ".join(str(v).split())
+        if text:
+            lines.append(f"    {f}: {text[:200]}{'…' if len(text) > 200 else ''}"
+                         + ("  (edited)" if f in d.edited else ""))
+    return lines
+
+
 def cmd_show(args) -> int:
+    from ..core.workflow import details
+
     lib = open_library(args, create=False, readonly=True)
     e = lib.find_entry(args.entry)
-    obj = {**e.to_dict(), "annotations": lib.get_annotations(e.id), "folder": str(lib.entry_dir(e.id)),
+    d = details.inputs(lib, e.id)
+    obj = {**e.to_dict(), "details": d.record, "edited": sorted(d.edited),
+           "annotations": lib.get_annotations(e.id), "folder": str(lib.entry_dir(e.id)),
            "files": sorted(p.name for p in lib.entry_dir(e.id).glob("*") if not p.name.startswith(".")),
            "runs": lib.runs(e.id)}
     lines = [e.title, f"  source: {e.source}" + (f" (DoITPoMS {e.doitpoms_id})" if e.doitpoms_id else ""),
@@ -100,10 +130,27 @@ def cmd_show(args) -> int:
              "  steps: " + ", ".join(f"{k}={v}" for k, v in e.steps.items())]
     if e.excluded:
         lines.append(f"  excluded: {e.exclusion_reason}" + (f" ({e.exclusion_note})" if e.exclusion_note else ""))
+    lines += ["  details:", *_details_lines(d)]
     for k, v in obj["annotations"].items():
-        lines.append(f"  {k}: {v}")
+        if k not in details.EDITABLE:  # shown above, as the record
+            lines.append(f"  {k}: {v}")
     lines.append("  files: " + ", ".join(obj["files"]))
     emit(args, obj, "\n".join(lines))
+    return 0
+
+
+def cmd_set(args) -> int:
+    from ..core.workflow import details
+    from ._args import parse_fields
+
+    fields = parse_fields(args.fields)  # every pair checked before the library is opened for writing
+    lib = open_library(args, create=False)
+    e = lib.find_entry(args.entry)
+    change = details.save(lib, e.id, **fields)
+    d = details.inputs(lib, e.id)
+    what = ", ".join(sorted(change.ann_changed)) or "nothing (the values were already these)"
+    emit(args, {"entry": e.id, "name": e.name, "changed": sorted(change.ann_changed), "details": d.record},
+         "\n".join([f"{e.name}: changed {what}", *_details_lines(d)]))
     return 0
 
 

@@ -5,7 +5,9 @@ it works offline) together with the library's own entries (local and demo
 ones too). Network work — refreshing the listing, thumbnails, large images,
 imports — runs in background threads; the GUI thread only reads local files.
 The list model is :mod:`..widgets.browse_model`, the tiles are painted by
-:mod:`..widgets.tile_delegate`.
+:mod:`..widgets.tile_delegate`. A library entry's record (description, keywords,
+...: :mod:`microlib_gui.core.workflow.details`) is edited in the Details form
+(:mod:`..widgets.details_form`); search finds entries by it.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ from ...core.doitpoms.importer import import_micrographs, pending_import
 from ...core.errors import MicrolibError
 from ...core.jobs import CANCELLED, DONE, FAILED, Finished
 from ...core.steps import EXCLUSION_REASONS
+from ...core.workflow import details
 from ..jobrunner import JobHandle
 from ..settings import make_settings
 from ..widgets.browse_model import BrowseModel, Item, filter_values, merge_items
+from ..widgets.details_form import DetailsForm
+from ..widgets.image_view import AnnotationHistory
 from ..widgets.tile_delegate import GRID, THUMB, TileDelegate
 from .base import StepPanel
 
@@ -73,6 +78,7 @@ class Panel(StepPanel):
         self._refresh_job: JobHandle | None = None
         self._import_job: JobHandle | None = None
         self._current: Item | None = None
+        self._shown_root = None  # the library the detail pane's item came from
         self._refreshed_once = False
         self._entry_keys: set[str] = set()
         self._build_ui()
@@ -195,6 +201,11 @@ class Panel(StepPanel):
         self.record_view = QTextBrowser()
         self.record_view.setObjectName("browseRecord")
         self.record_view.setOpenExternalLinks(True)
+        self.details_form = DetailsForm()
+        self.details_form.save_requested.connect(self._save_details)
+        self.details_form.setVisible(False)
+        self.history = AnnotationHistory(self)
+        self.details_form.buttons.insertWidget(1, self.history.buttons())
         self.add_btn = QPushButton("Add to library")
         self.add_btn.setObjectName("browseAdd")
         self.add_btn.clicked.connect(self.add_selected)
@@ -235,7 +246,8 @@ class Panel(StepPanel):
         self.status.setObjectName("browseStatus")
         self.status.setWordWrap(True)
         dl.addWidget(self.image_label, 3)
-        dl.addWidget(self.record_view, 2)
+        dl.addWidget(self.record_view, 1)
+        dl.addWidget(self.details_form, 0)
         dl.addLayout(row1)
         dl.addLayout(row2)
         dl.addLayout(row2b)
@@ -279,7 +291,12 @@ class Panel(StepPanel):
         except MicrolibError as exc:
             entries = []
             self.status.setText(str(exc))
-        items = merge_items(records, entries)
+        try:
+            recs = details.records(self.library)
+        except MicrolibError as exc:
+            recs = {}
+            self.status.setText(str(exc))
+        items = merge_items(records, entries, recs)
         with_entry = {it.key for it in items if it.entry is not None}
         for key in with_entry - self._entry_keys:  # newly added: the library's copy is the better thumbnail
             self.model.forget_thumbnail(key)
@@ -287,6 +304,23 @@ class Panel(StepPanel):
         self._fill_filters(items)
         self.model.all = items
         self.apply_filter()
+        self._repoint_current(items)
+
+    def _repoint_current(self, items: list[Item]) -> None:
+        """The detail pane shows the rebuilt item (another library's, after File → Open library), never an old copy."""
+        if self._current is None:
+            return
+        new = next((it for it in items if it.key == self._current.key), None)
+        if new is None or self._shown_root != self.library.root:
+            self._current = None
+            self.record_view.setHtml("<p>Select a micrograph</p>")
+            self.image_label.setPixmap(QPixmap())
+            self.image_label.setText("Select a micrograph")
+            self.details_form.show_details(None)
+            return
+        self._current = new
+        self.record_view.setHtml(self._record_html(new))
+        self._show_details(new)
 
     def _fill_filters(self, items: list[Item]) -> None:
         cats, techs, elems = filter_values(items)
@@ -411,14 +445,17 @@ class Panel(StepPanel):
         if len(items) != 1:
             if len(items) > 1:
                 self.record_view.setHtml(f"<p>{len(items)} micrographs selected.</p>")
+                self.details_form.show_details(None)
             return
         self.open_item(items[0])
 
     def open_item(self, item: Item) -> None:
         """Show ``item`` in the detail pane; load its large image in the background."""
         self._current = item
+        self._shown_root = self.library.root
         self._large = None
         self.record_view.setHtml(self._record_html(item))
+        self._show_details(item)
         self.image_label.setPixmap(QPixmap())
         self.image_label.setText("Loading image…")
         if item.entry is not None:
@@ -435,6 +472,27 @@ class Panel(StepPanel):
                 self._relay.large.emit(key, QImage(), str(exc))
 
         self._pool.submit(work)
+
+    def _show_details(self, item: Item | None) -> None:
+        """The Details form for a library entry's item (read afresh), hidden for other items."""
+        d = None
+        if item is not None and item.entry is not None:
+            try:
+                d = details.inputs(self.library, item.entry.id)
+            except MicrolibError:
+                d = None  # removed meanwhile: the entries event rebuilds the grid
+        self.details_form.show_details(d)
+        self.history.refresh()
+
+    def _save_details(self, values: dict) -> None:
+        """Save the form's values: one undoable edit of the entry's record."""
+        item = self._current
+        if item is None or item.entry is None:
+            return
+        if self.save(details.save, self.library, item.entry.id, **values):
+            self.details_form.set_editing(False)
+            self._show_details(item)
+            self.status.setText(f"Saved the details of {item.entry.name}.")
 
     @staticmethod
     def _record_html(item: Item) -> str:
@@ -457,6 +515,8 @@ class Panel(StepPanel):
                     ("Composition", rec.composition), ("Elements", " ".join(rec.element)),
                     ("Technique", rec.technique), ("Contributor", rec.contributor),
                     ("Organisation", rec.organisation), ("Licence", rec.licence)]
+            if item.entry is not None:  # the Details form below shows (and edits) the record's fields
+                rows = [r for r in rows if r[0] in ("DoITPoMS no.", "Composition", "Licence")]
             parts.append("<table cellspacing='4'>" + "".join(
                 f"<tr><td valign='top'><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in rows if v) + "</table>")
             if rec.url:
@@ -501,12 +561,22 @@ class Panel(StepPanel):
         def shown(e):
             return e.name, e.source, e.excluded, e.exclusion_reason, e.exclusion_note, e.metadata
 
+        try:
+            record = details.inputs(self.library, entry.id).record
+        except MicrolibError:
+            record = item.details
         changed = shown(item.entry) != shown(entry)
-        item.entry = entry
-        if changed:
+        record_changed = record != item.details
+        item.entry, item.details = entry, record
+        if changed or record_changed:
             self.model.item_changed(item.key)
             if self._current is item:
                 self.record_view.setHtml(self._record_html(item))
+        if self._current is item:
+            self._show_details(item)  # an edit, an Undo, a change made elsewhere: the form follows
+        if record_changed and (self.search_edit.text().strip() or any(
+                b.currentText() not in ("", ANY) for b in (self.category_box, self.technique_box, self.element_box))):
+            self.apply_filter()  # the entry may match the search now, or no longer
 
     # -- actions --------------------------------------------------------------------------
     def add_selected(self) -> list[int]:

@@ -31,6 +31,8 @@ class Item:
     key: str
     record: Record | None = None
     entry: Entry | None = None
+    #: A library entry's record (:func:`microlib_gui.core.workflow.details.records`): its edits over DoITPoMS's
+    details: dict | None = None
 
     @property
     def doitpoms_id(self) -> int | None:
@@ -40,6 +42,8 @@ class Item:
 
     @property
     def title(self) -> str:
+        if self.details is not None and self.details.get("brief_descr"):
+            return self.details["brief_descr"]
         if self.record is not None and self.record.brief_descr:
             return self.record.brief_descr
         if self.entry is not None:
@@ -61,24 +65,46 @@ class Item:
         text = self.title if len(self.title) <= 38 else self.title[:36] + "…"
         return "\n".join(x for x in (head, text, badge) if x)
 
-    def matches(self, text: str, category: str | None, technique: str | None, element: str | None) -> bool:
+    def search_record(self) -> Record | None:
+        """What search and filters look at: a library entry's record (its edits included), else DoITPoMS's."""
         rec = self.record
-        if rec is None:
-            m = self.entry.metadata if self.entry else {}
-            rec = Record(id=0, brief_descr=self.title, long_desc=str(m.get("long_desc", "")),
-                         keywords=list(m.get("keywords", [])), category=list(m.get("category", [])),
-                         element=list(m.get("element", [])), technique=str(m.get("technique", "")))
-            if self.entry is not None:
-                rec.contributor = f"{self.entry.name} {self.entry.source}"
-        return matches(rec, text, category, technique, element)
+        d = self.details
+        if d is None and rec is None and self.entry is not None:
+            d = self.entry.metadata  # no record read: the metadata as stored
+        if d is None:
+            return rec
+        out = Record(id=rec.id if rec is not None else 0, brief_descr=self.title,
+                     long_desc=str(d.get("long_desc") or ""), keywords=_listed(d.get("keywords")),
+                     category=_listed(d.get("category")), element=_listed(d.get("element")),
+                     technique=str(d.get("technique") or ""), contributor=str(d.get("contributor") or ""),
+                     organisation=str(d.get("organisation") or ""),
+                     composition=rec.composition if rec is not None else "")
+        if self.entry is not None:
+            # the entry's name, source and original file find it too
+            out.contributor = " ".join(x for x in (out.contributor, self.entry.name, self.entry.source,
+                                                   str(d.get("original_filename") or "")) if x)
+        return out
+
+    def matches(self, text: str, category: str | None, technique: str | None, element: str | None) -> bool:
+        rec = self.search_record()
+        return rec is not None and matches(rec, text, category, technique, element)
 
 
-def merge_items(records: list[Record], entries: list[Entry]) -> list[Item]:
+def _listed(v) -> list[str]:
+    """A list field as a list (an older library's metadata may hold ``"a, b"``)."""
+    if isinstance(v, (list, tuple)):
+        return [str(x) for x in v]
+    return [x.strip() for x in str(v or "").split(",") if x.strip()]
+
+
+def merge_items(records: list[Record], entries: list[Entry], details: dict[int, dict] | None = None) -> list[Item]:
     """One item per micrograph, DoITPoMS numbers first (in order), then local entries by id.
 
     An entry imported from DoITPoMS joins its record's item; when the record is
-    not cached, the entry's metadata stands in for it.
+    not cached, the entry's metadata stands in for it. ``details`` (entry id →
+    record) are the entries' records with their edits: what search finds them by.
     """
+    details = details or {}
     items: dict[str, Item] = {f"d{r.id}": Item(f"d{r.id}", record=r) for r in records}
     for e in entries:
         if e.doitpoms_id is not None:
@@ -89,7 +115,8 @@ def merge_items(records: list[Record], entries: list[Entry]) -> list[Item]:
                 item.record = Record(id=e.doitpoms_id, **{k: e.metadata[k] for k in RECORD_FIELDS
                                                           if k in e.metadata})
         else:
-            items[f"e{e.id}"] = Item(f"e{e.id}", entry=e)
+            item = items[f"e{e.id}"] = Item(f"e{e.id}", entry=e)
+        item.details = details.get(e.id)
     return sorted(items.values(), key=lambda it: (it.doitpoms_id is None, it.doitpoms_id or 0,
                                                   it.entry.id if it.entry else 0))
 
@@ -98,7 +125,7 @@ def filter_values(items: list[Item]) -> tuple[set[str], set[str], set[str]]:
     """The categories, techniques and elements found in ``items`` (for the filter boxes)."""
     cats, techs, elems = set(), set(), set()
     for it in items:
-        rec = it.record
+        rec = it.search_record()
         if rec is not None:
             cats.update(rec.category)
             if rec.technique:

@@ -190,9 +190,14 @@ class AnnotationHistory(QObject):
         self.redo_btn.setToolTip("Redo (Ctrl+Shift+Z)")
         self.undo_btn.clicked.connect(self.undo)
         self.redo_btn.clicked.connect(self.redo)
+        seen: set[str] = set()
         for seq, slot in ((QKeySequence.StandardKey.Undo, self.undo), ("Ctrl+Shift+Z", self.redo),
                           (QKeySequence.StandardKey.Redo, self.redo)):
-            sc = QShortcut(QKeySequence(seq), panel)
+            key = QKeySequence(seq)
+            if key.toString() in seen:
+                continue  # Redo is Ctrl+Shift+Z on X11: two shortcuts of one key are ambiguous and neither fires
+            seen.add(key.toString())
+            sc = QShortcut(key, panel)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(slot)
 
