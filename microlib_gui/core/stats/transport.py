@@ -20,8 +20,8 @@ AXES = {"x": 0, "y": 1, "z": 2}
 
 #: Largest cube side solved on a CPU by default; larger volumes use their central cube.
 CPU_TAU_SIDE = 64
-#: Solver iterations between two progress calls (a multiple of TauFactor's 100-iteration convergence check).
-SOLVE_CHUNK = 500
+#: Solver iterations between two progress calls (TauFactor checks convergence every 100).
+SOLVE_CHUNK = 100
 
 
 def default_device() -> str:
