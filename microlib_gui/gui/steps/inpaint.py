@@ -12,9 +12,10 @@ stale (it is dropped, and says so). Work runs through the window's job runner.
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-    QSpinBox, QVBoxLayout, QWidget,
+    QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 from scipy import ndimage
 
@@ -65,11 +66,18 @@ class Panel(StepPanel):
         self.after = ImageBox("After")
         self.preview = ImageBox("Live preview")
         self.preview.setMinimumSize(160, 120)
+        # A shown picture's size must not claim space (a label's size hint is its pixmap, scaled to the
+        # last size): "After" ended up half as wide as "Before". Equal columns, whatever they show.
+        for box in (self.before, self.after, self.preview):
+            box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         views = QGridLayout()
         views.addWidget(QLabel("<b>Before</b> (mask outlined)"), 0, 0)
         views.addWidget(QLabel("<b>After</b> (mask outlined)"), 0, 1)
         views.addWidget(self.before, 1, 0)
         views.addWidget(self.after, 1, 1)
+        views.setColumnStretch(0, 1)
+        views.setColumnStretch(1, 1)
+        views.setRowStretch(1, 1)
 
         self.info = QLabel()
         self.info.setObjectName("inpaintInfo")
@@ -110,7 +118,12 @@ class Panel(StepPanel):
         self.estimate = QLabel()
         self.estimate.setObjectName("inpaintEstimate")
         self.estimate.setWordWrap(True)
-        form.addRow("Estimate", self.estimate)
+        # The GAN's estimate is three lines, the fast one's a few words: a fixed height over the
+        # form's whole width, so that the buttons below stay put when the method changes.
+        self.estimate.setFixedHeight(3 * self.estimate.fontMetrics().lineSpacing() + 4)
+        self.estimate.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.estimate.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        form.addRow(self.estimate)
         for w in (self.iters, self.batch, self.opt_iters):
             w.valueChanged.connect(lambda *_: self._update_estimate())
         self.device.currentIndexChanged.connect(lambda *_: self._update_estimate())
@@ -372,11 +385,11 @@ class Panel(StepPanel):
 
     def _update_estimate(self) -> None:
         if self.method.currentData() != "gan":
-            self.estimate.setText("under a second")
+            self.estimate.setText("Estimate: under a second")
             return
         cuda = self._cuda and self.device.currentData() in ("auto", "cuda")
         est = gan_inpaint_estimate(self.iters.value(), self.batch.value(), self.opt_iters.value(), cuda)
-        text = f"about {fmt_duration(est)} per image on the {'GPU' if cuda else 'CPU'} (rough)"
+        text = f"Estimate: about {fmt_duration(est)} per image on the {'GPU' if cuda else 'CPU'} (rough)"
         if not cuda and est > 600:
             text += ": on a CPU use the fast method, or fewer iterations for a first look"
         self.estimate.setText(text)

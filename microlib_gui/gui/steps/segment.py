@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
 )
 
 from ...core import segment as sg
@@ -30,6 +30,17 @@ KINDS = {"n-phase (segment)": None, "grayscale (keep)": "grayscale", "colour (ke
 #: The uneven-lighting control: its items and the ``background`` mode each asks for.
 LIGHTING = {"auto (correct when uneven)": "auto", "on (divide by the light)": "divide",
             "on (subtract a background)": "subtract", "off": "off"}
+#: The histogram's x axis: the grey levels of an 8-bit image (thresholds live there).
+GREY_RANGE = (0.0, 255.0)
+
+
+def keep_lines(label: QLabel, lines: int) -> None:
+    """Give a label whose text changes a fixed height of ``lines`` wrapped lines, and no say in the
+    column's width, so that a longer text never moves the controls around it."""
+    label.setWordWrap(True)
+    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
 
 class Panel(StepPanel):
@@ -51,6 +62,10 @@ class Panel(StepPanel):
         self.hist.setLabel("bottom", "grey level")
         self.hist.setMouseEnabled(x=False, y=False)
         self.hist.setMinimumHeight(150)
+        # The x axis is the data range, fixed: auto-range padding showed -50..280.
+        self.hist.getViewBox().enableAutoRange(x=False)
+        self.hist.setXRange(*GREY_RANGE, padding=0)
+        self.hist.setLimits(xMin=GREY_RANGE[0], xMax=GREY_RANGE[1])
         self.hist_curve = self.hist.plot([0, 1], [0], stepMode="center", fillLevel=0,
                                          brush=(120, 120, 120, 150), pen=pg.mkPen("w"))
 
@@ -75,6 +90,7 @@ class Panel(StepPanel):
                                  "light varies enough to matter.")
         self.light_label = QLabel("")
         self.light_label.setObjectName("segmentLightingStatus")
+        keep_lines(self.light_label, 2)  # its text changes with the mode: the rows below must not move
         self.light_label.setToolTip("The spread of the fitted light field (5th to 95th percentile) as a share of the "
                                     f"mean brightness; auto corrects from {sg.UNEVEN_LIMIT:.0%} when the corrected "
                                     "image fits its phases better.")
@@ -83,9 +99,10 @@ class Panel(StepPanel):
         self.opacity.setValue(45)
         self.vf_label = QLabel("")
         self.vf_label.setObjectName("volumeFractions")
+        keep_lines(self.vf_label, 2)  # many phases wrap
         self.status = QLabel("")
         self.status.setObjectName("segmentStatus")
-        self.status.setWordWrap(True)
+        keep_lines(self.status, 2)
         self.history = AnnotationHistory(self)
 
         form = QFormLayout()
@@ -191,8 +208,8 @@ class Panel(StepPanel):
             self.light_label.setText(self._lighting_text(mode, bg, uneven))
         self.work = sg.work_image(gray, sigma, bg) if bg is not None else wf.work_image(gray, sigma)
         self.preview = sg.ThresholdPreview(self.work)
-        lo, hi = np.percentile(self.work, [0.1, 99.9])
-        hist, edges = np.histogram(self.work, bins=128, range=(min(0.0, lo), max(255.0, hi)))
+        # Thresholds apply to the work image clipped to 0-255 (ThresholdPreview): so does the histogram.
+        hist, edges = np.histogram(np.clip(self.work, *GREY_RANGE), bins=128, range=GREY_RANGE)
         self.hist_curve.setData(edges, hist)
         # The image shown is what is thresholded: corrected (not sharpened) when a correction applies.
         shown = (sg.correct_background(gray, bg) / 255.0 if bg is not None and segmented
@@ -222,7 +239,7 @@ class Panel(StepPanel):
             ln = pg.InfiniteLine(pos=float(t), angle=90, movable=True,
                                  pen=pg.mkPen(tuple(int(c) for c in PHASE_COLOURS[(k + 1) % len(PHASE_COLOURS)]), width=3),
                                  hoverPen=pg.mkPen("y", width=4), label="{value:.0f}",
-                                 labelOpts={"position": 0.9, "color": "w"})
+                                 labelOpts={"position": 0.9, "color": "w"}, bounds=GREY_RANGE)
             ln.sigPositionChanged.connect(lambda *_: self._update_preview())
             ln.sigPositionChangeFinished.connect(lambda *_: self.commit("thresholds"))
             self.hist.addItem(ln)
