@@ -9,12 +9,16 @@ Quality (``quality``): full-length training on several MicroLib images (one
 process per run, one run after another), then a 320³ volume from each: volume
 fraction and surface area (share of neighbouring voxel/pixel pairs in different
 phases, also per axis) of the 3D volume against the 2D training image; the
-generator kept every ``--snapshot-every`` iterations is scored too.
+generator kept every ``--snapshot-every`` iterations is scored too. ``--converge/--no-converge``
+(and ``--converge-every``, ``--converge-min-iters``, ``--converge-tol``, ``--converge-patience``,
+``--converge-s2-tol``) pass through to the trainings; each row records ``converged_at``,
+``best_iteration`` and ``wall_seconds`` (start to saved generator).
 
 Examples::
 
     python bench/bench_slicegan.py speed --device cuda --json-out speed.json
     python bench/bench_slicegan.py quality IMG1 IMG2 IMG3 --workdir runs --iters 5000
+    python bench/bench_slicegan.py quality IMG1 --workdir runs --iters 5000 --converge --snapshot-every 0
 """
 
 from __future__ import annotations
@@ -258,6 +262,7 @@ def cmd_quality(a):
                    "--snapshot-every", str(a.snapshot_every),
                    *(["--augment"] if a.augment else []),
                    "--preset", a.preset, "--critic-axes", axes] + ([] if a.ema is None else ["--ema", str(a.ema)])
+            cmd += _converge_args(a)
             cmds.append((name, cmd + os.environ.get("SLICEGAN_TRAIN_EXTRA", "").split()))
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if a.parallel:
@@ -277,7 +282,9 @@ def cmd_quality(a):
         its = {}
         for name in runs:
             try:
-                its[name] = read_run(work / name).get("iteration", 0)
+                info = read_run(work / name)
+                # a run that converged is finished before its cap
+                its[name] = a.iters if info.get("converged_at") is not None else info.get("iteration", 0)
             except Exception:  # noqa: BLE001 - not started yet
                 its[name] = 0
         done = all(v >= a.iters for v in its.values())
@@ -318,7 +325,10 @@ def cmd_quality(a):
             sa_axes = [float(np.mean(np.diff(vol, axis=ax) != 0)) for ax in range(3)]
             rows.append({"image": name, "seed": seed, "generator": variant, "ema": info["preset"].get("ema", 0.0),
                          "critic_axes": info["preset"].get("critic_axes", "sequential"),
-                         "iterations": info["iteration"], "vf2d": vf2, "vf3d": vf3,
+                         "iterations": info["iteration"], "converged_at": info.get("converged_at"),
+                         "best_iteration": info.get("best_iteration"),
+                         "wall_seconds": _read_json(work / name / WALL_JSON).get("wall_seconds"),
+                         "vf2d": vf2, "vf3d": vf3,
                          "vf_err": abs(vf2 - vf3) / vf2, "sa2d": sa2, "sa3d": sa3, "sa_err": abs(sa2 - sa3) / sa2,
                          "sa3d_axes": sa_axes,
                          "sa2d_axes": [float(np.mean(np.diff(lab2, axis=ax) != 0)) for ax in range(2)]})
@@ -337,6 +347,38 @@ def cmd_quality(a):
         Path(a.json_out).write_text(json.dumps(res, indent=1))
 
 
+#: train-one's record in a run folder: wall seconds from start to the saved generator
+WALL_JSON = "bench_wall.json"
+
+CONVERGE_OPTS = ("converge_every", "converge_min_iters", "converge_tol", "converge_patience", "converge_s2_tol")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _converge_args(a) -> list[str]:
+    """--converge/--no-converge and the check settings given to quality, for train-one."""
+    out = [] if a.converge is None else ["--converge" if a.converge else "--no-converge"]
+    for k in CONVERGE_OPTS:
+        if getattr(a, k) is not None:
+            out += ["--" + k.replace("_", "-"), str(getattr(a, k))]
+    return out
+
+
+def _add_converge_flags(p) -> None:
+    p.add_argument("--converge", action=argparse.BooleanOptionalAction, default=None,
+                   help="stop when the statistics have converged (default: the preset's)")
+    p.add_argument("--converge-every", type=int, default=None, help="iterations between checks")
+    p.add_argument("--converge-min-iters", type=int, default=None, help="first iteration that may stop")
+    p.add_argument("--converge-tol", type=float, default=None, help="relative vf and surface-area tolerance")
+    p.add_argument("--converge-patience", type=int, default=None, help="checks in a row within tolerance")
+    p.add_argument("--converge-s2-tol", type=float, default=None, help="two-point correlation tolerance")
+
+
 def cmd_train_one(a):
     from microlib_gui.core.jobs import run_inline
 
@@ -348,13 +390,20 @@ def cmd_train_one(a):
     out = Path(a.out)
     params = dict(images=[a.image], out=a.out, device=a.device, seed=a.seed, log_every=250,
                   checkpoint_every=500, graphs=False if a.no_graphs else "auto", ema=a.ema, preset=a.preset,
-                  critic_axes=a.critic_axes, augment=a.augment or None)
+                  critic_axes=a.critic_axes, augment=a.augment or None, converge=a.converge,
+                  **{k: getattr(a, k) for k in CONVERGE_OPTS if getattr(a, k) is not None})
     # in chunks of --snapshot-every iterations (resume is exact), keeping each chunk's generator
     step = a.snapshot_every or a.iters
+    t0 = time.monotonic()
     for end in [*range(step, a.iters, step), a.iters]:
         r = run_inline("microlib_gui.core.slicegan.train:train",
                        {**params, "iters": end, "resume": (out / "checkpoint.pt").exists()}, on_progress=show)
         print(json.dumps(r), flush=True)
+        (out / WALL_JSON).write_text(json.dumps({"wall_seconds": time.monotonic() - t0, "iteration": r["iteration"],
+                                                 "converged_at": r.get("converged_at"),
+                                                 "best_iteration": r.get("best_iteration")}))
+        if r.get("converged_at") is not None:
+            break  # stopped when converged: no further chunks
         if end < a.iters:
             snap = out / "snapshots" / f"it{end:05d}"
             snap.mkdir(parents=True, exist_ok=True)
@@ -413,6 +462,7 @@ def main():
     q.add_argument("--evaluate-only", action="store_true", help="wait for runs already started, then evaluate")
     q.add_argument("--wait", type=float, default=1e9, help="seconds to wait for the trainings")
     q.add_argument("--json-out")
+    _add_converge_flags(q)
     q.set_defaults(func=cmd_quality)
     t = sub.add_parser("train-one", help="one training run (used by quality)")
     t.add_argument("image")
@@ -428,6 +478,7 @@ def main():
     t.add_argument("--snapshot-every", type=int, default=0,
                    help="keep the generator every N iterations (quality evaluates each)")
     t.add_argument("--preset", default="microlib")
+    _add_converge_flags(t)
     t.set_defaults(func=cmd_train_one)
     a = ap.parse_args()
     a.func(a)

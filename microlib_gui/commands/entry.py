@@ -10,7 +10,7 @@ becomes stale; undoable), and a window showing the entry follows at once::
     microlib entry scalebar 1 --pick 30,470 --box 10,450,90,490 --ends 18,470,75,470 --um 5
     microlib entry scalebar 1 --auto [--um 5]
     microlib entry inpaint 1 [--method fast|gan]
-    microlib entry train 1 [--preset microlib|tiny] [--iters N] [--resume]
+    microlib entry train 1 [--preset microlib|tiny] [--iters N] [--resume] [--converge|--no-converge]
     microlib entry undo 1 | redo 1
     microlib entry status 1 [--json]
 
@@ -28,6 +28,7 @@ from ..core.library import layout as L
 from . import add_json_flag, emit, open_library
 from ._args import (MAX_COORD, MAX_UM, ArgumentError, OneLineParser, count, entry_key, number, parse_auto,
                     parse_box, parse_point, parse_points, parse_thresholds, read_number, seed)
+from .train import add_converge_flag
 
 ACTIONS = ("crop", "segment", "scalebar", "inpaint", "train", "undo", "redo", "status")
 
@@ -95,6 +96,7 @@ def register(sub) -> None:
     q.add_argument("--seed", type=seed, default=0, metavar="S")
     q.add_argument("--resume", action="store_true",
                    help="continue the entry's latest stopped run from its checkpoint (--iters: a new total)")
+    add_converge_flag(q)
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(q)
     q.set_defaults(func=cmd_train)
@@ -315,7 +317,7 @@ def cmd_train(args) -> int:
 
     from ..core.jobs import CANCELLED, DONE, FAILED, Finished, JobCancelled, run_inline
     from ..core.workflow import train as wf
-    from .train import ProgressBar
+    from .train import ProgressBar, convergence_line
 
     lib, entry = _open(args)
     inp = wf.inputs(lib, entry.id)
@@ -329,7 +331,7 @@ def cmd_train(args) -> int:
         run = wf.resume(lib, run, iters=args.iters)
     else:
         run = wf.new_run(lib, entry.id, wf.run_params(inp, preset=args.preset, iters=args.iters, device=args.device,
-                                                      seed=args.seed))
+                                                      seed=args.seed, converge=args.converge))
     cancel = threading.Event()
     try:  # Ctrl+C stops the run after a checkpoint, so --resume continues from there
         old = signal.signal(signal.SIGINT, lambda *a: cancel.set())
@@ -354,9 +356,12 @@ def cmd_train(args) -> int:
     if run.status != "done":
         raise ArgumentError(f"{entry.name}: run {run.number} {run.status}" + (f": {run.message}" if run.message else ""))
     e = lib.get_entry(entry.id)
+    conv = convergence_line(res)
     emit(args, {"entry": e.name, "id": e.id, "run": run.number, "folder": str(run.out), "iteration": run.iteration,
-                "seconds": res.get("seconds"), "steps": e.steps},
-         f"{e.name}: run {run.number} trained {run.iteration} iterations in {run.out.parent.name}/{run.out.name}; "
+                "seconds": res.get("seconds"), "steps": e.steps, "converged_at": res.get("converged_at"),
+                "best_iteration": res.get("best_iteration"), "convergence": res.get("convergence", [])},
+         (f"{e.name}: {conv}\n" if conv else "")
+         + f"{e.name}: run {run.number} trained {run.iteration} iterations in {run.out.parent.name}/{run.out.name}; "
          f"published {L.GENERATOR.suffix}")
     return 0
 

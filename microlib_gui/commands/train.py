@@ -16,8 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a SliceGAN generator on one image (isotropic) or three (x, y, z)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="training image(s): one, or three for x, y, z")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, generator)")
-    p.add_argument("--preset", default="microlib", choices=["microlib", "tiny"],
-                   help="network and training settings (default: microlib; tiny is for tests)")
+    p.add_argument("--preset", default="microlib", type=preset_name,
+                   help="network and training settings: microlib (default, MicroLib's, for a GPU), "
+                        "draft (a CPU in about 20 minutes), tiny and check (tests)")
     p.add_argument("--iters", type=count, help="generator iterations in total (default: the preset's, 5000)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
@@ -37,8 +38,40 @@ def register(sub) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="isotropic runs: show the critic the real patches under random flips and transposes "
                         "(microlib preset: on; --no-augment: the published patches as they are)")
+    add_converge_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
+
+
+def preset_name(text: str) -> str:
+    """A name of the preset table (read when the option is given: the table imports torch)."""
+    from ..core.slicegan.presets import PRESETS
+
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r} (choose from {', '.join(PRESETS)})")
+    return text
+
+
+def add_converge_flag(p) -> None:
+    """``--converge/--no-converge`` (shared with ``microlib entry train``)."""
+    p.add_argument("--converge", action=argparse.BooleanOptionalAction, default=None,
+                   help="check the statistics of a small generated volume against the image every few hundred "
+                        "iterations and stop once they agree, saving the best check's generator "
+                        "(microlib preset: on; see docs/slicegan.md, \"Stopping when converged\")")
+
+
+def convergence_line(result: dict) -> str | None:
+    """``converged at iteration N (best at M): vf x %, surface area y %`` for a run with checks
+    (None without)."""
+    checks = result.get("convergence") or []
+    best = next((c for c in checks if c["iteration"] == result.get("best_iteration")), None)
+    if best is None:
+        return None
+    at = result.get("converged_at")
+    head = f"converged at iteration {at}" if at is not None else \
+        f"not converged within {result.get('iteration')} iterations"
+    return (f"{head} (best at {best['iteration']}): vf {100 * best['vf_error']:.1f} %, "
+            f"surface area {100 * best['sa_error']:.1f} %")
 
 
 class ProgressBar:
@@ -56,6 +89,12 @@ class ProgressBar:
         losses = (f" critic {sc['critic_loss']:.3f} W {sc['wasserstein']:.3f} GP {sc['gradient_penalty']:.3f}"
                   if "critic_loss" in sc else "")
         line = f"[{'#' * filled}{'.' * (width - filled)}] {ev.step}/{ev.total}{eta}{losses}"
+        if "vf_error" in sc or ev.message.startswith("converged"):
+            # a convergence check, or the stop: a line of its own, above the bar
+            self.stream.write(("\r" if self.tty else "") + ev.message.ljust(len(line) if self.tty else 0) + "\n")
+            if "vf_error" not in sc:
+                self.stream.flush()
+                return
         if self.tty:
             self.stream.write("\r" + line + ("\n" if ev.step >= ev.total else ""))
         else:
@@ -98,7 +137,7 @@ def cmd_train(args) -> int:
                   seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, precision=args.precision,
                   graphs=False if args.no_graphs else "auto", ema=args.ema,
-                  critic_axes=args.critic_axes, augment=args.augment)
+                  critic_axes=args.critic_axes, augment=args.augment, converge=args.converge)
     t0 = time.monotonic()
     try:
         result = run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=ProgressBar(),
@@ -111,5 +150,7 @@ def cmd_train(args) -> int:
         if old is not None:
             signal.signal(signal.SIGINT, old)
     result["wall_seconds"] = time.monotonic() - t0
-    emit(args, result, f"trained {result['iteration']} iterations; generator: {result['generator']}")
+    conv = convergence_line(result)
+    emit(args, result, (conv + "\n" if conv else "")
+         + f"trained {result['iteration']} iterations; generator: {result['generator']}")
     return 0

@@ -5,7 +5,8 @@ A run lives in ``microstructureNNN/train/run-NNN/`` (numbered from 1 per entry,
 library's runs table. The folder holds what :func:`microlib_gui.core.slicegan.train.train`
 writes (``run.json``, ``checkpoint.pt``, ``slicegan_Gen.pt`` ...) and what the
 job records as it goes (:func:`job`): ``curves.jsonl`` (the losses of each
-progress report), ``train.log`` and ``worker.pid``. So a run shows its own
+progress report and, with ``converge`` on, the errors of each convergence check:
+``vf_error``, ``sa_error``, ``s2_error``), ``train.log`` and ``worker.pid``. So a run shows its own
 curves and log, also after a restart, and a reopened app can tell a run still
 training in the background from one that ended while it was closed
 (:func:`recover_runs`).
@@ -48,7 +49,7 @@ IMTYPE = {"twophase": "nphase", "nphase": "nphase", "grayscale": "grayscale", "c
 
 #: Settings that make two runs the same training (what :func:`resumable_run` compares); the number
 #: of iterations, the device and the report intervals may differ.
-MATCH_KEYS = ("images", "preset", "seed", "imtype", "augment", "ema", "critic_axes")
+MATCH_KEYS = ("images", "preset", "seed", "imtype", "augment", "ema", "critic_axes", "converge")
 
 #: CPU runs estimated longer than this get advice and a question before they start.
 LONG_CPU_RUN_S = 12 * 3600
@@ -266,6 +267,8 @@ class _Recorder:
             with open(self._out / CURVES, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}}) + "\n")
             _log(self._out, f"iteration {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
+        elif message.startswith("converged"):  # the trainer's last word when it stops early
+            _log(self._out, message)
         self._ctx.report(step, total, message, scalars=scalars, images=images, force=force)
 
 
@@ -352,8 +355,10 @@ def finish(library, entry_id: int, run: Run, finished) -> Run:
         except MicrolibError as exc:
             msg = str(exc)
     library.finish_run(run.id, status, timings=timings, files=files, message=msg or None)
+    conv = "" if state.get("converged_at") is None else \
+        f" (converged; the generator of the best check, iteration {state.get('best_iteration')})"
     _log(run.out, status + (f" at iteration {iteration} of {run.total}" if status != "done" else
-                            f": {iteration} iterations") + (f": {msg}" if msg else "")
+                            f": {iteration} iterations{conv}") + (f": {msg}" if msg else "")
          + ("; published into the entry" if files else ""))
     if finished.details:
         _log(run.out, finished.details)
@@ -396,7 +401,9 @@ def recover_runs(library, entry_id: int, skip: set[int] | frozenset = frozenset(
             continue
         state = _read_json(run.out / RUN_JSON)
         it = int(state.get("iteration") or 0)
-        status = "done" if run.total and it >= run.total and run.has_generator else "stopped"
+        # converged: it stopped before its total, and is done
+        ended = (run.total and it >= run.total) or state.get("converged_at") is not None
+        status = "done" if ended and run.has_generator else "stopped"
         files: list[str] = []
         message = "ended while the app was closed"
         if status == "done":
@@ -436,8 +443,11 @@ def publish(library, entry_id: int, run: Run):
         raise TrainError(f"run {run.number} has no generator yet (it stopped before its first checkpoint)")
     stem = gens[0].name[: -len(GEN_SUFFIX)]
     iteration = int(_gen_meta(run).get("iteration") or run.iteration)
+    state = _read_json(run.out / RUN_JSON)
     prov = {"run": run.number, "run_id": run.id, "iteration": iteration, "total": run.total,
             "preset": run.params.get("preset"), "seed": run.params.get("seed")}
+    if state.get("convergence"):  # the best check's generator: say how far the run went
+        prov.update(trained=int(state.get("iteration") or run.iteration), converged_at=state.get("converged_at"))
     inputs = [L.INPAINTED.suffix] if library.entry_file(entry_id, L.INPAINTED.suffix).exists() else []
 
     def staged(suffix: str, **kw) -> StagedFile:
@@ -484,12 +494,19 @@ def generator_info(library, entry_id: int) -> dict | None:
     if iteration is None:
         meta = _read_json(library.entry_file(entry_id, L.GEN_META.suffix))
         iteration = meta.get("iteration")
-    partial = bool(iteration is not None and total and int(iteration) < int(total))
+    trained, converged_at = params.get("trained"), params.get("converged_at")
+    reached = trained if trained is not None else iteration
+    partial = bool(reached is not None and total and int(reached) < int(total) and converged_at is None)
     where = f"run {number}, " if number is not None else ""
+    best = "" if trained is None or iteration == trained else f" (the best check's, iteration {iteration})"
     if iteration is None:
         text = f"{where}trained generator"
+    elif converged_at is not None:
+        text = f"{where}converged at iteration {converged_at}{best}"
+    elif trained is not None and not partial:
+        text = f"{where}{trained} iterations{best}"
     elif partial:
-        text = f"{where}stopped at iteration {iteration} of {total}"
+        text = f"{where}stopped at iteration {reached} of {total}"
     else:
         text = f"{where}{iteration} iterations"
     return {"run": number, "run_id": run_id, "iteration": iteration, "total": total, "partial": partial,
