@@ -65,6 +65,7 @@ def test_edit_details_search_undo_and_open_library(window, qtbot, tmp_path, arti
     win.go_to_step("browse")
     lib = win.ctx.library
     qtbot.waitUntil(lambda: visible(panel) == {"e10001", "e10002"}, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)  # the DoITPoMS refresh (offline) ends: no later reload
     select(panel, "e10001", qtbot)
     form = panel.details_form
     assert form.isVisible() and form.labels["original_filename"].text() == "pearlite scan.png"
@@ -100,7 +101,6 @@ def test_edit_details_search_undo_and_open_library(window, qtbot, tmp_path, arti
     assert form.edits["keywords"].text() == "" and details.inputs(lib, 10001).record["keywords"] == []
     qtbot.waitUntil(lambda: visible(panel) == set(), timeout=5000)
     qtbot.keyClick(panel.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-
     qtbot.waitUntil(lambda: form.edits["keywords"].text() == "pearlite, lamellae", timeout=5000)
     qtbot.waitUntil(lambda: visible(panel) == {"e10001"}, timeout=5000)
     panel.search_edit.clear()
