@@ -20,10 +20,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Checks every 25 iterations with a loose target: vf and surface area within 80 %, 2PC within 0.12.
 #: On the field image the check preset starts at 170 % surface-area error (iteration 25) and meets
-#: this at 50 and 75 (seed 0, one thread: 74 % and 58 %), so it stops at 75; within 13 % by 150. The
-#: broken trainer (critic never updated) stays at vf 72-74 %, surface area 265-299 %, 2PC 0.43
-#: through 150 iterations (2026-12-01, development machine).
-LOOSE = {"converge_every": 25, "converge_min_iters": 50, "converge_patience": 2, "converge_tol": 0.8,
+#: this from 50 on (seed 0, one thread: 74, 58, 71 % at 50, 75, 100), so it stops at the minimum,
+#: 100, and the best check (75) is not the last; within 13 % by 150. The broken trainer (critic
+#: never updated) stays at vf 72-74 %, surface area 265-299 %, 2PC 0.43 through 150 iterations
+#: (2026-12-01, development machine).
+LOOSE = {"converge_every": 25, "converge_min_iters": 100, "converge_patience": 2, "converge_tol": 0.8,
          "converge_s2_tol": 0.12}
 CAP = 300
 
@@ -194,3 +195,47 @@ def test_cli_prints_the_checks(tmp_path, capsys):
                  "--iters", "3", "--device", "cpu", "--no-converge"]) == 0
     out = capsys.readouterr()
     assert " · vf " not in out.err and "converged" not in out.out
+
+
+def _inpainted_entry(root: Path):
+    """A library with one entry ready to train (a demo two-phase micrograph, its bar removed)."""
+    from microlib_gui.core.demo import CATALOG, render_micrograph
+    from microlib_gui.core.images import save_png
+    from microlib_gui.core.library import Library
+    from microlib_gui.core.workflow import inpaint as wf_inpaint
+
+    lib = Library(root)
+    raw, _, _ = render_micrograph(CATALOG[0])
+    save_png(root.parent / "micrograph.png", raw)
+    e = lib.add_entry(root.parent / "micrograph.png", source="local")
+    lib.set_annotations(e.id, {"data_type": "twophase", "thresholds": [float(np.median(raw))]})
+    wf_inpaint.save_without_bar(lib, e.id)
+    return lib, e.id
+
+
+def test_entry_train_records_the_checks_in_the_run(tmp_path, capsys):
+    from microlib_gui.cli import main
+    from microlib_gui.core.slicegan.train import read_run
+    from microlib_gui.core.workflow import train as wf
+
+    lib, eid = _inpainted_entry(tmp_path / "lib")
+    assert main(["--library", str(lib.root), "entry", "train", str(eid), "--preset", "tiny", "--iters", "4",
+                 "--device", "cpu", "--converge", "--quiet"]) == 0
+    assert "not converged within 4 iterations (best at 4): vf " in capsys.readouterr().out
+    run = wf.runs(lib, eid)[-1]
+    assert run.params["converge"] is True and run.status == "done"
+    checks = [(it, sc) for it, sc in wf.curves_of(run.out) if "vf_error" in sc]
+    state = read_run(run.out)
+    assert [it for it, _ in checks] == [c["iteration"] for c in state["convergence"]] == [4]
+    assert checks[0][1]["sa_error"] == pytest.approx(state["convergence"][0]["sa_error"])
+    assert state["best_iteration"] == 4 and state["converged_at"] is None
+    assert wf.generator_info(lib, eid)["text"] == "run 1, 4 iterations"
+    # a target met at once (workflow, as the Train step runs it): done before its total, and said so
+    params = wf.run_params(wf.inputs(lib, eid), preset="tiny", iters=8, device="cpu", converge=True,
+                           converge_every=2, converge_min_iters=2, converge_patience=1, converge_tol=50.0,
+                           converge_s2_tol=1.0)
+    run = wf.train_inline(lib, eid, params, resume_matching=False)
+    assert run.status == "done" and run.iteration == 2 and run.number == 2
+    assert read_run(run.out)["converged_at"] == 2 and "converged at iteration 2" in wf.log_text(run)
+    info = wf.generator_info(lib, eid)
+    assert info["text"] == "run 2, converged at iteration 2" and not info["partial"]

@@ -89,7 +89,8 @@ class ProgressBar:
         losses = (f" critic {sc['critic_loss']:.3f} W {sc['wasserstein']:.3f} GP {sc['gradient_penalty']:.3f}"
                   if "critic_loss" in sc else "")
         line = f"[{'#' * filled}{'.' * (width - filled)}] {ev.step}/{ev.total}{eta}{losses}"
-        if "vf_error" in sc or ev.message.startswith("converged"):
+        stop = not sc and ev.message.startswith(("converged", "stopped at"))  # the trainer's early stop
+        if "vf_error" in sc or stop:
             # a convergence check, or the stop: a line of its own, above the bar
             self.stream.write(("\r" if self.tty else "") + ev.message.ljust(len(line) if self.tty else 0) + "\n")
             if "vf_error" not in sc:

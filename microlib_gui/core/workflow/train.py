@@ -267,7 +267,7 @@ class _Recorder:
             with open(self._out / CURVES, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}}) + "\n")
             _log(self._out, f"iteration {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
-        elif message.startswith("converged"):  # the trainer's last word when it stops early
+        elif message.startswith(("converged", "stopped at")):  # the trainer's last word when it stops early
             _log(self._out, message)
         self._ctx.report(step, total, message, scalars=scalars, images=images, force=force)
 
@@ -402,7 +402,7 @@ def recover_runs(library, entry_id: int, skip: set[int] | frozenset = frozenset(
         state = _read_json(run.out / RUN_JSON)
         it = int(state.get("iteration") or 0)
         # converged: it stopped before its total, and is done
-        ended = (run.total and it >= run.total) or state.get("converged_at") is not None
+        ended = (run.total and it >= run.total) or state.get("converged_at") is not None or state.get("stop_reason")
         status = "done" if ended and run.has_generator else "stopped"
         files: list[str] = []
         message = "ended while the app was closed"
