@@ -75,7 +75,8 @@ def two_point(field: torch.Tensor, R: int = R_MAX, batch_dims: int = 0) -> torch
     ``batch_dims`` leading dimensions are a stack of images whose pairs pool (the sections of a
     volume along one axis): their sum of products over their count of valid pairs.
     """
-    f = field.double()
+    # float32 transforms (twice as fast as float64; S2 to ~1e-7), float64 from the products on
+    f = field.float()
     dims = list(range(batch_dims, f.dim()))
     shape = [f.shape[d] for d in dims]
     R = max(1, min(int(R), min(shape) // 2))  # as core.stats.metrics.clamp_r_max
@@ -85,6 +86,7 @@ def two_point(field: torch.Tensor, R: int = R_MAX, batch_dims: int = 0) -> torch
     for d, size in zip(dims, sizes):
         keep = torch.cat([torch.arange(0, R + 1), torch.arange(size - R, size)]).to(f.device)
         c = c.index_select(d, keep)
+    c = c.double()
     if batch_dims:
         c = c.sum(dim=list(range(batch_dims)))
     lag = torch.cat([torch.arange(0, R + 1), torch.arange(-R, 0)]).double().to(f.device)
@@ -149,8 +151,17 @@ class Figures:
         self.images = [self._figures(self._field(im), 0) for im in images]
 
     def _field(self, x: torch.Tensor) -> torch.Tensor:
-        """(C, ...) generator output or encoded image → labels (n-phase) or intensities."""
-        return x.argmax(0) if self.nphase else x.float().mean(0)
+        """(C, ...) generator output or encoded image → labels (n-phase: the argmax, first of ties)
+        or intensities. A pass per channel: argmax along a leading dimension is slow on the CPU."""
+        if not self.nphase:
+            return x.float().mean(0)
+        labels = torch.zeros(x.shape[1:], dtype=torch.uint8, device=x.device)
+        best = x[0]
+        for k in range(1, x.shape[0]):
+            more = x[k] > best
+            labels[more] = k
+            best = torch.maximum(best, x[k])
+        return labels
 
     def _figures(self, field: torch.Tensor, batch_dims: int) -> dict:
         if self.nphase:
@@ -201,7 +212,9 @@ class Tracker:
               and errors["s2_error"] <= self.s2_tol)
         self.streak = self.streak + 1 if ok else 0
         score = max(errors["vf_error"], errors["sa_error"])
-        if score < self.best_score:
+        # before min_iters a barely trained generator can score well by chance on one volume
+        # (seen on the GPU: micro001's best check was iteration 250): it is never the one kept
+        if score < self.best_score and iteration >= self.min_iters:
             self.best_score, self.best_iteration = score, int(iteration)
             if state is not None:
                 self.best_state = {k: v.detach().clone() for k, v in state().items()}
