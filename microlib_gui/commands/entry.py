@@ -7,6 +7,7 @@ becomes stale; undoable), and a window showing the entry follows at once::
 
     microlib entry crop 1 --box 0,0,420,400 [--rotate 2.5]     | --reset
     microlib entry segment 1 --thresholds 120 [--sharpen]       | --auto [N] | --keep grayscale
+                                 [--background auto|off|divide|subtract]
     microlib entry scalebar 1 --pick 30,470 --box 10,450,90,490 --ends 18,470,75,470 --um 5
     microlib entry scalebar 1 --auto [--um 5]
     microlib entry inpaint 1 [--method fast|gan]
@@ -29,6 +30,8 @@ from . import add_json_flag, emit, open_library
 from ._args import (MAX_COORD, MAX_UM, ArgumentError, OneLineParser, count, entry_key, number, parse_auto,
                     parse_box, parse_point, parse_points, parse_thresholds, read_number, seed)
 from .train import add_converge_flag
+from .scalebar import label_advice
+from .segment import lighting_text
 
 ACTIONS = ("crop", "segment", "scalebar", "inpaint", "train", "undo", "redo", "status")
 
@@ -57,6 +60,9 @@ def register(sub) -> None:
     q.add_argument("--sharpen", action=argparse.BooleanOptionalAction, default=None,
                    help="threshold the sharpened image (undoes a 1 px blur; default: on with --auto, "
                         "off with --thresholds)")
+    q.add_argument("--background", default="auto", choices=("auto", "off", "divide", "subtract"),
+                   help="correct uneven lighting first: auto (when it is detected; default), off, or always "
+                        "(divide: a light field, subtract: an additive background)")
     add_json_flag(q)
     q.set_defaults(func=cmd_segment)
 
@@ -206,20 +212,24 @@ def cmd_segment(args) -> int:
     sharpen = args.sharpen if args.sharpen is not None else how == "auto"
     sigma = sg.DEBLUR_SIGMA if sharpen else 0.0
     if how == "auto":
-        thresholds = wf.auto_thresholds(inp.gray, parse_auto(args.auto), sigma)
+        thresholds = wf.auto_thresholds(inp.gray, parse_auto(args.auto), sigma, background=args.background)
     else:
         thresholds = parse_thresholds(args.thresholds)
     change = wf.save(lib, entry.id, thresholds=thresholds, deblur_sigma=sigma,
-                     method="auto" if how == "auto" else "thresholds", gray=inp.gray)
+                     method="auto" if how == "auto" else "thresholds", gray=inp.gray, background=args.background)
     ann = change.annotations
     labels = wf.labels_for(inp.gray, ann)
     vf = sg.volume_fractions(labels, int(ann["n_phases"])) if labels is not None else []
+    # The fit is cached: this is the correction the save applied, and how uneven the light was.
+    applied, uneven = wf.applied_background(inp.gray, args.background, int(ann["n_phases"]))
     emit(args, {**_change_obj(lib, entry, change), "thresholds": ann.get("thresholds"),
                 "n_phases": ann.get("n_phases"), "deblur_sigma": ann.get("deblur_sigma"),
-                "volume_fractions": [round(v, 5) for v in vf]},
+                "volume_fractions": [round(v, 5) for v in vf], "background": applied or "off",
+                "background_mode": args.background, "unevenness": None if uneven is None else round(uneven, 4)},
          f"{entry.name}: {ann.get('n_phases')} phases, thresholds "
          + ", ".join(f"{t:g}" for t in ann.get("thresholds") or []) + (" (sharpened)" if sharpen else "")
-         + "; volume fractions " + ", ".join(f"{v:.3f}" for v in vf) + f"; {_changed_text(change, lib, entry)}")
+         + "; volume fractions " + ", ".join(f"{v:.3f}" for v in vf)
+         + f"; {lighting_text(applied, uneven, args.background)}; {_changed_text(change, lib, entry)}")
     return 0
 
 
@@ -273,7 +283,9 @@ def cmd_scalebar(args) -> int:
         text += f"; bar {ann['bar_length_px']:g} px"
     if ann.get("vox_size"):
         text += f" = {ann['bar_value_um']:g} µm → {ann['vox_size']:.5g} µm/px"
-    elif ann.get("bar_length_px"):
+    if detected is not None and args.um is None:  # the µm come from the label: say how sure, and how to fix it
+        text += f"; {label_advice(detected.to_dict())}"
+    elif ann.get("bar_length_px") and not ann.get("vox_size"):
         text += " (give --um for the µm per pixel)"
     emit(args, obj, text + f"; {_changed_text(change, lib, entry)}")
     return 0

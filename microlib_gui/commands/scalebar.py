@@ -57,11 +57,27 @@ def cmd_scalebar(args) -> int:
         text += f"; bar {obj['bar_length_px']} px"
     if obj.get("um_per_px"):
         text += f" = {obj['value_um']:g} µm → {obj['um_per_px']:.5g} µm/px"
-        if args.um is None and args.auto:  # derived from the label
-            text += f" (label read as “{obj['label_text']}”" + (
-                ")" if obj.get("label_sure") else f"; check it: {obj.get('label_check')}; --um VALUE overrides)")
-    elif args.auto:
-        text += ("\nlabel not read: pass its value as --um VALUE (the bar's length in µm, e.g. --um 200)"
-                 " to get the µm per pixel")
+    if args.auto and args.um is None:  # the µm come from the label: say how sure, and how to fix it
+        text += f"\n{label_advice(obj)}"
     emit(args, obj, text)
     return 0
+
+
+def label_advice(det: dict) -> str:
+    """What the bar's label was read as, and when it is unsure or unread, how to give the value.
+
+    Parameters
+    ----------
+    det : dict
+        A detection as :meth:`microlib_gui.core.scalebar.detect.BarDetection.to_dict` gives it
+        (``label_text``, ``value_um``, ``label_sure``, ``label_check``).
+    """
+    text, value = det.get("label_text"), det.get("value_um")
+    if not text or value is None:
+        seen = f"label read as “{text}” but no length in µm found" if text else "label not read"
+        return f"{seen}: pass its value as --um VALUE (the bar's length in µm, e.g. --um 200) to get the µm per pixel"
+    if det.get("label_sure"):
+        return f"label read as “{text}”"
+    why = det.get("label_check") or "the reading is uncertain"
+    return (f"label read as “{text}” but unsure ({why}): check it on the image; if right, pass --um {value:g} "
+            "to confirm it, otherwise --um VALUE with the bar's true length in µm")

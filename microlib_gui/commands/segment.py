@@ -45,15 +45,31 @@ def cmd_segment(args) -> int:
            "background": seg.background, "unevenness": uneven}
     emit(args, obj, f"{seg.n_phases} phases ({seg.method}), thresholds "
          + ", ".join(f"{t:.1f}" for t in seg.thresholds)
-         + "; volume fractions " + ", ".join(f"{v:.3f}" for v in vf) + f"; {_lighting(seg, args.background)}; wrote {out}")
+         + "; volume fractions " + ", ".join(f"{v:.3f}" for v in vf)
+         + f"; {lighting_text(seg.background, seg.unevenness, args.background)}; wrote {out}")
     return 0
 
 
-def _lighting(seg, mode: str) -> str:
-    """What was done about uneven lighting, in words."""
-    measured = "" if seg.unevenness is None else f"unevenness {seg.unevenness:.0%}"
-    if seg.background != "off":
-        return f"lighting corrected ({seg.background}" + (f", {measured})" if measured else ")")
-    if mode == "auto":
-        return "lighting even enough, not corrected" + (f" ({measured})" if measured else "")
-    return "lighting not corrected"
+def lighting_text(applied: str | None, unevenness: float | None, mode: str) -> str:
+    """The background correction applied, in words: method and how uneven the light was, or none and why.
+
+    Parameters
+    ----------
+    applied : str or None
+        The correction applied: "divide", "subtract", or "off"/None for none.
+    unevenness : float or None
+        The spread of the fitted light field as a share of the mean brightness (None: not fitted).
+    mode : str
+        What was asked: "auto", "off", "divide" or "subtract".
+    """
+    from ..core.segment import UNEVEN_LIMIT
+
+    measured = "" if unevenness is None else f"unevenness {unevenness:.0%}"
+    if applied in ("divide", "subtract"):
+        return f"lighting corrected ({applied}" + (f", {measured})" if measured else ")")
+    if mode == "off":
+        return "lighting not corrected (background correction off)"
+    if unevenness is not None and unevenness >= UNEVEN_LIMIT:
+        return (f"lighting not corrected: it varies ({measured}) but correcting fits the phases no better "
+                "(--background divide forces it)")
+    return "lighting even enough, not corrected" + (f" ({measured})" if measured else "")
