@@ -141,3 +141,15 @@ def test_a_bad_value_is_refused_and_what_was_typed_stays(window, qtbot, monkeypa
     assert details.inputs(window.ctx.library, 10002).record["technique"] == ""
     qtbot.mouseClick(form.cancel_btn, Qt.MouseButton.LeftButton)
     assert not form.editing and form.edits["technique"].text() == ""
+
+
+def test_filters_list_and_find_local_entries_by_their_record(tmp_path):
+    from microlib_gui.gui.widgets.browse_model import filter_values, merge_items
+
+    lib = local_library(tmp_path / "lib", tmp_path / "imgs", ["a.png", "b.png"])
+    details.save(lib, 10001, category=["Ceramics"], technique="SEM", element=["Zr", "O"])
+    items = merge_items([], lib.list_entries(), details.records(lib))
+    cats, techs, elems = filter_values(items)
+    assert cats == {"Ceramics"} and techs == {"SEM"} and elems == {"Zr", "O"}
+    assert [it.key for it in items if it.matches("", "Ceramics", "SEM", "Zr")] == ["e10001"]
+    assert [it.key for it in items if it.matches("a.png", None, None, None)] == ["e10001"]  # its file name too
