@@ -89,6 +89,7 @@ def test_edit_details_search_undo_and_open_library(window, qtbot, tmp_path, arti
     # search by the keyword set on the local entry: only it is listed
     panel.search_edit.setText("lamellae")
     qtbot.waitUntil(lambda: visible(panel) == {"e10001"}, timeout=5000)
+    qtbot.waitUntil(lambda: not panel.image_label.pixmap().isNull(), timeout=5000)  # the large image shown
     panel.grab().save(str(artifacts / "browse_details_saved_search.png"))
 
     # Ctrl+Z (focus in the grid): the form shows the old value, the search no longer finds the entry
