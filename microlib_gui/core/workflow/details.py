@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..annotations import RECORD_FIELDS, RECORD_LIST_FIELDS, entry_record, split_list, validate_annotations
+from ..annotations import RECORD_FIELDS, RECORD_LIST_FIELDS, entry_record, validate_annotations
 from ..errors import AnnotationError, MicrolibError
 from ..text import clean_text
 
