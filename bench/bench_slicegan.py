@@ -239,6 +239,57 @@ def cmd_speed(a):
     print(text)
 
 
+# -- convergence check cost ------------------------------------------------------------
+def cmd_check_cost(a):
+    """Seconds of a training iteration and of a convergence check (its generator export, the volume,
+    the statistics), and the check's share of training at the preset's (or --every) interval."""
+    from microlib_gui.core.slicegan.convergence import Figures
+
+    dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    preset = get_preset(a.preset, **({"converge_latent": a.latent} if a.latent else {}))
+    imgs = load_training_images([str(a.image)], min_side=preset.img_side)
+    tr = Trainer(preset, imgs, dev, graphs=False)
+    t0 = time.perf_counter()
+    fig = Figures([s.image for s in tr.samplers], tr.imtype)
+    sync(dev)
+    image_s = time.perf_counter() - t0
+    for _ in range(a.warmup):
+        tr.step()
+        tr.check_volume()
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(a.iters):
+        tr.step()
+    sync(dev)
+    it_s = (time.perf_counter() - t0) / a.iters
+    parts = {"export_s": [], "volume_s": [], "stats_s": []}
+    for _ in range(a.checks):
+        t0 = time.perf_counter()
+        tr.export_generator()
+        sync(dev)
+        t1 = time.perf_counter()
+        vol, _ = tr.check_volume()  # export again + the volume
+        sync(dev)
+        t2 = time.perf_counter()
+        fig.errors(vol)
+        t3 = time.perf_counter()
+        parts["export_s"].append(t1 - t0)
+        parts["volume_s"].append(t2 - t1 - (t1 - t0))
+        parts["stats_s"].append(t3 - t2)
+    med = {k: float(np.median(v)) for k, v in parts.items()}
+    check_s = med["export_s"] + med["volume_s"] + med["stats_s"]
+    every = a.every or preset.converge_every
+    res = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu", "preset": a.preset,
+           "threads": torch.get_num_threads(), "check_side": int(vol.shape[-1]), "image_figures_s": image_s,
+           "s_per_iter": it_s, **med, "check_s": check_s, "every": every,
+           "share_of_training": check_s / (check_s + every * it_s)}
+    print(json.dumps(res, indent=1))
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(res, indent=1))
+
+
 # -- quality -------------------------------------------------------------------------
 def cmd_quality(a):
     work = Path(a.workdir)
@@ -438,6 +489,18 @@ def main():
     s.add_argument("--disk-path", default="/tmp/slicegan_bench_vol.tif")
     s.add_argument("--json-out")
     s.set_defaults(func=cmd_speed)
+    c = sub.add_parser("check-cost", help="seconds of a convergence check against a training iteration")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--preset", default="check")
+    c.add_argument("--image", default=str(default_image()))
+    c.add_argument("--iters", type=int, default=20)
+    c.add_argument("--checks", type=int, default=5)
+    c.add_argument("--warmup", type=int, default=2)
+    c.add_argument("--every", type=int, default=0, help="check interval for the share (default: the preset's)")
+    c.add_argument("--latent", type=int, default=0, help="latent side of the check volume (default: the preset's)")
+    c.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    c.add_argument("--json-out")
+    c.set_defaults(func=cmd_check_cost)
     q = sub.add_parser("quality")
     q.add_argument("images", nargs="+")
     q.add_argument("--workdir", required=True)
