@@ -100,7 +100,7 @@ PRESETS = {
                        # real patches under the square's 8 symmetries (isotropic runs): lower surface-area
                        # error on all five images compared on the H100 (docs/benchmarks.md)
                        augment=True,
-                       # stop when converged; the check volume 96³ (latent 5); a GPU study tunes these
+                       # stop when converged (docs/slicegan.md, "Stopping when converged"; tuned on the GPU)
                        converge=True, converge_every=250, converge_min_iters=1000, converge_patience=2,
                        converge_tol=0.03, converge_s2_tol=0.02,
                        # the check volume 320³ (latent 12), the size volumes are validated at: a 96³ one
