@@ -241,3 +241,58 @@ def test_entry_train_records_the_checks_in_the_run(tmp_path, capsys):
     assert read_run(run.out)["converged_at"] == 2 and "converged at iteration 2" in wf.log_text(run)
     info = wf.generator_info(lib, eid)
     assert info["text"] == "run 2, converged at iteration 2" and not info["partial"]
+
+
+def test_anisotropic_checks_compare_each_image_with_its_sections():
+    """Three images: image k against the volume's sections perpendicular to axis k, the worst axis."""
+    import torch
+
+    from microlib_gui.core.slicegan.convergence import Figures
+    from microlib_gui.core.stats import metrics as M
+
+    imgs = [_labels((40, 44), 2, seed=s)[0] for s in (4, 5, 6)]
+    vol, _ = _labels((30, 32, 34), 2, seed=7)
+    onehot = lambda a: torch.from_numpy(np.stack([a == k for k in range(2)]).astype(np.float32))  # noqa: E731
+    figures = Figures([onehot(im) for im in imgs], "nphase")
+    got, per_axis = figures.errors(onehot(vol)), figures.axis_errors(onehot(vol))
+    want = {"vf_error": 0.0, "sa_error": 0.0, "s2_error": 0.0}
+    for axis, im in enumerate(imgs):
+        sections = [np.moveaxis(vol, axis, 0)[i] for i in range(vol.shape[axis])]
+        vf_i, vf_v = M.volume_fraction(im, 2), M.volume_fraction(vol, 2)
+        pairs = [2 * s.size - sum(s.shape) for s in sections]
+        sa_v = sum(M.surface_area(s)["total"] * n for s, n in zip(sections, pairs)) / sum(pairs)
+        sa_i = M.surface_area(im)["total"]
+        s2_v = [np.mean([M.two_point_correlation(s, r_max=20, n_phases=2)["s2"][k] for s in sections], 0)
+                for k in range(2)]
+        s2_i = M.two_point_correlation(im, r_max=20, n_phases=2)["s2"]
+        n = min(len(s2_i[0]), len(s2_v[0]))
+        errs = {"vf_error": max(abs(a - b) / a for a, b in zip(vf_i, vf_v)), "sa_error": abs(sa_i - sa_v) / sa_i,
+                "s2_error": max(np.max(np.abs(np.asarray(s2_i[k][:n]) - s2_v[k][:n])) for k in range(2))}
+        for key in want:
+            assert per_axis[axis][key] == pytest.approx(errs[key], abs=1e-6), (axis, key)
+        want = {k: max(want[k], errs[k]) for k in want}
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("kind", ["anisotropic", "grayscale"])
+def test_checks_run_for_three_images_and_for_grayscale(tmp_path, kind):
+    from PIL import Image
+
+    from microlib_gui.core.jobs import run_inline
+    from microlib_gui.core.slicegan.train import train
+
+    if kind == "anisotropic":
+        paths = []
+        for s in range(3):
+            field_image(tmp_path / f"field{s}.png", side=64, seed=s)
+            paths.append(str(tmp_path / f"field{s}.png"))
+    else:
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / "grey.png")
+        paths = [str(tmp_path / "grey.png")]
+    res = run_inline(train, {"images": paths, "out": str(tmp_path / "run"), "preset": "tiny", "iters": 2,
+                             "device": "cpu", "converge": True, "converge_every": 1, "converge_min_iters": 0,
+                             "converge_tol": 1e-9, "log_every": 1, "checkpoint_every": 2})
+    assert [c["iteration"] for c in res["convergence"]] == [1, 2] and res["converged_at"] is None
+    assert all(0 <= c[k] < 10 for c in res["convergence"] for k in ("vf_error", "sa_error", "s2_error"))

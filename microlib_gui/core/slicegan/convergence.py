@@ -170,11 +170,15 @@ class Figures:
 
     def errors(self, volume: torch.Tensor) -> dict[str, float]:
         """Errors of a (C, X, Y, Z) generated volume against the image(s)."""
-        field = self._field(volume)
         if not self.anisotropic:
-            return _errors(self.images[0], self._figures(field, 0), self.nphase)
-        per_axis = [_errors(self.images[k], self._figures(_sections(field, k), 1), self.nphase) for k in range(3)]
+            return _errors(self.images[0], self._figures(self._field(volume), 0), self.nphase)
+        per_axis = self.axis_errors(volume)
         return {key: max(e[key] for e in per_axis) for key in per_axis[0]}
+
+    def axis_errors(self, volume: torch.Tensor) -> list[dict[str, float]]:
+        """Anisotropic runs: the errors of image k against the sections perpendicular to axis k."""
+        field = self._field(volume)
+        return [_errors(self.images[k], self._figures(_sections(field, k), 1), self.nphase) for k in range(3)]
 
 
 # -- the stopping rule --------------------------------------------------------------------------
