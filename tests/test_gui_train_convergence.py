@@ -52,8 +52,7 @@ def _presets(train):
     return [combo.itemData(i) for i in range(combo.count()) if combo.itemData(i) is not None]
 
 
-def test_presets_without_a_gpu_and_a_layout_that_stays_put(make_window, qtbot, tmp_path, artifacts):
-    from microlib_gui.core.slicegan.presets import get_preset
+def _train_panel(make_window, qtbot, tmp_path):
     from microlib_gui.core.workflow import inpaint as wf_inpaint
 
     lib, eid = _one_entry_library(tmp_path / "lib")
@@ -62,6 +61,13 @@ def test_presets_without_a_gpu_and_a_layout_that_stays_put(make_window, qtbot, t
     win.go_to_step("train")
     train = win.panels["train"]
     qtbot.waitUntil(train.start_btn.isEnabled, timeout=5_000)
+    return win, train
+
+
+def test_presets_without_a_gpu(make_window, qtbot, tmp_path, artifacts):
+    from microlib_gui.core.slicegan.presets import get_preset
+
+    win, train = _train_panel(make_window, qtbot, tmp_path)
 
     # no GPU: the draft network is preselected, with its measured time and quality, and what the full
     # MicroLib network would take on this CPU and give on a GPU
@@ -85,6 +91,11 @@ def test_presets_without_a_gpu_and_a_layout_that_stays_put(make_window, qtbot, t
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("microlib"))
     assert train.converge_check.isChecked() and get_preset("microlib").converge
 
+
+def test_a_layout_that_stays_put(make_window, qtbot, tmp_path, artifacts):
+    win, train = _train_panel(make_window, qtbot, tmp_path)
+    names = _presets(train)
+    assert {"microlib", "tiny", "check"} <= set(names)
     # Start and the buttons under the settings stay where they are for every network and option
     _settle()
     where = {b: _geometry(win, b) for b in (train.start_btn, train.queue_btn, train.stop_btn)}
