@@ -12,6 +12,8 @@ and is resumed, or its generator used, only when the user says so.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from pathlib import Path
 
@@ -40,27 +42,71 @@ QUEUE = "train"
 PRESET_LABELS = {"draft": "Draft (CPU: minutes)", "microlib": "MicroLib (paper network)",
                  "tiny": "Tiny — for tests", "check": "Check — for tests"}
 FOR_TESTS = ("tiny", "check")
-#: What the paper network gives, when presets.py has no note of its own for it.
+#: What the paper network gives, when presets.py has no measured note for it (docs/benchmarks.md).
 MICROLIB_QUALITY = "errors ≤ 5 % on a GPU"
 #: Lines kept for the texts that change with the settings: rows keep their height, the buttons stay put.
-NOTE_LINES, ESTIMATE_LINES, STATUS_LINES = 5, 4, 1
+NOTE_LINES, ESTIMATE_LINES, STATUS_LINES = 5, 4, 2
 
 
 def preset_notes() -> dict:
-    """Measured label, CPU minutes and quality of each preset that has them (``presets.PRESET_NOTES``)."""
+    """What each preset was measured to give (``presets.PRESET_NOTES``; empty where it has none)."""
     return dict(getattr(presets_mod, "PRESET_NOTES", {}) or {})
 
 
-def best_check(points: list[tuple[int, dict]]) -> int | None:
-    """The check iteration with the smallest of the larger of its two errors (vf, surface area): the
-    trainer's best (``core.slicegan.convergence.Tracker``), for the live plot between checkpoints."""
+def is_for_tests(name: str) -> bool:
+    return name in FOR_TESTS or bool((preset_notes().get(name) or {}).get("for_tests"))
+
+
+def cpu_time_text(note: dict) -> str:
+    """``about 18 min on 2 CPU cores`` from a preset's note (``cpu_minutes``; the notes' CPU has 2 cores)."""
+    minutes = note.get("cpu_minutes")
+    if minutes is None:
+        return ""
+    return f"about {minutes:.0f} min on {note.get('cpu_cores', 2)} CPU cores"
+
+
+def quality_text(note: dict) -> str:
+    """The measured errors of a preset's note: the worst of its images (``vf_error_max``,
+    ``sa_error_max``) or the mean over them on a GPU (``vf_error_mean``, ``sa_error_mean``)."""
+    n = len(note["images"]) if note.get("images") else note.get("n_images")
+    on = f" on {n} MicroLib images" if n else ""
+    worst = [note[k] for k in ("vf_error_max", "sa_error_max") if note.get(k) is not None]
+    if worst:
+        return f"volume-fraction and surface-area errors ≤ {math.ceil(max(worst) * 100 - 1e-9):.0f} %{on}"
+    if note.get("vf_error_mean") is not None and note.get("sa_error_mean") is not None:
+        where = [x for x in (note.get("gpu"), note.get("gpu_seconds") and f"{fmt_duration(note['gpu_seconds'])} a run")
+                 if x]
+        return (f"volume-fraction error {note['vf_error_mean'] * 100:.1f} %, surface-area error "
+                f"{note['sa_error_mean'] * 100:.1f} %, on average{on} on a GPU"
+                + (f" ({', '.join(where)})" if where else ""))
+    return ""
+
+
+def gpu_quality_text(note: dict) -> str:
+    """``errors ≤ 5 % on a GPU (mean of 6 MicroLib images)``: the paper network's, in short."""
+    means = [note[k] for k in ("vf_error_mean", "sa_error_mean") if note.get(k) is not None]
+    if not means:
+        return MICROLIB_QUALITY
+    n = f" (mean of {note['n_images']} MicroLib images)" if note.get("n_images") else ""
+    return f"errors ≤ {math.ceil(max(means) * 100 - 1e-9):.0f} % on a GPU{n}"
+
+
+def best_check(points: list[tuple[int, dict]], min_iters: int = 0) -> int | None:
+    """The check iteration, at or after ``min_iters``, with the smallest of the larger of its two errors
+    (vf, surface area): the trainer's best (``core.slicegan.convergence.Tracker``), for the live plot
+    between two writes of run.json."""
     checks = [(max(sc.get("vf_error", 0.0), sc.get("sa_error", 0.0)), it) for it, sc in points
-              if "vf_error" in sc or "sa_error" in sc]
+              if ("vf_error" in sc or "sa_error" in sc) and it >= min_iters]
     return min(checks)[1] if checks else None
 
 
-def convergence_text(points: list[tuple[int, dict]], tol: float | None, converged_at: int | None,
-                     enabled: bool, ended: bool) -> str:
+def _errors(sc: dict) -> str:
+    return ", ".join(f"{name} {sc[k] * 100:.1f} %" for k, name in (("vf_error", "vf"), ("sa_error", "surface area"))
+                     if k in sc)
+
+
+def convergence_text(points: list[tuple[int, dict]], tol: float | None, record: dict, enabled: bool,
+                     ended: bool) -> str:
     """The status line under the convergence plot.
 
     Parameters
@@ -69,24 +115,29 @@ def convergence_text(points: list[tuple[int, dict]], tol: float | None, converge
         The run's reports; those with ``vf_error``/``sa_error`` (fractions) are convergence checks.
     tol : float or None
         The target (fraction) for both errors.
-    converged_at : int or None
-        The iteration the run stopped at because it converged.
+    record : dict
+        What run.json says: ``converged_at``, ``stop_reason`` ("converged" or "plateau"),
+        ``best_iteration``, ``iteration`` (where a plateau stopped it) and ``plateau`` (the checks without
+        a better one that stop it).
     enabled : bool
         The run checks convergence (``converge`` on).
     ended : bool
         The run is done (no "yet").
     """
-    if converged_at is not None:
-        return f"Converged at iteration {converged_at}."
     checks = [(it, sc) for it, sc in points if "vf_error" in sc or "sa_error" in sc]
+    target = f" (target {tol * 100:g} %)" if tol else ""
+    if record.get("converged_at") is not None:
+        return f"Converged at iteration {record['converged_at']}."
+    if record.get("stop_reason") == "plateau":
+        best = dict(checks).get(record.get("best_iteration"), {})
+        since = f"in the last {record['plateau']}" if record.get("plateau") else "for a while"
+        return (f"Stopped at iteration {record.get('iteration')}: no better check {since}; best at iteration "
+                f"{record.get('best_iteration')}: {_errors(best)}{target}.")
     if not checks:
         return ("Convergence: no check yet." if enabled else
                 "Convergence check off for this run (Stop when converged).")
     it, sc = checks[-1]
-    errs = ", ".join(f"{name} {sc[k] * 100:.1f} %" for k, name in (("vf_error", "vf"), ("sa_error", "surface area"))
-                     if k in sc)
-    target = f" (target {tol * 100:g} %)" if tol else ""
-    return f"{'Not converged' if ended else 'Not converged yet'}: {errs}{target}, iteration {it}."
+    return f"{'Not converged' if ended else 'Not converged yet'}: {_errors(sc)}{target}, iteration {it}."
 
 
 class _Job:
@@ -307,17 +358,16 @@ class Panel(StepPanel):
     # -- settings ------------------------------------------------------------------
     def _fill_presets(self) -> None:
         """The networks: Draft and MicroLib first, the test presets last; Draft preselected without a GPU."""
-        names = [n for n in PRESET_LABELS if n in presets_mod.PRESETS and n not in FOR_TESTS]
-        names += [n for n in presets_mod.PRESETS if n not in PRESET_LABELS]
-        for n in names:
+        known = [n for n in PRESET_LABELS if n in presets_mod.PRESETS]
+        known += [n for n in presets_mod.PRESETS if n not in PRESET_LABELS]
+        for n in (n for n in known if not is_for_tests(n)):
             self.preset_combo.addItem(PRESET_LABELS.get(n, n), n)
         self.preset_combo.insertSeparator(self.preset_combo.count())
-        for n in FOR_TESTS:
-            if n in presets_mod.PRESETS:
-                self.preset_combo.addItem(PRESET_LABELS[n], n)
-                self.preset_combo.setItemData(self.preset_combo.count() - 1,
-                                              "A small network for tests and smoke runs: it learns little",
-                                              Qt.ItemDataRole.ToolTipRole)
+        for n in (n for n in known if is_for_tests(n)):
+            self.preset_combo.addItem(PRESET_LABELS.get(n, f"{n} — for tests"), n)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1,
+                                          "A small network for tests and smoke runs: it learns little",
+                                          Qt.ItemDataRole.ToolTipRole)
         default = "microlib" if self.cuda or "draft" not in presets_mod.PRESETS else "draft"
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(default))
 
@@ -331,18 +381,12 @@ class Panel(StepPanel):
     def _preset_note(self) -> str:
         """What the chosen network gives: measured time and quality, and the paper network's on this machine."""
         name = self.preset_combo.currentData()
-        if name in FOR_TESTS:
-            return "<i>For tests</i>: a small network that learns little. Use Draft or MicroLib for an entry."
         notes = preset_notes()
-        note = notes.get(name) or {}
-        parts = []
-        if note.get("cpu_minutes") is not None:
-            cores = note.get("cpu_cores", 2)
-            parts.append(f"about {note['cpu_minutes']:g} min on {cores} CPU cores")
-        if note.get("quality"):
-            parts.append(str(note["quality"]))
-        text = "; ".join(parts)
+        if is_for_tests(name):
+            return "<i>For tests</i>: a small network that learns little. Use Draft or MicroLib for an entry."
         if name == "draft":
+            draft = notes.get("draft") or {}
+            text = "; ".join(p for p in (cpu_time_text(draft), quality_text(draft)) if p)
             full = presets_mod.get_preset("microlib")
             cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
             try:
@@ -350,30 +394,42 @@ class Panel(StepPanel):
             except MicrolibError:
                 measured = None
             est = wf.estimate_seconds("microlib", full.iters, cuda, measured)
-            quality = (notes.get("microlib") or {}).get("quality") or MICROLIB_QUALITY
             text = (text + ". " if text else "") + (
                 f"The full MicroLib network: about {fmt_duration(est)} on this {'GPU' if cuda else 'CPU'} "
-                f"({full.iters} iterations); {quality}.")
-        elif name == "microlib" and not text:
-            text = f"The paper's network: volume-fraction and surface-area {MICROLIB_QUALITY}."
+                f"({full.iters} iterations); {gpu_quality_text(notes.get('microlib') or {})}.")
+        elif name == "microlib":
+            text = "The paper's network: " + (quality_text(notes.get("microlib") or {})
+                                              or f"volume-fraction and surface-area {MICROLIB_QUALITY}") + "."
+        else:
+            text = "; ".join(p for p in (cpu_time_text(notes.get(name) or {}),
+                                         quality_text(notes.get(name) or {})) if p)
         return text[:1].upper() + text[1:] if text else ""
 
-    def _estimate(self) -> tuple[float | None, bool, float | None]:
-        """(seconds, on the GPU, measured s/iteration or None) for the current settings."""
+    def _estimate(self) -> tuple[float | None, bool, str]:
+        """(seconds, on the GPU, where the speed comes from) for the current settings."""
         preset = self.preset_combo.currentData()
         cuda = self.cuda and self.device_combo.currentData() in ("auto", "cuda")
+        iters = self.iters_spin.value()
         try:
             measured = wf.measured_speed(self.library, preset, cuda)
         except MicrolibError:
             measured = None
-        return wf.estimate_seconds(preset, self.iters_spin.value(), cuda, measured), cuda, measured
+        if measured:
+            return wf.estimate_seconds(preset, iters, cuda, measured), cuda, "from an earlier run"
+        note = preset_notes().get(preset) or {}
+        if not cuda and note.get("cpu_minutes"):  # the preset's measured CPU time, scaled by iterations and cores
+            cores = note.get("cpu_cores", 2)
+            spi = (note["cpu_minutes"] * 60.0 / presets_mod.get_preset(preset).iters
+                   * cores / max(1, os.cpu_count() or 1))
+            return spi * iters, cuda, f"from the network's measured time on a {cores}-core CPU"
+        return (wf.estimate_seconds(preset, iters, cuda, None), cuda,
+                "rough: from our measurements on an H100 / a 2-core CPU")
 
     def _update_estimate(self, *_):
         note = self._preset_note()
         self.preset_note.setText(note)
         self.preset_note.setToolTip(note)  # the whole text, should a narrow window cut it
-        est, cuda, measured = self._estimate()
-        how = "from an earlier run" if measured else "rough: from our measurements on an H100 / a 2-core CPU"
+        est, cuda, how = self._estimate()
         text = f"about {fmt_duration(est)} on the {'GPU' if cuda else 'CPU'} ({how})"
         if est is not None and not cuda and est > wf.LONG_CPU_RUN_S:
             text += ". On a CPU, consider fewer iterations, or a GPU machine (README; `microlib build` on a cluster)"
@@ -541,18 +597,23 @@ class Panel(StepPanel):
             return {}
 
     @staticmethod
-    def _run_convergence_settings(run: wf.Run, state: dict) -> tuple[bool, float | None]:
-        """(checks convergence, target) of ``run``: its run.json, else its parameters over its preset."""
+    def _run_setting(run: wf.Run, state: dict, key: str, default=None):
+        """A setting of ``run``: its run.json's preset, else its parameters, else its network's preset."""
         stored = state.get("preset") or {}
+        if key in stored:
+            return stored[key]
+        if run.params.get(key) is not None:
+            return run.params[key]
         try:
-            preset = presets_mod.get_preset(run.params.get("preset", "microlib"))
+            return getattr(presets_mod.get_preset(run.params.get("preset", "microlib")), key, default)
         except MicrolibError:
-            preset = None
-        enabled = run.params.get("converge")
-        if enabled is None:
-            enabled = stored.get("converge", getattr(preset, "converge", False))
-        tol = stored.get("converge_tol", run.params.get("converge_tol", getattr(preset, "converge_tol", None)))
-        return bool(enabled), (float(tol) if tol is not None else None)
+            return default
+
+    def _run_convergence_settings(self, run: wf.Run, state: dict) -> tuple[bool, float | None, int]:
+        """(checks convergence, target, first iteration that counts) of ``run``."""
+        tol = self._run_setting(run, state, "converge_tol")
+        return (bool(self._run_setting(run, state, "converge", False)), None if tol is None else float(tol),
+                int(self._run_setting(run, state, "converge_min_iters", 0) or 0))
 
     def _show_convergence(self, run: wf.Run | None) -> None:
         """The selected run's convergence checks, from its curves file and run.json (never a kept copy)."""
@@ -565,23 +626,26 @@ class Panel(StepPanel):
         for step, scalars in points:
             self.conv_plot.add_point(step, scalars)
         state = self._run_json(run)
-        enabled, tol = self._run_convergence_settings(run, state)
+        enabled, tol, min_iters = self._run_convergence_settings(run, state)
         self.conv_plot.set_tolerance(tol)
         # run.json's best (the saved generator's) once written; with no checks it is just the last iteration
         best = state.get("best_iteration") if state.get("convergence") else None
-        self.conv_plot.set_best(best if best is not None else best_check(points))
-        self.conv_status.setText(convergence_text(points, tol, state.get("converged_at"), enabled,
-                                                  run.status == "done"))
+        self.conv_plot.set_best(best if best is not None else best_check(points, min_iters))
+        record = {**state, "plateau": self._run_setting(run, state, "converge_plateau")}
+        self.conv_status.setText(convergence_text(points, tol, record, enabled, run.status == "done"))
 
     def _live_convergence(self, job: _Job, ev: Progress) -> None:
         """A progress event of the run on screen: its check (if it carries one) on the plot and status line."""
-        m = re.search(r"converged at iteration (\d+)", ev.message or "")  # the run's last event
-        if not self.conv_plot.add_point(ev.step, ev.scalars or {}) and m is None:
+        msg = ev.message or ""
+        stopped = re.match(r"(converged|stopped) at iteration \d+", msg)  # the last event of a run that stops
+        if not self.conv_plot.add_point(ev.step, ev.scalars or {}) and stopped is None:
             return
-        self.conv_plot.set_best(best_check(self.conv_plot.checks()))
-        _, tol = self._run_convergence_settings(job.run, {})
-        self.conv_status.setText(convergence_text([(ev.step, ev.scalars or {})], tol,
-                                                  int(m.group(1)) if m else None, True, False))
+        _, tol, min_iters = self._run_convergence_settings(job.run, {})
+        self.conv_plot.set_best(best_check(self.conv_plot.checks(), min_iters))
+        if stopped is not None:
+            self.conv_status.setText(msg[:1].upper() + msg[1:] + ".")
+        else:
+            self.conv_status.setText(convergence_text([(ev.step, ev.scalars)], tol, {}, True, False))
 
     @staticmethod
     def _run_state(run: wf.Run) -> str:
