@@ -173,8 +173,11 @@ def test_convergence_plot_live_and_after_reopening(make_window, qtbot, tmp_path,
     run1 = train.selected_run()
     assert run1.iteration == 30 and train.conv_plot.n_points() == 3  # iterations 10, 20, 30
     it, sc = _last_check(run1.out)
-    assert train.conv_status.text() == (f"Not converged: vf {sc['vf_error'] * 100:.1f} %, surface area "
-                                        f"{sc['sa_error'] * 100:.1f} % (target 0.0001 %), iteration {it}.")
+    best = read_run(run1.out)["best_iteration"]
+    assert train.conv_status.text().startswith(f"Not converged: vf {sc['vf_error'] * 100:.1f} %, surface area "
+                                               f"{sc['sa_error'] * 100:.1f} % (target 0.0001 %), iteration {it}")
+    assert train.conv_plot.best == best and (best == it or f"best check's, iteration {best}" in
+                                             train.conv_status.text())
     assert train.conv_plot.tol_line.isVisible() and train.conv_plot.best_line.isVisible()
     train.grab().save(str(artifacts / "train_convergence_3_not_converged.png"))
 

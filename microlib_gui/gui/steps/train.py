@@ -137,7 +137,11 @@ def convergence_text(points: list[tuple[int, dict]], tol: float | None, record: 
         return ("Convergence: no check yet." if enabled else
                 "Convergence check off for this run (Stop when converged).")
     it, sc = checks[-1]
-    return f"{'Not converged' if ended else 'Not converged yet'}: {_errors(sc)}{target}, iteration {it}."
+    text = f"{'Not converged' if ended else 'Not converged yet'}: {_errors(sc)}{target}, iteration {it}"
+    best = record.get("best_iteration")
+    if ended and best is not None and best != it and best in dict(checks):
+        text += f"; the generator kept is the best check's, iteration {best} ({_errors(dict(checks)[best])})"
+    return text + "."
 
 
 class _Job:
