@@ -100,6 +100,16 @@ def entry_figure(result: dict, path: str | os.PathLike | None = None, title: str
     return _save(fig, path)
 
 
+def _legend_below(ax, ncol: int = 2, fontsize: float = 8) -> None:
+    """The legend under the axes (inside, "best" still covered bars and curves); tight_layout makes room."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    below = -0.2 if ax.get_xlabel() else -0.14
+    ax.legend(handles, labels, fontsize=fontsize, loc="upper center", bbox_to_anchor=(0.5, below),
+              ncol=max(1, min(ncol, len(handles))), frameon=False)
+
+
 def _bars(ax, labels, v2, v3, errs, ylabel):
     x = np.arange(len(labels))
     ax.bar(x - 0.2, v2, 0.4, label="2D", color=_C2D)
@@ -112,7 +122,7 @@ def _bars(ax, labels, v2, v3, errs, ylabel):
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.15)
-    ax.legend(fontsize=8)
+    _legend_below(ax)
 
 
 def _hist_panel(ax, m2, m3):
@@ -121,7 +131,7 @@ def _hist_panel(ax, m2, m3):
         ax.stairs(m["histogram"], edges, color=c, label=f"{lab} (mean {m['mean']:.3f}, std {m['std']:.3f})")
     ax.set_xlabel("intensity")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    _legend_below(ax, ncol=1)
 
 
 def _tpc_panel(ax, result):
@@ -136,7 +146,7 @@ def _tpc_panel(ax, result):
             ax.plot(m3["r"][: len(b)], b, color=c, ls="--", label=f"{name} 3D")
     ax.set_xlabel("distance r (pixels)")
     ax.set_ylabel("two-point correlation S2(r)")
-    ax.legend(fontsize=8)
+    _legend_below(ax, ncol=4)
 
 
 def _tau_panel(ax, m3):
@@ -165,7 +175,7 @@ def _tau_panel(ax, m3):
     ax.set_ylabel("tortuosity factor")
     ax.set_title(f"TauFactor, central {tau['side']}³ cube ({tau['device']})", fontsize=9)
     ax.margins(y=0.25)
-    ax.legend(fontsize=7)
+    _legend_below(ax, ncol=1, fontsize=7)
 
 
 # -- library-wide (MicroLib Figure 4) ----------------------------------------------

@@ -13,11 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ...core.report import flag_text
 
 C2D, C3D = (31, 119, 180), (255, 127, 14)
+#: Entries per row of a legend (legends sit under their plots, not over the data).
+LEGEND_COLUMNS = 4
 PHASE_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 OK_STYLE = "QLabel { background: #e8f6ec; color: #1e6b3a; border: 1px solid #9fd3b0; padding: 6px; }"
 FLAG_STYLE = "QLabel { background: #fdecea; color: #a32a1e; border: 1px solid #f0a8a0; padding: 6px; }"
@@ -55,22 +57,32 @@ class StatsView(QWidget):
         self.p_vf = self._plot(0, 0, "Volume fraction", "phase", "volume fraction")
         self.p_sa = self._plot(0, 1, "Surface-area density", "", "share of neighbour pairs")
         self.p_tpc = self._plot(1, 0, "Two-point correlation (2D solid, 3D dashed)", "distance r (px)", "S2(r)")
-        self.p_tau = self._plot(1, 1, "Tortuosity factor (3D)", "direction", "tau")
-        self.p_tau.legend.setOffset((10, 10))
+        self.p_tau = self._plot(1, 1, "Tortuosity factor (3D)", "direction", "tau", legend_cols=2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.banner)
         lay.addWidget(self.graphics, 1)
         self.set_results(None)
 
-    def _plot(self, row: int, col: int, title: str, xlabel: str, ylabel: str) -> pg.PlotItem:
-        p = self.graphics.addPlot(row=row, col=col, title=title)
+    def _plot(self, row: int, col: int, title: str, xlabel: str, ylabel: str,
+              legend_cols: int = LEGEND_COLUMNS) -> pg.PlotItem:
+        """A plot in row ``2 row`` of the layout, its legend in the row below it (outside the plot:
+        a legend inside covered bars and curves)."""
+        p = self.graphics.addPlot(row=2 * row, col=col, title=title)
         p.setLabel("bottom", xlabel)
         p.setLabel("left", ylabel)
         p.showGrid(x=False, y=True, alpha=0.3)
         for side in ("left", "bottom"):
             p.getAxis(side).enableAutoSIPrefix(False)  # "(x0.001)" on a fraction only confuses
-        p.addLegend(offset=(-10, 10) if col else (10, 10), labelTextSize="8pt")
+        legend = pg.LegendItem(colCount=legend_cols, labelTextSize="8pt", verSpacing=-6)
+        self.graphics.addItem(legend, row=2 * row + 1, col=col)
+        p.legend = legend  # items plotted with a name join it, as with PlotItem.addLegend
+        layout = self.graphics.ci.layout
+        # As wide as its entries, under the plot's left end (stretched, its entries drifted apart).
+        legend.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
+        layout.setAlignment(legend, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        layout.setRowStretchFactor(2 * row, 1)
+        layout.setRowStretchFactor(2 * row + 1, 0)
         return p
 
     # -- public ---------------------------------------------------------------------
