@@ -147,7 +147,8 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     hidden = insp.view.grab_canvas()[..., :3].astype(int)
     assert np.abs(hidden - rgb).mean() > 2
     insp.view.set_phase_visible(1, True)
-    insp.view.show_isosurface(1)
+    with qtbot.waitSignal(insp.view.surface_changed, timeout=120_000):
+        insp.view.show_isosurface(1)  # computed in a worker process; the layer comes when it is done
     assert insp.view.surface_layer is not None and len(insp.view.viewer.layers) == 2
     insp.view.set_rendering("translucent")
     assert insp.view.volume_layer.rendering == "translucent"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QTabWidget,
     QVBoxLayout, QWidget,
@@ -29,6 +30,8 @@ from .base import StepPanel
 
 #: Statistics of volumes up to this size include the (slow) tortuosity solve.
 TORTUOSITY_MAX_BYTES = 128 ** 3 + 65536
+#: A cancelled statistics job still running after this long has its process ended.
+STATS_KILL_AFTER_MS = 1500
 
 
 def _file_key(path: Path) -> tuple | None:
@@ -47,8 +50,10 @@ class Panel(StepPanel):
         super().__init__(ctx, parent)
         self.gen_job = None  #: the Generate job (a JobHandle) while it runs
         self.stats_job = None  #: the statistics job while it runs
+        self._stats_stage = ""  #: the stage the statistics job reported last
+        self._stats_cancelling = False
         self._shown: dict[str, tuple | None] = {"volume": None, "image": None, "stats": None}
-        self.view = NapariView()
+        self.view = NapariView(jobs=self.jobs)  # the isosurface is computed through the runner
         self.tabs = QTabWidget()
         self.tabs.setObjectName("inspectTabs")
         self.tabs.addTab(self.view, "3D view")
@@ -100,7 +105,19 @@ class Panel(StepPanel):
         self.stats_btn = QPushButton("Compute statistics")
         self.stats_btn.setObjectName("computeStats")
         self.stats_btn.clicked.connect(self.compute_stats)
-        f.addRow(self.stats_btn)
+        self.stats_cancel_btn = QPushButton("Cancel")
+        self.stats_cancel_btn.setObjectName("cancelStats")
+        self.stats_cancel_btn.setToolTip("Stop the statistics: nothing is saved, the statistics saved before stay.")
+        self.stats_cancel_btn.clicked.connect(self.cancel_stats)
+        srow = QHBoxLayout()
+        srow.addWidget(self.stats_btn, 1)
+        srow.addWidget(self.stats_cancel_btn)
+        f.addRow(srow)
+        #: the statistics job's stage (shown while it runs)
+        self.stats_progress = QProgressBar()
+        self.stats_progress.setObjectName("statsProgress")
+        self.stats_progress.setVisible(False)
+        f.addRow(self.stats_progress)
         #: the entry's volume as it stands (from the store, on every event)
         self.status = QLabel()
         self.status.setObjectName("inspectStatus")
@@ -222,6 +239,7 @@ class Panel(StepPanel):
     def _update_buttons(self, gin, vol, sin) -> None:
         self.gen_btn.setEnabled(bool(gin and gin.ready) and not self.generating)
         self.cancel_btn.setEnabled(self.generating or self.computing)
+        self.stats_cancel_btn.setEnabled(self.computing and not self._stats_cancelling)
         self.stats_btn.setEnabled(bool(sin and sin.ready and vol and vol.current) and not self.computing
                                   and not self.generating and hasattr(self.stats_view, "set_results"))
 
@@ -261,9 +279,9 @@ class Panel(StepPanel):
             self.reload()
 
     def cancel(self) -> None:
-        for h in (self.gen_job, self.stats_job):
-            if h is not None and not h.done:
-                h.cancel()
+        if self.gen_job is not None and not self.gen_job.done:
+            self.gen_job.cancel()
+        self.cancel_stats()
 
     # -- statistics -------------------------------------------------------------------------
     def compute_stats(self) -> None:
@@ -273,18 +291,54 @@ class Panel(StepPanel):
         vol = self.library.entry_file(eid, L.VOLUME.suffix)
         small = vol.exists() and vol.stat().st_size <= TORTUOSITY_MAX_BYTES
         self.job_status.setText("Computing statistics…")
+        self._stats_stage, self._stats_cancelling = "", False
+        self.stats_progress.setRange(0, 0)  # busy while the worker process starts
+        self.stats_progress.setFormat("starting…")
+        self.stats_progress.setVisible(True)
         # Its own process: matplotlib (the figure) is not safe to run in a thread beside the GUI.
         h = self.stats_job = self.jobs.start(stats.run_job, {"library_root": str(self.library.root), "entry_id": eid,
                                                             "tortuosity": small}, process=True)
-        h.finished.connect(self._stats_done)
+        h.progress.connect(lambda ev, h=h: h is self.stats_job and self._stats_progress(ev))
+        h.finished.connect(lambda ev, h=h: self._stats_done(h, ev))
         self.reload()
 
-    def _stats_done(self, ev: Finished) -> None:
+    def _stats_progress(self, ev) -> None:
+        self._stats_stage = ev.message
+        show_progress(self.stats_progress, ev, text=True)
+        if not self._stats_cancelling:
+            self.job_status.setText(f"Statistics: {ev.message}…")
+
+    def cancel_stats(self) -> None:
+        """Stop the statistics job: at its next stage, or by ending its process soon after."""
+        h = self.stats_job
+        if h is None or h.done or self._stats_cancelling:
+            return
+        self._stats_cancelling = True
+        h.cancel()
+        self.job_status.setText("Cancelling the statistics…")
+        self.stats_progress.setFormat("cancelling…")
+        QTimer.singleShot(STATS_KILL_AFTER_MS, lambda h=h: self._end_stats_process(h))
+        self.reload()  # the Cancel button greys out
+
+    def _end_stats_process(self, h) -> None:
+        # A stage can run for seconds (the tortuosity solve between its checks, the worker's
+        # start-up): end the process rather than wait. Never while it saves: the save is atomic,
+        # but a result that was saved would then be reported as cancelled.
+        if h.running and self._stats_stage != stats.SAVING:
+            h.kill()
+
+    def _stats_done(self, handle, ev: Finished) -> None:
+        if handle is not self.stats_job:
+            return
+        self.stats_progress.setVisible(False)
+        self._stats_cancelling = False
         if ev.state == DONE:
             self.tabs.setCurrentIndex(1)
             self.job_status.setText("Statistics computed and saved with the entry.")
         elif ev.state == CANCELLED:
-            self.job_status.setText("Statistics cancelled.")
+            self.job_status.setText("Statistics cancelled: nothing was saved"
+                                    + ("; the statistics saved before are still shown." if
+                                       getattr(self.stats_view, "result", None) else "."))
         else:
             self.job_status.setText(f"Statistics failed: {ev.error}")
             self.show_error(ev.error or "statistics failed")

@@ -7,8 +7,14 @@ plain ``QWidget`` — no separate napari window. Beside the canvas:
 * 2D slicing / 3D rendering toggle and the rendering mode;
 * one row per phase (label volumes): visible check box and colour button;
 * an isosurface of a chosen phase (a napari Surface layer from
-  :func:`skimage.measure.marching_cubes`);
+  :func:`skimage.measure.marching_cubes`, computed in a worker process through
+  the window's job runner: marching cubes holds Python's GIL, so a thread would
+  still freeze the window; a newer request supersedes an older one), in the
+  phase's colour lightened to stand out on the black canvas, smooth-shaded;
 * the 2D training image, for comparison.
+
+The dims are named ``z``, ``y``, ``x`` (the volume's axes; the slider in 2D is
+the z slice), with slider labels wide enough for the largest index.
 
 Label volumes are shown as napari labels with label = phase + 1, so phase 0 is
 a real, visible phase (napari keeps label 0 as transparent background). Phase
@@ -42,6 +48,13 @@ from ...core.media import PHASE_COLOURS, volume_kind
 
 #: Above this many voxels, the 3D view shows every 2nd (3rd, ...) voxel.
 MAX_3D_VOXELS = 256 ** 3
+#: The isosurface is computed on at most this many voxels (block means of a larger volume): a finer
+#: mesh (128³: 1.5 million faces) takes seconds to shade and draw in the window's own thread.
+MAX_ISO_VOXELS = 80 ** 3
+#: Surface colours darker than this relative luminance are lightened (the canvas is black).
+MIN_SURFACE_LUMINANCE = 0.7
+#: The names of the volume's axes, in array order.
+AXIS_LABELS = ("z", "y", "x")
 LABEL_MODES = ("iso_categorical", "translucent")
 IMAGE_MODES = ("mip", "attenuated_mip", "translucent", "iso", "average", "minip")
 
@@ -61,6 +74,98 @@ def open_volume_lazily(path: str | Path) -> np.ndarray:
     return load_volume(path)
 
 
+def iso_step(shape) -> int:
+    """Block side of the isosurface grid: 1 up to :data:`MAX_ISO_VOXELS`, coarser beyond."""
+    return max(1, int(np.ceil((float(np.prod(shape)) / MAX_ISO_VOXELS) ** (1 / 3) - 1e-9)))
+
+
+def isosurface_job(ctx, phase: int, step: int = 1, volume: np.ndarray | None = None,
+                   memmap: dict | None = None, out_dir: str | None = None) -> dict | None:
+    """Job function (no Qt): the surface around ``phase`` by marching cubes.
+
+    Parameters
+    ----------
+    ctx : JobContext
+    phase : int
+        The phase (label value) to wrap.
+    step : int
+        Block side: the phase's share of each ``step``³ block is contoured at one half
+        (smoother than every ``step``-th voxel, and ``step``³ times fewer faces).
+    volume : ndarray, optional
+        The labels (z, y, x); or
+    memmap : dict, optional
+        ``filename``, ``dtype``, ``shape``, ``offset`` of a memory-mapped volume (read here,
+        not copied through the job's queue).
+    out_dir : str, optional
+        Write the mesh into this folder and return its path instead of the arrays: a worker
+        process whose megabytes nobody reads (the window closed) could never exit.
+
+    Returns
+    -------
+    dict or None
+        ``{"phase", "vertices" (float32, voxel units of the full volume), "faces" (int32)}``,
+        or ``{"phase", "path"}`` (an ``.npz`` of both) with ``out_dir``; None when the phase is
+        absent.
+    """
+    from skimage.measure import block_reduce, marching_cubes
+
+    ctx.report(0, 2, "reading the volume")
+    vol = volume if memmap is None else np.memmap(memmap["filename"], dtype=memmap["dtype"], mode="r",
+                                                  offset=memmap["offset"], shape=tuple(memmap["shape"]))
+    mask = np.asarray(vol) == phase
+    if not mask.any():
+        return None
+    field = block_reduce(mask, (step,) * 3, np.mean).astype(np.float32) if step > 1 else mask.astype(np.float32)
+    ctx.check_cancelled()
+    ctx.report(1, 2, "marching cubes")
+    # Padded with 0: the surface is closed where the phase meets the volume's faces.
+    verts, faces, _normals, _values = marching_cubes(np.pad(field, 1), 0.5)
+    verts = (verts - 1) * step + (step - 1) / 2  # block centres, in voxels of the full volume
+    mesh = {"vertices": verts.astype(np.float32), "faces": faces.astype(np.int32)}
+    if out_dir is None:
+        return {"phase": int(phase), **mesh}
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".npz", prefix=f"phase{int(phase)}-", dir=out_dir)
+    with open(fd, "wb") as fh:
+        np.savez(fh, **mesh)
+    return {"phase": int(phase), "path": path}
+
+
+def _load_mesh(surf: dict | None) -> dict | None:
+    """The arrays of an :func:`isosurface_job` result (its file read and removed)."""
+    if not surf or "path" not in surf:
+        return surf
+    path = Path(surf["path"])
+    try:
+        with np.load(path) as z:
+            return {"phase": surf["phase"], "vertices": z["vertices"], "faces": z["faces"]}
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def surface_colour(rgb) -> tuple[float, float, float]:
+    """A phase colour (0-255) as a surface colour (0-1) bright enough on a black canvas.
+
+    Colours darker than :data:`MIN_SURFACE_LUMINANCE` are mixed with white until
+    they reach it; lighter ones are kept.
+    """
+    c = np.asarray(rgb, dtype=np.float64)[:3] / 255.0
+    lum = lambda x: float(x @ (0.2126, 0.7152, 0.0722))  # noqa: E731 - relative luminance (sRGB weights)
+    if lum(c) < MIN_SURFACE_LUMINANCE:
+        t = (MIN_SURFACE_LUMINANCE - lum(c)) / max(1e-9, 1.0 - lum(c))
+        c = c + (1.0 - c) * t
+    return tuple(float(v) for v in c)
+
+
+def _memmap_source(vol) -> dict | None:
+    """Where a memory-mapped volume lives (a worker maps it again), or None for an array in memory."""
+    name = getattr(vol, "filename", None)
+    if isinstance(vol, np.memmap) and name and vol.flags["C_CONTIGUOUS"] and isinstance(vol.offset, int):
+        return {"filename": str(name), "dtype": vol.dtype.str, "shape": list(vol.shape), "offset": vol.offset}
+    return None
+
+
 def _qimage(arr: np.ndarray) -> QImage:
     a = np.ascontiguousarray(arr)
     if a.ndim == 2:
@@ -75,9 +180,21 @@ class NapariView(QWidget):
 
     #: The user toggled 2D/3D (2 or 3).
     ndisplay_changed = Signal(int)
+    #: An isosurface layer was added (its phase), or removed (-1).
+    surface_changed = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, jobs=None):
         super().__init__(parent)
+        #: the window's job runner (``start(fn, params, process=True)``); without one the
+        #: isosurface is computed here, in the GUI thread
+        self.jobs = jobs
+        self.iso_job = None  #: the isosurface job (a JobHandle) of the latest request
+        self._iso_dir = None  #: a temporary folder the workers write their meshes into
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:  # a worker still computing when the app quits is ended, not waited for
+            app.aboutToQuit.connect(self._supersede_iso)
         from napari._qt.qt_viewer import QtViewer
         from napari.components import ViewerModel
 
@@ -92,6 +209,9 @@ class NapariView(QWidget):
         self.colours: dict[int, tuple[int, int, int]] = {}
         self.visible: dict[int, bool] = {}
         self._volume: np.ndarray | None = None
+        self.viewer.dims.axis_labels = AXIS_LABELS
+        self.viewer.dims.events.range.connect(lambda _e: self._fit_slice_labels())
+        self.viewer.dims.events.ndisplay.connect(lambda _e: self._fit_slice_labels())
         self._build_controls()
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -140,6 +260,10 @@ class NapariView(QWidget):
         self.iso_combo.currentIndexChanged.connect(
             lambda _i: self.iso_check.isChecked() and self.show_isosurface(self.iso_combo.currentData()))
         fi.addRow(self.iso_check)
+        self.iso_status = QLabel("")
+        self.iso_status.setObjectName("isoStatus")
+        self.iso_status.setWordWrap(True)
+        fi.addRow(self.iso_status)
         v.addWidget(iso)
 
         v.addWidget(QLabel("<b>Training image</b>"))
@@ -152,6 +276,7 @@ class NapariView(QWidget):
 
     # -- data ---------------------------------------------------------------------
     def clear(self) -> None:
+        self._supersede_iso()
         self.viewer.layers.clear()
         self.volume_layer = self.surface_layer = None
         self._volume = None
@@ -165,6 +290,7 @@ class NapariView(QWidget):
         vol = volume
         if vol.ndim != 3:
             raise ValueError("expected a 3D volume")
+        self._supersede_iso()
         self.viewer.layers.clear()
         self.surface_layer = None
         self._volume = vol
@@ -191,9 +317,23 @@ class NapariView(QWidget):
         self.info.setText(f"{name}: {' × '.join(map(str, vol.shape))} voxels, "
                           f"{'labels (' + str(len(self.phases)) + ' phases)' if self.kind == 'labels' else 'grayscale'}"
                           f"{unit}")
+        self.viewer.dims.axis_labels = AXIS_LABELS
         self.viewer.reset_view()
         if self.viewer.dims.ndisplay == 3:
             self.set_ndisplay(3)
+        self._fit_slice_labels()
+
+    def _fit_slice_labels(self) -> None:
+        """Slice numbers wide enough for the largest index in the labels' own font (napari sizes them
+        with the viewer's font, and a styled label came out one digit short: "12" of 127)."""
+        dims = getattr(self.qt_viewer, "dims", None)
+        if dims is None:
+            return
+        digits = max([len(str(max(int(n) - 1, 0))) for n in self.viewer.dims.nsteps] + [1])
+        for lab in dims.findChildren(QWidget, "slice_label"):
+            lab.setFixedWidth(lab.fontMetrics().horizontalAdvance("8" * digits) + 18)
+            if isinstance(lab, QLabel):  # napari aligns the total left only, i.e. at the top
+                lab.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
     def set_training_image(self, image: np.ndarray | None) -> None:
         """Show the 2D training image (uint8 gray or RGB), or nothing."""
@@ -220,6 +360,7 @@ class NapariView(QWidget):
             self.volume_layer.data = _LabelsPlusOne(self._volume[::step, ::step, ::step]).array()
             self.volume_layer.scale = tuple(s * step for s in self._base_scale)
         self.viewer.dims.ndisplay = n
+        self._show_volume_beside_surface()
         if n == 3:
             self._oblique_camera()
         self.ndisplay_changed.emit(n)
@@ -298,7 +439,10 @@ class NapariView(QWidget):
         self._apply_colours()
         self._paint_buttons()
         if self.surface_layer is not None and self.surface_layer.metadata.get("phase") == phase:
-            self.show_isosurface(phase)
+            from napari.utils.colormaps import Colormap
+
+            r, g, b = surface_colour(self.colours[phase])
+            self.surface_layer.colormap = Colormap([[r, g, b, 1.0], [r, g, b, 1.0]], name=f"surface phase {phase}")
 
     def _apply_colours(self) -> None:
         if self.volume_layer is None or self.kind != "labels":
@@ -312,30 +456,98 @@ class NapariView(QWidget):
         self.volume_layer.colormap = DirectLabelColormap(color_dict=cd)
 
     # -- isosurface ------------------------------------------------------------------------
+    @property
+    def iso_computing(self) -> bool:
+        return self.iso_job is not None and not self.iso_job.done
+
     def show_isosurface(self, phase: int | None) -> None:
-        """Add (or replace) a surface around ``phase``; None removes it."""
+        """Add (or replace) a surface around ``phase``; None removes it.
+
+        With a job runner the surface is computed in a worker process and added when
+        it arrives (:attr:`surface_changed`); a request made meanwhile supersedes it.
+        """
+        self._supersede_iso()
         if self.surface_layer is not None:
             self.viewer.layers.remove(self.surface_layer)
             self.surface_layer = None
+            self._show_volume_beside_surface()
+            self.surface_changed.emit(-1)
         if phase is None or self._volume is None or self.kind != "labels":
+            self.iso_status.setText("")
             return
-        from napari.utils.colormaps import Colormap
-        from skimage.measure import marching_cubes
-
+        self._sync_iso_controls(phase)
         vol = self._volume
-        step = max(1, int(np.ceil((vol.size / 128 ** 3) ** (1 / 3))))
-        mask = np.pad(np.asarray(vol[::step, ::step, ::step]) == phase, 1).astype(np.float32)
-        if not mask.any():
+        params = {"phase": int(phase), "step": iso_step(vol.shape)}
+        source = _memmap_source(vol)
+        params.update({"memmap": source} if source else {"volume": np.asarray(vol)})
+        if self.jobs is None:
+            from ...core.jobs import run_inline
+
+            self._add_surface(run_inline(isosurface_job, params))
             return
-        verts, faces, _n, _v = marching_cubes(mask, 0.5)
-        verts = (verts - 1) * step
-        r, g, b = self.colours[phase]
-        cmap = Colormap([[0, 0, 0, 1], [r / 255, g / 255, b / 255, 1]], name=f"phase{phase}")
+        if self._iso_dir is None:
+            import tempfile
+
+            self._iso_dir = tempfile.TemporaryDirectory(prefix="microlib-iso-")  # removed at exit
+        params["out_dir"] = self._iso_dir.name
+        self.iso_status.setText(f"Computing the isosurface of phase {phase}…")
+        h = self.iso_job = self.jobs.start(isosurface_job, params, process=True)
+        h.finished.connect(lambda ev, h=h: self._iso_done(h, ev))
+
+    def _supersede_iso(self) -> None:
+        """Drop the running isosurface job: its result would show a phase no longer asked for."""
+        h, self.iso_job = self.iso_job, None
+        if h is not None and not h.done:
+            h.cancel()
+            h.kill()  # marching cubes has no place to stop at: end the worker
+
+    def _iso_done(self, handle, ev) -> None:
+        from ...core.jobs import DONE
+
+        if handle is not self.iso_job:
+            if ev.state == DONE and ev.result and "path" in ev.result:
+                Path(ev.result["path"]).unlink(missing_ok=True)  # superseded: nobody wants it
+            return
+        self.iso_job = None
+        if ev.state != DONE:
+            self.iso_status.setText("" if ev.state == "cancelled" else f"Isosurface failed: {ev.error}")
+            return
+        try:
+            surf = _load_mesh(ev.result)
+        except (OSError, ValueError, KeyError) as exc:
+            self.iso_status.setText(f"Isosurface failed: {' '.join(str(exc).split())[:120]}")
+            return
+        if self.iso_check.isChecked() and self.iso_combo.currentData() == (surf or {}).get("phase"):
+            self._add_surface(surf)
+
+    def _add_surface(self, surf: dict | None) -> None:
+        """Add the surface of :func:`isosurface_job` as a napari layer in the phase's (lightened) colour."""
+        from napari.utils.colormaps import Colormap
+
+        if not surf:
+            self.iso_status.setText("That phase is not in the volume: no surface.")
+            return
+        phase = surf["phase"]
+        r, g, b = surface_colour(self.colours.get(phase, (200, 200, 200)))
+        cmap = Colormap([[r, g, b, 1.0], [r, g, b, 1.0]], name=f"surface phase {phase}")
         scale = tuple(self.volume_layer.scale) if self.volume_layer is not None else (1, 1, 1)
-        self.surface_layer = self.viewer.add_surface((verts, faces, np.ones(len(verts), np.float32)),
+        verts = surf["vertices"]
+        self.surface_layer = self.viewer.add_surface((verts, surf["faces"], np.ones(len(verts), np.float32)),
                                                      name=f"isosurface phase {phase}", colormap=cmap,
-                                                     contrast_limits=(0, 1), scale=scale,
+                                                     contrast_limits=(0, 1), scale=scale, shading="smooth",
                                                      metadata={"phase": phase})
+        self._show_volume_beside_surface()
+        self.iso_status.setText(f"Isosurface of phase {phase}: {len(surf['faces']):,} faces"
+                                " (in 3D the volume is hidden while it shows).")
+        self.surface_changed.emit(phase)
+
+    def _show_volume_beside_surface(self) -> None:
+        """In 3D the opaque volume rendering would hide the surface inside it: hide the volume while a
+        surface shows (2D slices show both: the surface's outline over the slice)."""
+        if self.volume_layer is not None:
+            self.volume_layer.visible = self.surface_layer is None or self.viewer.dims.ndisplay == 2
+
+    def _sync_iso_controls(self, phase: int) -> None:
         if self.iso_combo.currentData() != phase:
             self.iso_combo.blockSignals(True)
             self.iso_combo.setCurrentIndex(self.iso_combo.findData(phase))
