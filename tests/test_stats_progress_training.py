@@ -107,3 +107,25 @@ def test_a_cancelled_computation_saves_nothing(tmp_path, one_torch_thread):
     assert stats.SAVING not in seen
     assert path.read_bytes() == old_bytes and lib.provenance(eid) == old_prov
     assert stats.saved(lib, eid).result["volume3d"] == before["volume3d"]
+
+
+def test_cli_prints_the_stages_on_stderr_and_keeps_json_quiet(tmp_path, capsys):
+    import json
+
+    import tifffile
+    from PIL import Image
+
+    from microlib_gui.cli import main
+
+    Image.fromarray(_blobs((64, 64), 1) * 255).save(tmp_path / "img.png")
+    tifffile.imwrite(tmp_path / "vol.tif", _blobs((16, 16, 16), 2) * 255)
+    args = ["stats", str(tmp_path / "img.png"), str(tmp_path / "vol.tif"), "--r-max", "6", "--no-tortuosity",
+            "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    names = stage_names("nphase", tortuosity=False)
+    assert err == [f"[{i}/{len(names)}] {n}" for i, n in enumerate(names)] + [f"[{len(names)}/{len(names)}] "
+                                                                              "statistics done"]
+    assert main(args + ["--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and json.loads(out.out)["kind"] == "nphase"
