@@ -71,7 +71,6 @@ def _compare_files(ctx, image, volume, extra_stages: int = 0, **compare_kw) -> t
         ctx.check_cancelled()
         ctx.report(1 + step, total, message, force=message in stage_names(kind, True))
 
-    progress(0, 0, "comparing")
     result = finite_or_none(compare(img, vol, kind=kind, progress=progress, **compare_kw))
     return result, total - extra_stages, total
 

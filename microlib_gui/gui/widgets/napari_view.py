@@ -277,6 +277,7 @@ class NapariView(QWidget):
     # -- data ---------------------------------------------------------------------
     def clear(self) -> None:
         self._supersede_iso()
+        self._untick_iso()
         self.viewer.layers.clear()
         self.volume_layer = self.surface_layer = None
         self._volume = None
@@ -291,6 +292,7 @@ class NapariView(QWidget):
         if vol.ndim != 3:
             raise ValueError("expected a 3D volume")
         self._supersede_iso()
+        self._untick_iso()
         self.viewer.layers.clear()
         self.surface_layer = None
         self._volume = vol
@@ -493,6 +495,13 @@ class NapariView(QWidget):
         self.iso_status.setText(f"Computing the isosurface of phase {phase}…")
         h = self.iso_job = self.jobs.start(isosurface_job, params, process=True)
         h.finished.connect(lambda ev, h=h: self._iso_done(h, ev))
+
+    def _untick_iso(self) -> None:
+        """A new volume (or none) has no surface yet: the check box says so."""
+        self.iso_check.blockSignals(True)
+        self.iso_check.setChecked(False)
+        self.iso_check.blockSignals(False)
+        self.iso_status.setText("")
 
     def _supersede_iso(self) -> None:
         """Drop the running isosurface job: its result would show a phase no longer asked for."""
