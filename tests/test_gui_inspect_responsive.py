@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication
 from test_workflow_generate_export import curated, gen, publish
 
 from microlib_gui.core.jobs import CANCELLED, DONE
