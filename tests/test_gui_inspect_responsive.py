@@ -200,9 +200,9 @@ def test_napari_names_the_axes_and_slice_numbers_fit(qtbot, tmp_path, settings_f
     lib, eid = make_entry(tmp_path, size=128)  # three-digit slice numbers: "127" came out clipped
     win, insp = open_inspect(qtbot, lib.root)
     view = insp.view
-    assert tuple(view.viewer.dims.axis_labels) == ("z", "y", "x")
+    assert tuple(view.viewer.dims.axis_labels) == ("x", "y", "z")
     sliders = [w for w in view.qt_viewer.dims.slider_widgets if w.isVisible()]
-    assert [w.axis_label.text() for w in sliders] == ["z"]  # napari's default said "-3"
+    assert [w.axis_label.text() for w in sliders] == ["x"]  # napari's default said "-3"
     view.viewer.dims.set_current_step(0, 127)  # the user drags the slider to the last slice
     qtbot.waitUntil(lambda: view.qt_viewer.dims.slider_widgets[0].curslice_label.text() == "127")
     labels = [sliders[0].curslice_label, sliders[0].totslice_label]

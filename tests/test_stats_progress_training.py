@@ -129,3 +129,24 @@ def test_cli_prints_the_stages_on_stderr_and_keeps_json_quiet(tmp_path, capsys):
     assert main(args + ["--json"]) == 0
     out = capsys.readouterr()
     assert out.err == "" and json.loads(out.out)["kind"] == "nphase"
+
+
+def test_a_run_stopped_by_its_convergence_check_is_not_called_short(tmp_path, one_torch_thread):
+    """A plateau stop keeps the best check's generator, from an earlier iteration than the run
+    reached: the flag must judge the iterations trained, and know the run stopped on its check."""
+    from microlib_gui.core.workflow import train
+
+    lib, eid = curated(tmp_path / "lib", tmp_path)
+    params = train.run_params(train.inputs(lib, eid), preset="tiny", iters=60, seed=0, converge=True,
+                              converge_every=2, converge_min_iters=2, converge_plateau=2, converge_tol=1e-9)
+    run = train.train_inline(lib, eid, params)
+    gen(lib, eid, size=24)
+    info = stats.training_info(lib, eid)
+    assert info["converged"] is True  # stopped by the check (on a plateau: the tolerance is unreachable)
+    assert info["iteration"] == run.iteration < 60, (info, run.iteration)
+    assert training_cause({**info, "preset": "microlib", "preset_iters": 5000}) is None
+
+
+def test_a_draft_generator_is_named_among_the_causes():
+    cause = training_cause({"iteration": 3000, "preset": "draft", "preset_iters": 3000, "full_iters": 5000})
+    assert cause.startswith("a draft generator") and "microlib preset on a GPU" in cause

@@ -474,7 +474,8 @@ def _save_checkpoint(out: Path, trainer: Trainer, iteration: int, config: dict,
     save_generator(out / GEN_NAME, G,
                    {"phases": config.get("phases"), "iteration": record["best_iteration"],
                     "preset": config["preset"]["name"], "ema": config["preset"].get("ema", 0.0),
-                    "converged_at": record["converged_at"]})
+                    "converged_at": record["converged_at"], "stop_reason": record.get("stop_reason"),
+                    "trained_iterations": iteration})
     atomic_write_json(out / RUN_JSON, {**config, "iteration": iteration, **record})
 
 

@@ -245,6 +245,9 @@ def training_cause(training: dict | None) -> str | None:
         target = f" ({full_iters} iterations)" if full_iters else ""
         return (f"the generator was trained with the {preset} preset (a small network for tests and quick "
                 f"checks){done}: train it with the {full} preset{target}")
+    if preset == "draft":
+        return (f"a draft generator (the CPU preset: a smaller network, errors up to about 10 %): "
+                f"train it with the {full} preset on a GPU for a library entry")
     if training.get("converged"):
         return None  # stopped early because its statistics had converged: not under-trained
     if it is not None and total and int(it) < UNDERTRAINED_SHARE * int(total):

@@ -177,7 +177,10 @@ def training_info(library, entry_id: int) -> dict | None:
     except (OSError, ValueError):
         meta = {}
     meta = meta if isinstance(meta, dict) else {}
-    iteration = params.get("iteration", meta.get("iteration"))
+    # a run stopped by its convergence check keeps an earlier generator (the best check's):
+    # the iterations it trained for are what says whether it was trained long enough
+    iteration = meta.get("trained_iterations", params.get("iteration", meta.get("iteration")))
+    stopped = meta.get("stop_reason") in ("converged", "plateau") or meta.get("converged_at") is not None
     preset = params.get("preset") or meta.get("preset")
     if iteration is None and preset is None:
         return None
@@ -185,7 +188,7 @@ def training_info(library, entry_id: int) -> dict | None:
     return {"iteration": None if iteration is None else int(iteration), "preset": preset,
             "preset_iters": known.iters if known else None, "full_preset": "microlib",
             "full_iters": PRESETS["microlib"].iters,
-            "converged": bool(meta.get("converged") or params.get("converged"))}
+            "converged": bool(stopped or meta.get("converged") or params.get("converged"))}
 
 
 @dataclass

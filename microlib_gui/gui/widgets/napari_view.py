@@ -53,8 +53,9 @@ MAX_3D_VOXELS = 256 ** 3
 MAX_ISO_VOXELS = 80 ** 3
 #: Surface colours darker than this relative luminance are lightened (the canvas is black).
 MIN_SURFACE_LUMINANCE = 0.7
-#: The names of the volume's axes, in array order.
-AXIS_LABELS = ("z", "y", "x")
+#: The names of the volume's axes, in array order: axis 0 is x everywhere in the app (slices
+#: perpendicular to x in training, ``--periodic x``, the statistics' per-axis figures).
+AXIS_LABELS = ("x", "y", "z")
 LABEL_MODES = ("iso_categorical", "translucent")
 IMAGE_MODES = ("mip", "attenuated_mip", "translucent", "iso", "average", "minip")
 
