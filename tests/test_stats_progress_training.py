@@ -150,3 +150,17 @@ def test_a_run_stopped_by_its_convergence_check_is_not_called_short(tmp_path, on
 def test_a_draft_generator_is_named_among_the_causes():
     cause = training_cause({"iteration": 3000, "preset": "draft", "preset_iters": 3000, "full_iters": 5000})
     assert cause.startswith("a draft generator") and "microlib preset on a GPU" in cause
+
+
+def test_a_volume_fraction_flag_offers_matching_with_its_measured_effect():
+    from microlib_gui.core.report import flag_text
+
+    img, vol = _blobs((96, 96), 1), _blobs((24, 24, 24), 2, thr=0.47)  # more phase 1 in 3D
+    res = compare(img, vol, r_max=8, tortuosity=False, device="cpu")
+    assert any("volume fraction" in r for r in res["flag"]["reasons"])
+    assert len(res["flag"]["advice"]) == 1 and "--match-vf" in res["flag"]["advice"][0]
+    assert "To try: put the phase fractions on target" in flag_text(res)
+    # a flag on the surface area alone: matching the fractions is no remedy, so not offered
+    sa_only = {**res, "errors": {**res["errors"], "volume_fraction": [0.0, 0.0]}}
+    fl = flag(sa_only)
+    assert fl["flagged"] and fl["advice"] == []

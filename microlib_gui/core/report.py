@@ -64,6 +64,7 @@ def flag_text(result: dict) -> str:
         return f"OK: every error is within {100 * fl.get('threshold', ERROR_THRESHOLD):.0f}%."
     lines = ["FLAGGED: " + "; ".join(fl["reasons"]) + "."]
     lines += ["Likely cause: " + c for c in fl["likely_causes"]]
+    lines += ["To try: " + a for a in fl.get("advice") or []]
     return "\n".join(lines)
 
 

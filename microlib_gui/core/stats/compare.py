@@ -41,6 +41,13 @@ CAUSES = {
     "undertraining": "an under-trained generator: its run stopped far short of its preset's iterations, "
                      "or it was trained with a small test preset",
 }
+#: What a user can do about a flag, with its measured effect.
+ADVICE = {
+    "match_vf": "put the phase fractions on target at generation: 'Match the training image's phase "
+                "fractions' in Inspect (microlib generate --match-vf); measured on three MicroLib images "
+                "it leaves the surface area about unchanged for small corrections and worsens it for large "
+                "ones (docs/benchmarks.md, 'Phase fractions on target')",
+}
 #: A run that stopped below this share of its preset's iterations counts as under-trained.
 UNDERTRAINED_SHARE = 0.5
 #: Presets meant for tests and quick checks, not for a library entry.
@@ -262,7 +269,7 @@ def flag(result: dict, training: dict | None = None) -> dict:
     ``training`` (see :func:`training_cause`) puts an under-trained generator first
     among the causes of a flagged result: it is the cause a user can check and fix.
     """
-    err, reasons, causes = result["errors"], [], []
+    err, reasons, causes, vf_bad = result["errors"], [], [], []
     pct = lambda e: f"{100 * e:.1f}%"  # noqa: E731
     if result["kind"] == "grayscale":
         for key, label in (("mean", "mean intensity"), ("std", "intensity spread")):
@@ -295,7 +302,9 @@ def flag(result: dict, training: dict | None = None) -> dict:
     under = training_cause(training) if reasons else None
     if under:
         causes.insert(0, under)
-    return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes}
+    advice = [ADVICE["match_vf"]] if result["kind"] != "grayscale" and vf_bad else []
+    return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes,
+            "advice": advice}
 
 
 def _volume_anisotropy(axes) -> list[str]:

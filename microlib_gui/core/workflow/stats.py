@@ -97,6 +97,8 @@ def save(library, entry_id: int, result: dict, inputs: StatsInputs, params: dict
     cal = calibration(library, entry_id, result)
     if cal:
         result["calibration"] = cal
+        # matched already: the advice to match is moot
+        result["flag"]["advice"] = [a for a in result["flag"].get("advice", []) if "--match-vf" not in a]
     text = json.dumps(result, indent=1) + "\n"
     png = entry_figure(result, None, title=name)
     p = _params(params)
