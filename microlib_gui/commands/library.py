@@ -44,14 +44,22 @@ def register(sub) -> None:
     add_json_flag(q)
     q.set_defaults(func=cmd_add)
 
-    q = lsub.add_parser("import-anns", help="import a MicroLib annotation file or a data_anns.json")
+    q = lsub.add_parser("import-anns", help="import a MicroLib annotation file or a data_anns.json",
+                        description="Import a MicroLib annotation file (records naming DoITPoMS micrographs, or "
+                                    "entries as `microlib library export` writes them: "
+                                    "microstructureNNN_original.png) or a data_anns.json. All or nothing; a local "
+                                    "entry's record this library cannot take is listed as not applied.")
     q.add_argument("file")
-    q.add_argument("--images", metavar="DIR", help="folder with the raw images the file names (adds them)")
+    q.add_argument("--images", metavar="DIR",
+                   help="folder with the raw images the file names (adds them): the images themselves, or entry "
+                        "folders microstructureNNN/ (a library's or an export's)")
     add_json_flag(q)
     q.set_defaults(func=cmd_import_anns)
 
     q = lsub.add_parser("export", help="write data_anns.json and MicroLib annotations into DIR")
     q.add_argument("dir")
+    q.add_argument("--force", "--overwrite", action="store_true", dest="force",
+                   help="replace a data_anns.json or microlib_anns.json already in DIR")
     add_json_flag(q)
     q.set_defaults(func=cmd_export)
 
@@ -185,13 +193,29 @@ def cmd_import_anns(args) -> int:
          f"{len(res['applied'])} applied, {len(res['added'])} entries added, "
          f"{len(res['pending'])} pending (applied when those micrographs are imported)"
          + "".join(f"\n  key {r['key']!r} of micrograph {r['micrograph']} kept as {r['as']!r}: "
-                   f"{r['key']!r} is micrograph {r['held_by']}'s" for r in res["renamed"]))
+                   f"{r['key']!r} is micrograph {r['held_by']}'s" for r in res["renamed"])
+         + "".join(f"\n  {r['entry']} added as {r['as']}: this library's {r['entry']} is another micrograph"
+                   for r in res["moved"])
+         + (f"\n{len(res['not_applied'])} not applied:" if res["not_applied"] else "")
+         + "".join(f"\n  key {r['key']!r}: {r['reason']}" for r in res["not_applied"]))
+    # exit 0: the file was valid and all of it that names this library was applied; a local entry of
+    # another library is an expected part of its export (as a pending record), not a failure
     return 0
 
 
+EXPORT_FILES = ("data_anns.json", "microlib_anns.json")
+
+
 def cmd_export(args) -> int:
-    lib = open_library(args, create=False, readonly=True)
+    from ..core.errors import MicrolibError
+
     out = Path(args.dir)
+    found = [out / name for name in EXPORT_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if found and not args.force:  # checked before anything is written: neither file is replaced
+        more = f" (and {found[1].name})" if len(found) > 1 else ""
+        raise MicrolibError(f"{found[0]} exists{more}: not overwritten; choose another folder or overwrite "
+                            "(microlib library export --force)")
+    lib = open_library(args, create=False, readonly=True)
     a = lib.export_data_anns(out / "data_anns.json")
     b = lib.export_microlib_anns(out / "microlib_anns.json")
     emit(args, {"data_anns": str(a), "microlib_anns": str(b)}, f"wrote {a} and {b}")

@@ -219,8 +219,36 @@ def doitpoms_id_from_data_path(data_path: str) -> int | None:
     return did if did in DOITPOMS_IDS else None
 
 
+#: The name a library gives an entry's original (``microstructure10001_original.png``): what an
+#: export writes as the ``data_path`` of an entry imported from no MicroLib file.
+_ENTRY_FILE = re.compile(r"microstructure([0-9]{1,12})_original\.\w+", re.ASCII)
+#: Entry ids a store can hold (DoITPoMS ids, then local and demo entries from 10001).
+ENTRY_IDS = range(1, 10**7)
+
+
+def entry_id_from_data_path(data_path: str) -> int | None:
+    """The entry id a ``data_path`` names by the library's file name, or None.
+
+    The file name (after the last ``/`` or ``\\``) must be ``microstructure`` + ASCII
+    digits + ``_original`` + an extension, as an export writes it:
+    ``microstructure10001_original.png`` is entry 10001, ``microstructure012_original.tif``
+    entry 12 (a DoITPoMS micrograph's entry id is its DoITPoMS id).
+    """
+    m = _ENTRY_FILE.fullmatch(re.split(r"[/\\]", str(data_path))[-1])
+    if m is None:
+        return None
+    eid = int(m.group(1))
+    return eid if eid in ENTRY_IDS else None
+
+
 def read_microlib_anns(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
-    """Parse a MicroLib annotation file into ``(doitpoms_id, annotations)`` pairs.
+    """Parse a MicroLib annotation file into ``(micrograph, annotations)`` pairs.
+
+    ``micrograph`` is a DoITPoMS id (1..10000) or, for a local entry's record,
+    its entry id (from 10001). A ``data_path`` naming an entry's original
+    (:func:`entry_id_from_data_path`) gives that entry's id (a DoITPoMS
+    micrograph's entry id is its DoITPoMS id); any other ``data_path`` must end
+    in a DoITPoMS id (:func:`doitpoms_id_from_data_path`).
 
     Every entry is validated; one bad entry refuses the whole file with a reason
     naming it, so a half-applied import cannot happen. Two records naming the
@@ -239,12 +267,14 @@ def read_microlib_anns(path: str | os.PathLike) -> list[tuple[int, dict[str, Any
         dp = rec.get("data_path")
         if not isinstance(dp, str):
             raise AnnotationError(f"{path.name}: entry {show(key)} has no data_path")
-        did = doitpoms_id_from_data_path(dp)
+        did = entry_id_from_data_path(dp) or doitpoms_id_from_data_path(dp)
         if did is None:
             raise AnnotationError(f"{path.name}: entry {show(key)}: cannot read a DoITPoMS micrograph id "
-                                  f"({DOITPOMS_IDS.start}..{DOITPOMS_IDS.stop - 1}) from {show(dp, 60)}")
+                                  f"({DOITPOMS_IDS.start}..{DOITPOMS_IDS.stop - 1}) or an entry's file name "
+                                  f"(microstructureNNN_original.png) from {show(dp, 60)}")
         if did in seen:
-            raise AnnotationError(f"{path.name}: entries {show(seen[did])} and {show(key)} both name micrograph {did}")
+            what = f"micrograph {did}" if did in DOITPOMS_IDS else f"entry microstructure{did:03d}"
+            raise AnnotationError(f"{path.name}: entries {show(seen[did])} and {show(key)} both name {what}")
         seen[did] = key
         try:
             ann = validate_annotations({**rec, "microlib_key": key})

@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_write_json
-from ..errors import AnnotationError
+from ..errors import AnnotationError, MicrolibError
 from ..text import clean_text, clean_value, show
 from .db import from_json, to_json
 from .entries import _KEY, PreparedEntry, entry_name
@@ -53,6 +55,17 @@ class _Keys:
             del self.held[old]
         self.held[key], self.own[holder] = holder, key
         return key
+
+
+def _find_image(images_dir: str | os.PathLike, data_path: str, entry_id: int) -> Path | None:
+    """The image of a record in ``images_dir`` (see :meth:`InterchangeMixin.import_microlib_anns`), or None."""
+    from .layout import ORIGINAL_EXT, ORIGINAL_STEM
+
+    folder, name = Path(images_dir), Path(data_path).name
+    sub = folder / entry_name(entry_id)
+    candidates = [folder / name, sub / name] + [sub / (entry_name(entry_id) + ORIGINAL_STEM + ext)
+                                                for ext in dict.fromkeys(ORIGINAL_EXT.values())]
+    return next((p for p in candidates if name and p.is_file()), None)
 
 
 class InterchangeMixin:
@@ -163,54 +176,115 @@ class InterchangeMixin:
                              ) -> dict[str, list]:
         """Import a MicroLib annotation file (``microlib-prelabelled_anns.json`` format).
 
-        Annotations for micrographs already in the library are applied at once.
-        With ``images_dir``, micrographs found there by the file name in
-        ``data_path`` are added as entries first. The rest are kept as pending and
-        applied when that DoITPoMS micrograph is added later.
+        A record names its micrograph by its ``data_path``: a DoITPoMS id
+        (``.../000012.png``) or an entry's original as an export writes it
+        (``microstructure10001_original.png``, entry 10001; ``microstructure012_original.png``
+        is DoITPoMS micrograph 12, whose entry id is its DoITPoMS id).
+
+        - DoITPoMS micrographs already in the library get their annotations at once.
+          With ``images_dir``, micrographs found there are added as entries first. The
+          rest are kept as pending and applied when that micrograph is added later.
+        - A local entry's record (id from 10001) applies to this library's entry of
+          that id. With ``images_dir`` holding its image, the image decides: the entry
+          of that id if it holds the same picture, else the image is added as a new
+          local entry (of that id when free) and annotated. Without either it is not
+          applied (``not_applied``): local entries are numbered per library, so it
+          names nothing here.
+
+        Images are looked up in ``images_dir`` as ``DIR/<data_path file name>``, then in an
+        entry folder ``DIR/microstructureNNN/`` (a library's, or an Export step's)
+        under that name or as ``microstructureNNN_original.png|.jpg|.tif``.
+
+        A record naming an entry by the library's file name is applied without its
+        ``data_path`` (the entry's original file is its data_path in an export) and
+        without a key the export would give it anyway (its id), so importing a
+        library's own export changes nothing.
 
         All or nothing: every record and every image is checked before anything is
         written, then everything is applied in one transaction.
 
-        Returns ``{"applied": [...], "added": [...], "pending": [...], "renamed": [...]}``
-        (DoITPoMS ids; ``renamed`` lists ``{"key", "micrograph", "as", "held_by"}`` for
-        records whose key another micrograph of this library already had).
+        Returns ``{"applied": [...], "added": [...], "pending": [...], "renamed": [...],
+        "not_applied": [...], "moved": [...]}``: entry ids (a DoITPoMS micrograph's is its
+        DoITPoMS id; ``pending`` lists DoITPoMS ids); ``renamed`` lists ``{"key",
+        "micrograph", "as", "held_by"}`` for records whose key another micrograph of this
+        library already had; ``not_applied`` lists ``{"key", "entry", "reason"}``;
+        ``moved`` lists ``{"key", "entry", "as"}`` for a local entry's image added under
+        another id because this library's entry of its id is another picture.
         """
-        from ..annotations import read_microlib_anns
+        from ..annotations import DOITPOMS_IDS, entry_id_from_data_path, read_microlib_anns
 
         records = read_microlib_anns(path)  # validates the whole file before any write
         source_file = clean_text(Path(path).name, "file name", key=True, lossy=True)
-        result: dict[str, list] = {"applied": [], "added": [], "pending": [], "renamed": []}
+        result: dict[str, list] = {"applied": [], "added": [], "pending": [], "renamed": [], "not_applied": [],
+                                   "moved": []}
         with self._db() as con:
             existing = {r["doitpoms_id"]: r["id"] for r in
                         con.execute("SELECT id, doitpoms_id FROM entries WHERE doitpoms_id IS NOT NULL")}
-        prepared: list[PreparedEntry] = []
-        if images_dir is not None:
-            for did, ann in records:
-                img = Path(images_dir) / Path(ann["data_path"]).name
-                if did not in existing and img.exists():
+            ids = {r[0] for r in con.execute("SELECT id FROM entries")}
+        # per record: the entry it applies to (an id), a PreparedEntry to add, or None (pending / not applied)
+        target: dict[int, int | PreparedEntry | None] = {}
+        for i, (did, ann) in enumerate(records):
+            img = _find_image(images_dir, ann["data_path"], did) if images_dir is not None else None
+            if did in DOITPOMS_IDS:
+                if did in existing:
+                    target[i] = existing[did]
+                elif img is not None:
                     # checked now (decoded), kept as its hash: re-read when written
-                    prepared.append(self._prepare_entry(img, source="doitpoms", doitpoms_id=did, keep_bytes=False))
+                    target[i] = self._prepare_entry(img, source="doitpoms", doitpoms_id=did, keep_bytes=False)
+                else:
+                    target[i] = None
+            elif did in ids and (img is None or self._holds_image(did, img)):
+                target[i] = did
+            elif img is not None:
+                target[i] = self._prepare_entry(img, source="local", entry_id=None if did in ids else did,
+                                                keep_bytes=False)
+            else:
+                target[i] = None
+                where = (f" and {Path(images_dir).name or images_dir} holds no image of it" if images_dir is not None
+                         else " (import with the folder of its image to add it)")
+                result["not_applied"].append({"key": ann["microlib_key"], "entry": entry_name(did),
+                                              "reason": f"local entry {entry_name(did)} is not in this library{where}"})
         added_dirs: list[Path] = []
         now = time.time()
         try:
             with self._db() as con:
-                for p in prepared:
+                # entries of a chosen id first: one numbered next could otherwise take that id
+                order = sorted((i for i, t in target.items() if isinstance(t, PreparedEntry)),
+                               key=lambda i: target[i].entry_id is None and target[i].doitpoms_id is None)
+                for i in order:
+                    p = target[i]
                     eid = self._insert_entry(con, p)
                     added_dirs.append(self.entry_dir(eid))
-                    existing[p.doitpoms_id] = eid
-                    result["added"].append(p.doitpoms_id)
+                    target[i] = eid
+                    result["added"].append(eid)
+                    if p.doitpoms_id is None and eid != records[i][0]:
+                        result["moved"].append({"key": records[i][1]["microlib_key"],
+                                                "entry": entry_name(records[i][0]), "as": entry_name(eid)})
                 keys = _Keys(self._microlib_keys(con))
                 pending, edits = [], []
-                for did, ann in records:
+                for i, (did, ann) in enumerate(records):
+                    eid = target[i]
+                    if eid is None and did not in DOITPOMS_IDS:
+                        continue  # not applied: listed above
+                    holder = did if did in DOITPOMS_IDS else -eid  # as _microlib_keys names holders
                     wanted = ann["microlib_key"]
-                    holder = keys.held.get(wanted)
-                    key = keys.take(did, wanted)
-                    if key != wanted:
-                        ann = {**ann, "microlib_key": key}
-                        result["renamed"].append({"key": wanted, "micrograph": did, "as": key, "held_by": holder})
-                    if did in existing:
-                        edits.append((existing[did], ann))
-                        result["applied"].append(did)
+                    if eid is not None and entry_id_from_data_path(ann["data_path"]) is not None:
+                        # named by the library's own file name: what an export writes back anyway
+                        ann = {k: v for k, v in ann.items() if k != "data_path"}
+                        # its key, when it is the id the record named (an export's key for an entry without one)
+                        if wanted == str(did) and keys.held.get(wanted, holder) == holder:
+                            ann.pop("microlib_key")
+                    if "microlib_key" in ann:
+                        held_by = keys.held.get(wanted)
+                        key = keys.take(holder, wanted)
+                        if key != wanted:
+                            ann = {**ann, "microlib_key": key}
+                            result["renamed"].append({"key": wanted, "micrograph": did, "as": key,
+                                                      "held_by": held_by})
+                    if eid is not None:
+                        edits.append((eid, ann))
+                        if eid not in result["added"]:
+                            result["applied"].append(eid)
                     else:
                         pending.append((did, to_json(ann, f"annotations of micrograph {did}"), source_file, now))
                         result["pending"].append(did)
@@ -224,6 +298,21 @@ class InterchangeMixin:
                 shutil.rmtree(d, ignore_errors=True)
             raise
         return result
+
+    def _holds_image(self, entry_id: int, image: Path) -> bool:
+        """Whether the entry's original is the picture in ``image`` (the same bytes, or the same pixels)."""
+        from ..images import load_image
+        from .provenance import sha256_file
+
+        try:
+            mine = self.original_path(entry_id)
+            if sha256_file(mine) == sha256_file(image):
+                return True
+            a, b = load_image(mine), load_image(image)
+        except (OSError, MicrolibError):
+            # an unreadable original is no match; an unreadable image is refused when it is prepared
+            return False
+        return a.kind == b.kind and a.shape == b.shape and bool(np.array_equal(a.as_uint8(), b.as_uint8()))
 
     @staticmethod
     def _microlib_keys(con) -> dict[str, int]:
