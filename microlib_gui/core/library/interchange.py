@@ -205,7 +205,7 @@ class InterchangeMixin:
 
         Returns ``{"applied": [...], "added": [...], "pending": [...], "renamed": [...],
         "not_applied": [...], "moved": [...]}``: entry ids (a DoITPoMS micrograph's is its
-        DoITPoMS id; ``pending`` lists DoITPoMS ids); ``renamed`` lists ``{"key",
+        DoITPoMS id; ``pending`` lists DoITPoMS ids; an entry added is applied too); ``renamed`` lists ``{"key",
         "micrograph", "as", "held_by"}`` for records whose key another micrograph of this
         library already had; ``not_applied`` lists ``{"key", "entry", "reason"}``;
         ``moved`` lists ``{"key", "entry", "as"}`` for a local entry's image added under
@@ -283,8 +283,7 @@ class InterchangeMixin:
                                                       "held_by": held_by})
                     if eid is not None:
                         edits.append((eid, ann))
-                        if eid not in result["added"]:
-                            result["applied"].append(eid)
+                        result["applied"].append(eid)
                     else:
                         pending.append((did, to_json(ann, f"annotations of micrograph {did}"), source_file, now))
                         result["pending"].append(did)
