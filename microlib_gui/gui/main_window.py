@@ -279,7 +279,12 @@ class MainWindow(QMainWindow):
         box.exec()
         return box.clickedButton() is make
 
-    def import_annotations(self, path: str | None = None) -> None:
+    def import_annotations(self, path: str | None = None, images_dir: str | None = None) -> None:
+        """File → Import annotations: a MicroLib annotation file or a data_anns.json (``images_dir``: add images).
+
+        Records of local entries this library does not hold are named in a one-line box, which
+        offers to import again with the folder of their images (importing twice changes nothing).
+        """
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Import annotations", "", "JSON (*.json)")
         if not path:
@@ -287,17 +292,53 @@ class MainWindow(QMainWindow):
         from ..core.workflow.browse import import_annotations
 
         try:
-            msg = import_annotations(self.ctx.library, path)["text"].capitalize() + "."
+            res = import_annotations(self.ctx.library, path, images_dir=images_dir)
         except (OSError, MicrolibError) as exc:
             self.error(str(exc))
             return
         self.ctx.refresh()
-        self.statusBar().showMessage(msg, 8000)
+        skipped = res.get("not_applied") or []
+        self.statusBar().showMessage(res["text"].capitalize() + (f", {len(skipped)} not applied" if skipped else "")
+                                     + ".", 8000)
+        if skipped:
+            box = self._not_applied_box(skipped)
+            add = box.addButton("Add from images folder…", QMessageBox.ButtonRole.ActionRole)
+            box.exec()
+            if box.clickedButton() is add:
+                folder = QFileDialog.getExistingDirectory(self, "Folder holding the images of those entries")
+                if folder:
+                    self.import_annotations(path, images_dir=folder)
+
+    def _not_applied_box(self, skipped: list[dict]) -> QMessageBox:
+        """One line naming the records an import could not apply (a local entry of another library)."""
+        shown = "; ".join(r["reason"] for r in skipped[:3]) + (f" (and {len(skipped) - 3} more)"
+                                                               if len(skipped) > 3 else "")
+        box = QMessageBox(QMessageBox.Icon.Information, "Annotations not applied",
+                          f"{len(skipped)} record{'s' if len(skipped) > 1 else ''} not applied: {shown}.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("annotationsNotApplied")
+        return box
+
+    def _ask_overwrite_annotations(self, found: list[Path]) -> bool:
+        """Ask before replacing a data_anns.json / microlib_anns.json; True to overwrite."""
+        names = " and ".join(p.name for p in found)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Overwrite?",
+                          f"{found[0].parent} already holds {names}. Overwrite "
+                          f"{'them' if len(found) > 1 else 'it'} with this library's annotations?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("annotationsOverwrite")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def export_annotations(self, folder: str | None = None) -> None:
         if not folder:
             folder = QFileDialog.getExistingDirectory(self, "Export data_anns.json and MicroLib annotations to")
         if not folder:
+            return
+        found = [p for p in (Path(folder) / "data_anns.json", Path(folder) / "microlib_anns.json")
+                 if p.exists() or p.is_symlink()]
+        if found and not self._ask_overwrite_annotations(found):
+            self.statusBar().showMessage("Export cancelled: nothing was overwritten", 8000)
             return
         try:
             self.ctx.library.export_data_anns(Path(folder) / "data_anns.json")
