@@ -77,14 +77,15 @@ def test_export_asks_before_overwriting_then_import_adds_the_other_librarys_entr
     source.set_annotations(10005, {"vox_size": 0.75})
     seen: list = []
     # No: both files stay as they were
-    _answer_next_box("annotationsOverwrite", QMessageBox.StandardButton.No, seen, artifacts / "annotations_overwrite.png")
+    no, yes, ok = QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.Ok
+    _answer_next_box("annotationsOverwrite", no, seen, artifacts / "annotations_overwrite.png")
     win.export_annotations(str(out))
     assert seen == [("annotationsOverwrite", f"{out} already holds data_anns.json and microlib_anns.json. "
                                              "Overwrite them with this library's annotations?")]
     assert (out / "microlib_anns.json").read_bytes() == first
     assert "nothing was overwritten" in win.statusBar().currentMessage()
     # Yes: replaced
-    _answer_next_box("annotationsOverwrite", QMessageBox.StandardButton.Yes, seen)
+    _answer_next_box("annotationsOverwrite", yes, seen)
     win.export_annotations(str(out))
     assert len(seen) == 2 and json.loads((out / "microlib_anns.json").read_text())["10005"]["vox_size"] == 0.75
 
@@ -93,7 +94,7 @@ def test_export_asks_before_overwriting_then_import_adds_the_other_librarys_entr
     ensure_demo_entries(other)
     assert win.open_library(other.root)
     qtbot.waitUntil(lambda: win.entry_combo.count() == 4, timeout=5000)
-    _answer_next_box("annotationsNotApplied", QMessageBox.StandardButton.Ok, seen, artifacts / "annotations_not_applied.png")
+    _answer_next_box("annotationsNotApplied", ok, seen, artifacts / "annotations_not_applied.png")
     win.import_annotations(str(out / "microlib_anns.json"))
     assert seen[2] == ("annotationsNotApplied",
                        "1 record not applied: local entry microstructure10005 is not in this library "
