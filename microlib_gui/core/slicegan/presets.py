@@ -117,6 +117,31 @@ PRESETS = {
     "check": Preset("check", img_side=32, nz=8, latent_side=4, g_hidden=(32, 16, 8), gk=4, gs=2, gp=(2, 2, 2, 3),
                     d_hidden=(8, 16, 32), dk=4, ds=2, dp=(1, 1, 1, 0), lr=1e-3, critic_iters=2, ema=0.99,
                     batch_g=4, batch_d=2, batch_real=8, iters=300, checkpoint_every=100, log_every=25),
+    # for a laptop without a GPU: the check recipe on a 64 px field of view (five generator layers).
+    # 1500 iterations on the 2-core development machine (2 threads, shared): 18-19 CPU minutes, so
+    # about 9.5 minutes on an idle 2-core CPU (at most 12.3 by a near-idle timing). On micro001,
+    # micro054, micro237 (128³, raw): vf 4.1 / 13.7 / 0.6 %, surface area 9.9 / 5.1 / 6.3 %; with
+    # --match-vf vf 0.0 % and SA 5.7 / 1.4 / 6.5 %; stripe scores 1.8-2.1 (flag 1.5: mild regular
+    # hatching in the fine texture); vf still swings between checkpoints (054: 2.7 % at 1000).
+    # bench/draft_preset.py, docs/benchmarks.md "CPU draft preset (issue 21)"
+    "draft": Preset("draft", img_side=64, nz=8, latent_side=4, g_hidden=(64, 32, 16, 8), gk=4, gs=2,
+                    gp=(2, 2, 2, 2, 3), d_hidden=(8, 16, 32, 64), dk=4, ds=2, dp=(1, 1, 1, 1, 0), lr=1e-3,
+                    critic_iters=2, ema=0.99, batch_g=4, batch_d=2, batch_real=8, iters=1500,
+                    checkpoint_every=100, log_every=25),
+}
+
+#: What each preset was measured to give, for the GUI (gui/steps/train.py) to show beside it.
+#: ``draft``: the worst image of bench/draft_preset.py's three (docs/benchmarks.md, "CPU draft
+#: preset (issue 21)"); ``cpu_minutes``: training on an idle 2-core CPU (2 torch threads).
+#: ``microlib``: the GPU figures (docs/benchmarks.md). ``for_tests``: not for real entries.
+PRESET_NOTES = {
+    "draft": {"cpu_minutes": 9.5, "vf_error_max": 0.137, "sa_error_max": 0.099,
+              "images": ["micro001", "micro054", "micro237"],
+              # with generate --match-vf (phase fractions fitted on the volume), and the stripe score
+              "vf_error_max_matched": 0.0, "sa_error_max_matched": 0.065, "stripe_score_max": 2.09},
+    "microlib": {"gpu_seconds": 221, "gpu": "H200", "vf_error_mean": 0.042, "sa_error_mean": 0.026, "n_images": 6},
+    "tiny": {"for_tests": True},
+    "check": {"for_tests": True},
 }
 
 
