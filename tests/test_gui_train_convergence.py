@@ -77,12 +77,10 @@ def test_presets_without_a_gpu(make_window, qtbot, tmp_path, artifacts):
     assert not train.cuda and train.preset_combo.currentData() == "draft"
     note = train.preset_note.text()
     draft = PRESET_NOTES.get("draft") or {}
-    if draft.get("cpu_minutes") is not None:  # measured (bench/draft_preset.py)
-        assert f"About {draft['cpu_minutes']:.0f} min on 2 CPU cores" in note, note
-    if draft.get("sa_error_max") is not None:
-        worst = math.ceil(100 * max(draft["vf_error_max"], draft["sa_error_max"]) - 1e-9)
-        n = len(draft["images"])
-        assert f"volume-fraction and surface-area errors ≤ {worst} % on {n} MicroLib images" in note, note
+    assert draft.get("cpu_minutes") is not None and draft.get("sa_error_max") is not None  # measured
+    assert f"About {draft['cpu_minutes']:g} min on 2 CPU cores" in note, note
+    vf, sa = (math.ceil(100 * draft[k] - 1e-9) for k in ("vf_error_max", "sa_error_max"))
+    assert f"vf error ≤ {vf} %, surface area ≤ {sa} % on {len(draft['images'])} MicroLib images" in note, note
     est = fmt_duration(estimate_seconds("microlib", get_preset("microlib").iters, False))
     assert re.search(rf"The full MicroLib network: about {re.escape(est)} on this CPU \(\d+ iterations\); "
                      r"errors ≤ \d+ % on a GPU", note), note
