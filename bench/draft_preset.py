@@ -134,8 +134,8 @@ def run_one(name: str, image: Path, stages: list[int], a):
         if not a.resume:
             raise SystemExit(f"{out} exists: remove it, choose --out or pass --resume")
         done = read_run(out)["iteration"]
-        last = [r for r in previous_rows(a) if (r["candidate"], r["image"], r["seed"], r["iters"])
-                == (name, image.stem, a.seed, done)]
+        last = [r for r in previous_rows(a) if not r.get("rescore") and (r["candidate"], r["image"], r["seed"],
+                                                                         r["iters"]) == (name, image.stem, a.seed, done)]
         if not last:
             raise SystemExit(f"{out}: no row of results.json at iteration {done} to continue the times from")
         wall, cpu = last[-1]["wall_s"], last[-1]["cpu_s"]
