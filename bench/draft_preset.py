@@ -11,10 +11,16 @@ row per run, appended) and prints a Markdown table.
 
 The 20-minute target is for an idle 2-core machine: with both threads busy, wall ≈ CPU time / 2
 there, so the table also gives ``CPU / threads`` as the idle estimate when the machine is shared.
+Run it with ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine: threads then sleep instead of
+spinning while the other is descheduled, and the CPU time is the work's.
 
-    python bench/draft_preset.py --candidates draft --images 001,054,237 [--iters N | --at N1,N2,...]
-                                 [--threads 2]
-                                 [--big] [--out bench/_out/draft] [--data DIR] [--list]
+``--at 300,600,1000`` scores one run at each of those iterations (it continues from its
+checkpoint); ``--resume`` carries on runs left in ``--out``; ``--rescore`` trains nothing and
+scores the runs there at 128³ and 320³, raw and with ``--match-vf``'s phase-fraction offsets.
+
+    OMP_WAIT_POLICY=PASSIVE python bench/draft_preset.py --candidates draft --images 001,054,237
+        [--iters N | --at N1,N2,...] [--resume] [--rescore] [--threads 2] [--big]
+        [--out bench/_out/draft] [--data DIR] [--list]
 """
 
 from __future__ import annotations
