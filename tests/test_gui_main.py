@@ -101,6 +101,24 @@ def test_geometry_and_last_library_remembered(qtbot, demo_library, tmp_path, mon
     assert win2.width() == 1111 and win2.height() == 777
 
 
+def test_the_window_fits_a_laptop_screen_on_every_step(qtbot, demo_library, tmp_path, monkeypatch):
+    """A 1366 x 768 screen leaves about 700 px for a window under its title bar and a task bar:
+    no step may make the window's least size larger (the Train step's settings once needed 886)."""
+    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "s.ini"))
+    from microlib_gui.gui.app import create_window, make_settings
+
+    win = create_window(demo_library.root, make_settings())
+    qtbot.addWidget(win)
+    win.show()
+    for i in range(win.step_list.count()):
+        win.step_list.setCurrentRow(i)
+        qtbot.wait(20)
+        hint = win.minimumSizeHint()
+        assert hint.height() <= 700 and hint.width() <= 1340, (win.step_list.item(i).text(), hint)
+    win.resize(1340, 700)
+    qtbot.waitUntil(lambda: win.height() == 700)
+
+
 def test_import_export_annotations_from_menu(window, shared_data, tmp_path):
     window.import_annotations(str(shared_data / "microlib-prelabelled_anns.json"))
     assert len(window.ctx.library.pending_annotations()) == 79

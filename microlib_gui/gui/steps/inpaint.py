@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-    QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+    QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 from scipy import ndimage
 
@@ -169,8 +169,15 @@ class Panel(StepPanel):
         lay.addWidget(left, 3)
         right = QWidget()
         right.setLayout(side)
-        right.setMaximumWidth(380)
-        lay.addWidget(right, 1)
+        # the settings column scrolls rather than setting the window's least height (a 768 px screen)
+        right_scroll = QScrollArea()
+        right_scroll.setObjectName("inpaintSettingsScroll")
+        right_scroll.setWidget(right)
+        right_scroll.setWidgetResizable(True)
+        right_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right_scroll.setMaximumWidth(380 + right_scroll.verticalScrollBar().sizeHint().width())
+        lay.addWidget(right_scroll, 1)
 
         self._update_buttons()
         self._update_estimate()

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
-    QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+    QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+    QVBoxLayout, QWidget,
 )
 
 from ...core.errors import MicrolibError
@@ -345,8 +345,17 @@ class Panel(StepPanel):
         rv.addLayout(slices)
         rv.addWidget(self.log_view, 1)
 
+        # the settings column scrolls rather than setting the window's least height (it must fit
+        # a 768 px laptop screen); its width stays what its contents need
+        left_scroll = QScrollArea()
+        left_scroll.setObjectName("trainSettingsScroll")
+        left_scroll.setWidget(left)
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setMinimumWidth(left.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width())
         split = QSplitter()
-        split.addWidget(left)
+        split.addWidget(left_scroll)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
