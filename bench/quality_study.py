@@ -67,7 +67,10 @@ def score(image: Path, vol: np.ndarray, device: str) -> dict:
     lab2 = labels_2d(image)
     top = (vol == vol.max()).astype(np.uint8)
     vf2, vf3, sa2, sa3 = volume_fraction(lab2), volume_fraction(top), surface_share(lab2), surface_share(top)
-    return {"phase": ph, "vf2d": res["image2d"]["volume_fraction"][ph],
+    from microlib_gui.core.stats.artefacts import stripe_score
+
+    stripes = stripe_score(vol, img)
+    return {"phase": ph, "stripe_score": round(stripes["score"], 2), "stripe_period": round(stripes["period"], 1), "vf2d": res["image2d"]["volume_fraction"][ph],
             "vf3d": res["volume3d"]["volume_fraction"][ph],
             "vf_err": err["volume_fraction"][ph], "sa_err": err["surface_area"], "s2_err": err["two_point"][ph],
             "flagged": res["flag"]["flagged"],
