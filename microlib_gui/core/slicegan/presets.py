@@ -123,11 +123,16 @@ PRESETS = {
     # micro054, micro237 (128³, raw): vf 4.1 / 13.7 / 0.6 %, surface area 9.9 / 5.1 / 6.3 %; with
     # --match-vf vf 0.0 % and SA 5.7 / 1.4 / 6.5 %; stripe scores 1.8-2.1 (flag 1.5: mild regular
     # hatching in the fine texture); vf still swings between checkpoints (054: 2.7 % at 1000).
-    # bench/draft_preset.py, docs/benchmarks.md "CPU draft preset (issue 21)"
+    # bench/draft_preset.py, docs/benchmarks.md "CPU draft preset (issue 21)".
+    # Hence the convergence stop: a check every 100 iterations from 600 on (the network tiles
+    # before), the best check's generator kept, a stop after 4 checks with no better one; with it
+    # (bench/quality_study.py --preset draft --device cpu --size 128) micro001 and micro054 gave
+    # vf 3.7 / 5.9 % and surface area 6.7 / 7.9 % (054 stopped at 1100); all three in benchmarks.md
     "draft": Preset("draft", img_side=64, nz=8, latent_side=4, g_hidden=(64, 32, 16, 8), gk=4, gs=2,
                     gp=(2, 2, 2, 2, 3), d_hidden=(8, 16, 32, 64), dk=4, ds=2, dp=(1, 1, 1, 1, 0), lr=1e-3,
                     critic_iters=2, ema=0.99, batch_g=4, batch_d=2, batch_real=8, iters=1500,
-                    checkpoint_every=100, log_every=25),
+                    checkpoint_every=100, log_every=25, converge=True, converge_every=100,
+                    converge_min_iters=600, converge_plateau=4),
 }
 
 #: What each preset was measured to give, for the GUI (gui/steps/train.py) to show beside it.
