@@ -126,8 +126,8 @@ PRESETS = {
     # bench/draft_preset.py, docs/benchmarks.md "CPU draft preset (issue 21)".
     # Hence the convergence stop: a check every 100 iterations from 600 on (the network tiles
     # before), the best check's generator kept, a stop after 4 checks with no better one; with it
-    # (bench/quality_study.py --preset draft --device cpu --size 128) micro001 and micro054 gave
-    # vf 3.7 / 5.9 % and surface area 6.7 / 7.9 % (054 stopped at 1100); all three in benchmarks.md
+    # (bench/quality_study.py --preset draft --device cpu --size 128): vf 3.7 / 5.9 / 1.2 %, surface
+    # area 6.7 / 7.9 / 5.4 % on micro001 / 054 / 237 (stopped at 1500 / 1100 / 1400; benchmarks.md)
     "draft": Preset("draft", img_side=64, nz=8, latent_side=4, g_hidden=(64, 32, 16, 8), gk=4, gs=2,
                     gp=(2, 2, 2, 2, 3), d_hidden=(8, 16, 32, 64), dk=4, ds=2, dp=(1, 1, 1, 1, 0), lr=1e-3,
                     critic_iters=2, ema=0.99, batch_g=4, batch_d=2, batch_real=8, iters=1500,
@@ -140,11 +140,15 @@ PRESETS = {
 #: preset (issue 21)"); ``cpu_minutes``: training on an idle 2-core CPU (2 torch threads).
 #: ``microlib``: the GPU figures (docs/benchmarks.md). ``for_tests``: not for real entries.
 PRESET_NOTES = {
-    "draft": {"cpu_minutes": 9.5, "vf_error_max": 0.137, "sa_error_max": 0.099,
+    # with its convergence stop (micro001 / 054 / 237 at 128³): vf 3.7 / 5.9 / 1.2 %, surface area
+    # 6.7 / 7.9 / 5.4 %; matched phase fractions: vf 0 %, surface area 4.7 / 6.0 / 5.7 %
+    "draft": {"cpu_minutes": 9.5, "vf_error_max": 0.059, "sa_error_max": 0.079,
               "images": ["micro001", "micro054", "micro237"],
               # with generate --match-vf (phase fractions fitted on the volume), and the stripe score
-              "vf_error_max_matched": 0.0, "sa_error_max_matched": 0.065, "stripe_score_max": 2.09},
-    "microlib": {"gpu_seconds": 221, "gpu": "H200", "vf_error_mean": 0.042, "sa_error_mean": 0.026, "n_images": 6},
+              "vf_error_max_matched": 0.0, "sa_error_max_matched": 0.060, "stripe_score_max": 2.92},
+    # seven MicroLib images with the convergence stop, 320³ volumes (docs/benchmarks.md, "Training
+    # quality over many images")
+    "microlib": {"gpu_seconds": 155, "gpu": "H200", "vf_error_mean": 0.041, "sa_error_mean": 0.045, "n_images": 7},
     "tiny": {"for_tests": True},
     "check": {"for_tests": True},
 }
