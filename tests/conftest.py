@@ -122,3 +122,31 @@ def make_doitpoms_site(doitpoms_jpegs):
         srv.clear()
         if srv.is_running():
             srv.stop()
+
+
+@pytest.fixture
+def local_entry_window(qtbot, tmp_path, monkeypatch):
+    """Open the main window (1400 x 900, shown) on a new library of one local entry made from an
+    image file: ``win = local_entry_window(path)``. Panels are told the window closes at the end."""
+    made = []
+
+    def open_window(image):
+        from microlib_gui.core.library import Library
+        from microlib_gui.gui.session import create_window
+        from microlib_gui.gui.settings import make_settings
+
+        monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
+        lib = Library(tmp_path / "lib")
+        lib.add_entry(image, source="local")
+        win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
+        qtbot.addWidget(win)
+        win.resize(1400, 900)
+        win.show()
+        qtbot.waitExposed(win)
+        made.append(win)
+        return win
+
+    yield open_window
+    for win in made:
+        for p in win.panels.values():
+            getattr(p, "confirm_close", lambda: True)()

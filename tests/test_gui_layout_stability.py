@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from microlib_gui.core.library import Library
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared]
 
@@ -57,21 +56,8 @@ def pick(qtbot, combo, index: int) -> None:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, shared_data):
-    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-    from microlib_gui.gui.session import create_window
-    from microlib_gui.gui.settings import make_settings
-
-    lib = Library(tmp_path / "lib")
-    lib.add_entry(shared_data / "rawlike-uneven" / "raw233.png", source="local")
-    win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    for p in win.panels.values():
-        getattr(p, "confirm_close", lambda: True)()
+def window(local_entry_window, shared_data):
+    return local_entry_window(shared_data / "rawlike-uneven" / "raw233.png")
 
 
 def hist_x_range(seg) -> tuple[float, float]:

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from microlib_gui.core.library import Library
 from microlib_gui.core.library import layout as L
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared]
@@ -28,21 +27,8 @@ def uneven(shared_data):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch, uneven):
-    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-    from microlib_gui.gui.session import create_window
-    from microlib_gui.gui.settings import make_settings
-
-    lib = Library(tmp_path / "lib")
-    lib.add_entry(uneven[0], source="local")
-    win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    for p in win.panels.values():
-        getattr(p, "confirm_close", lambda: True)()
+def window(local_entry_window, uneven):
+    return local_entry_window(uneven[0])
 
 
 def accuracy(labels, truth, bar) -> float:

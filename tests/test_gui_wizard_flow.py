@@ -25,20 +25,8 @@ def one_entry_library(root, spec=CATALOG[0]) -> Library:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-    from microlib_gui.gui.session import create_window
-    from microlib_gui.gui.settings import make_settings
-
-    lib = one_entry_library(tmp_path / "lib")
-    win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    for p in win.panels.values():
-        getattr(p, "confirm_close", lambda: True)()
+def window(local_entry_window):
+    return local_entry_window(demo_png(CATALOG[0]))
 
 
 def mark(win, step: str) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-    QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
+    QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 from scipy import ndimage
 
@@ -25,6 +25,7 @@ from ...core.jobs import CANCELLED, DONE, Finished, fmt_duration
 from ...core.workflow import inpaint as wf
 from ...core.sysinfo import detect_devices
 from ..widgets.array_image import ImageBox
+from ..widgets.scroll import bar_width, scroll_column
 from .base import StepPanel
 
 OUTLINE = (255, 40, 40)
@@ -170,13 +171,8 @@ class Panel(StepPanel):
         right = QWidget()
         right.setLayout(side)
         # the settings column scrolls rather than setting the window's least height (a 768 px screen)
-        right_scroll = QScrollArea()
-        right_scroll.setObjectName("inpaintSettingsScroll")
-        right_scroll.setWidget(right)
-        right_scroll.setWidgetResizable(True)
-        right_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        right_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        right_scroll.setMaximumWidth(380 + right_scroll.verticalScrollBar().sizeHint().width())
+        right_scroll = scroll_column(right, "inpaintSettingsScroll")
+        right_scroll.setMaximumWidth(380 + bar_width(right_scroll))
         lay.addWidget(right_scroll, 1)
 
         self._update_buttons()

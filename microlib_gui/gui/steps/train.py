@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+    QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QSplitter,
     QVBoxLayout, QWidget,
 )
 
@@ -33,6 +33,7 @@ from ...core.workflow import train as wf
 from ..widgets.convergence_plot import ConvergencePlot
 from ..widgets.loss_plot import LossPlot
 from ..widgets.progress import show_progress
+from ..widgets.scroll import bar_width, scroll_column
 from .base import StepPanel
 
 QUEUE = "train"
@@ -347,13 +348,8 @@ class Panel(StepPanel):
 
         # the settings column scrolls rather than setting the window's least height (it must fit
         # a 768 px laptop screen); its width stays what its contents need
-        left_scroll = QScrollArea()
-        left_scroll.setObjectName("trainSettingsScroll")
-        left_scroll.setWidget(left)
-        left_scroll.setWidgetResizable(True)
-        left_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left_scroll.setMinimumWidth(left.sizeHint().width() + left_scroll.verticalScrollBar().sizeHint().width())
+        left_scroll = scroll_column(left, "trainSettingsScroll")
+        left_scroll.setMinimumWidth(left.sizeHint().width() + bar_width(left_scroll))
         split = QSplitter()
         split.addWidget(left_scroll)
         split.addWidget(right)
