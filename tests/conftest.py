@@ -125,19 +125,16 @@ def make_doitpoms_site(doitpoms_jpegs):
 
 
 @pytest.fixture
-def local_entry_window(qtbot, tmp_path, monkeypatch):
-    """Open the main window (1400 x 900, shown) on a new library of one local entry made from an
-    image file: ``win = local_entry_window(path)``. Panels are told the window closes at the end."""
+def library_window(qtbot, tmp_path, monkeypatch):
+    """Open the main window (1400 x 900, shown) on a library: ``win = library_window(lib)``, with
+    settings of this test's own. Panels are told the window closes at the end."""
     made = []
+    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
 
-    def open_window(image):
-        from microlib_gui.core.library import Library
+    def open_window(lib):
         from microlib_gui.gui.session import create_window
         from microlib_gui.gui.settings import make_settings
 
-        monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-        lib = Library(tmp_path / "lib")
-        lib.add_entry(image, source="local")
         win = create_window(lib.root, make_settings(), add_demo_if_empty=False)
         qtbot.addWidget(win)
         win.resize(1400, 900)
@@ -150,3 +147,17 @@ def local_entry_window(qtbot, tmp_path, monkeypatch):
     for win in made:
         for p in win.panels.values():
             getattr(p, "confirm_close", lambda: True)()
+
+
+@pytest.fixture
+def local_entry_window(library_window, tmp_path):
+    """The main window on a new library of one local entry made from an image file:
+    ``win = local_entry_window(path)``."""
+    from microlib_gui.core.library import Library
+
+    def open_window(image):
+        lib = Library(tmp_path / "lib")
+        lib.add_entry(image, source="local")
+        return library_window(lib)
+
+    return open_window

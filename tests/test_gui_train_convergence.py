@@ -17,19 +17,11 @@ NO_GPU = (False, "CPU only (2 cores; no CUDA GPU found)")
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-    from microlib_gui.gui.app import create_window, make_settings
-
+def make_window(library_window, monkeypatch):
     def make(lib, no_gpu: bool = True):
         if no_gpu:  # what a laptop without CUDA sees, whatever this machine has
             monkeypatch.setattr("microlib_gui.gui.steps.train.detect_devices", lambda: NO_GPU)
-        win = create_window(lib.root, make_settings())
-        qtbot.addWidget(win)
-        win.resize(1400, 900)
-        win.show()
-        qtbot.waitExposed(win)
-        return win
+        return library_window(lib)
 
     return make
 

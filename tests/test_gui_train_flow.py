@@ -32,19 +32,8 @@ def _one_entry_library(root):
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("MICROLIB_SETTINGS", str(tmp_path / "settings.ini"))
-    from microlib_gui.gui.app import create_window, make_settings
-
-    def make(lib):
-        win = create_window(lib.root, make_settings())
-        qtbot.addWidget(win)
-        win.resize(1400, 900)
-        win.show()
-        qtbot.waitExposed(win)
-        return win
-
-    return make
+def make_window(library_window):
+    return library_window
 
 
 def _answer_next_box(name: str, button: str, seen: list):
