@@ -207,6 +207,20 @@ def test_joint_critic_axes_option(tmp_path, img):
         run_inline(TARGET, {**base, "out": str(tmp_path / "x"), "critic_axes": "both"})
 
 
+def test_critic_steps_and_learning_rate_options(tmp_path, img):
+    """The variants bench/quality_study.py measures: recorded in run.json, and they change training."""
+    base = dict(images=[img], preset="tiny", iters=2, device="cpu", seed=1, log_every=1, checkpoint_every=10)
+    run_inline(TARGET, {**base, "out": str(tmp_path / "v"), "critic_iters": 1, "lr": 3e-4})
+    stored = read_run(tmp_path / "v")["preset"]
+    assert (stored["critic_iters"], stored["lr"]) == (1, 3e-4)
+    run_inline(TARGET, {**base, "out": str(tmp_path / "d")})
+    assert not torch.allclose(_gen_state(tmp_path / "v")["convs.0.weight"],
+                              _gen_state(tmp_path / "d")["convs.0.weight"])
+    for bad in ({"critic_iters": 0}, {"lr": 0.0}):
+        with pytest.raises(SliceGANError, match="critic steps"):
+            run_inline(TARGET, {**base, "out": str(tmp_path / "x"), **bad})
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_critic_linear_head_equals_the_convolution(channels_last):
     # MicroLib's last critic layer (4×4 kernel on a 4×4 input) as a matrix product: the same

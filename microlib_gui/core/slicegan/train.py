@@ -504,7 +504,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
           ema: float | None = None, critic_axes: str | None = None, augment: bool | None = None,
           converge: bool | None = None, converge_every: int | None = None, converge_min_iters: int | None = None,
           converge_tol: float | None = None, converge_patience: int | None = None,
-          converge_s2_tol: float | None = None, converge_plateau: int | None = None) -> dict:
+          converge_s2_tol: float | None = None, converge_plateau: int | None = None,
+          critic_iters: int | None = None, lr: float | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -551,6 +552,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     converge_plateau : int, optional
         Also stop once this many checks in a row found no better generator (0: never; default:
         the preset's).
+    critic_iters, lr : optional
+        Critic steps per generator step and the learning rate of both networks (new runs;
+        default: the preset's). For measuring variants (bench/quality_study.py).
 
     Returns
     -------
@@ -589,6 +593,13 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = replace(p, critic_axes=str(critic_axes))
     if augment is not None and ck is None:
         p = replace(p, augment=bool(augment))
+    if critic_iters is not None and ck is None:
+        p = replace(p, critic_iters=int(critic_iters))
+    if lr is not None and ck is None:
+        p = replace(p, lr=float(lr))
+    if p.critic_iters < 1 or not p.lr > 0:
+        raise SliceGANError(f"critic steps must be at least 1 and the learning rate above 0 "
+                            f"(got {p.critic_iters}, {p.lr})")
     if p.critic_axes not in CRITIC_AXES:
         raise SliceGANError(f"--critic-axes must be one of {', '.join(CRITIC_AXES)} (got {p.critic_axes!r})")
     p = _converge_settings(p, converge=converge, converge_every=converge_every,
