@@ -56,7 +56,9 @@ LONG_CPU_RUN_S = 12 * 3600
 
 #: Measured seconds per generator iteration (docs/benchmarks.md): on one H100, and on the CPU
 #: as core-seconds (2-core development machine, shared with other work), scaled by the cores here.
-MEASURED_SPEED = {"microlib": {"cuda": 0.047, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8}}
+MEASURED_SPEED = {"microlib": {"cuda": 0.047, "cpu_core_s": 240.0}, "tiny": {"cuda": 0.01, "cpu_core_s": 0.8},
+                  # 2-core development machine, 1500 iterations in 18-19 CPU minutes (benchmarks.md)
+                  "draft": {"cpu_core_s": 0.76}}
 
 
 class TrainError(MicrolibError):
@@ -551,8 +553,8 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
     if measured_s_per_iter:
         return measured_s_per_iter * iters
     cores = max(1, min(os.cpu_count() or 1, 32))
-    known = MEASURED_SPEED.get(preset)
-    if known:
+    known = MEASURED_SPEED.get(preset, {})
+    if ("cuda" if cuda else "cpu_core_s") in known:
         return iters * (known["cuda"] if cuda else known["cpu_core_s"] / cores)
     try:
         from ..slicegan.presets import get_preset
