@@ -105,8 +105,8 @@ def _train(folder: Path, iters: int = CAP, **kw) -> dict:
     return {**res, "events": events}
 
 
-def _check_errors_of_saved_generator(run: Path) -> dict:
-    """The check's errors recomputed from the generator file (the check's latent and figures)."""
+def _check_errors_of_saved_generator(run: Path, volumes: int = 1) -> dict:
+    """The check's errors recomputed from the generator file (the check's latents and figures)."""
     import torch
 
     from microlib_gui.core.slicegan.convergence import CHECK_SEED, Figures
@@ -117,12 +117,14 @@ def _check_errors_of_saved_generator(run: Path) -> dict:
     G, _ = load_model(run)
     meta = json.loads((run / "slicegan_meta.json").read_text())
     s = get_preset("check").converge_latent
-    z = torch.randn(1, G.params.nz, s, s, s, generator=torch.Generator().manual_seed(CHECK_SEED))
-    with torch.no_grad():
-        vol = G.eval()(z)[0]
+    vols = []
+    for i in range(volumes):
+        z = torch.randn(1, G.params.nz, s, s, s, generator=torch.Generator().manual_seed(CHECK_SEED + i))
+        with torch.no_grad():
+            vols.append(G.eval()(z)[0])
     cfg = json.loads((run / "run.json").read_text())
     imgs = load_training_images(cfg["images"], cfg["imtype"], min_side=32)
-    return meta, Figures([torch.from_numpy(im.data) for im in imgs], "nphase").errors(vol)
+    return meta, Figures([torch.from_numpy(im.data) for im in imgs], "nphase").errors(vols if volumes > 1 else vols[0])
 
 
 def test_training_stops_when_converged_and_keeps_the_best_check(tmp_path):
@@ -151,6 +153,46 @@ def test_training_stops_when_converged_and_keeps_the_best_check(tmp_path):
     assert meta["iteration"] == best["iteration"]
     for key in ("vf_error", "sa_error", "s2_error"):
         assert errors[key] == pytest.approx(best[key], abs=1e-6), (key, errors, best)
+
+
+def test_errors_of_several_volumes_are_those_of_their_mean_figures():
+    import torch
+
+    from microlib_gui.core.slicegan.convergence import Figures
+
+    img, _ = _labels((60, 64), 2, seed=1)
+    v1, _ = _labels((40, 40, 40), 2, seed=2)
+    v2, _ = _labels((40, 40, 40), 2, seed=5)
+    onehot = lambda a: torch.from_numpy(np.stack([a == k for k in range(2)]).astype(np.float32))  # noqa: E731
+    fig = Figures([onehot(img)], "nphase")
+    one = fig.errors(onehot(v1))
+    assert fig.errors([onehot(v1), onehot(v1)]) == pytest.approx(one, abs=1e-9)
+    both = fig.errors([onehot(v1), onehot(v2)])
+    vf_img = np.array([np.mean(img == k) for k in range(2)])
+    vf_mean = np.array([(np.mean(v1 == k) + np.mean(v2 == k)) / 2 for k in range(2)])
+    assert both["vf_error"] == pytest.approx(np.max(np.abs(vf_img - vf_mean) / vf_img), abs=1e-6)
+    assert both != pytest.approx(one, abs=1e-6)
+
+
+def test_checks_on_several_volumes(tmp_path):
+    """converge_volumes=3: each check scores three fixed latents together; the saved generator's
+    three check volumes score what its check recorded, and one volume alone scores otherwise."""
+    res = _train(tmp_path, iters=50, converge=True, converge_volumes=3,
+                 **{**LOOSE, "converge_tol": 1e-6, "converge_every": 25, "converge_min_iters": 25})
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["preset"]["converge_volumes"] == 3
+    best = next(c for c in res["convergence"] if c["iteration"] == res["best_iteration"])
+    _, errors = _check_errors_of_saved_generator(tmp_path / "run", volumes=3)
+    for key in ("vf_error", "sa_error", "s2_error"):
+        assert errors[key] == pytest.approx(best[key], abs=1e-6), (key, errors, best)
+    _, alone = _check_errors_of_saved_generator(tmp_path / "run", volumes=1)
+    assert alone != pytest.approx(errors, abs=1e-6)
+    from microlib_gui.core.jobs import run_inline
+    from microlib_gui.core.slicegan import SliceGANError
+    from microlib_gui.core.slicegan.train import train
+
+    with pytest.raises(SliceGANError, match="check volumes"):
+        run_inline(train, {"images": [str(tmp_path / "field.png")], "out": str(tmp_path / "bad"), "preset": "check",
+                           "device": "cpu", "converge": True, "converge_volumes": 0})
 
 
 def test_resume_keeps_the_checks(tmp_path):

@@ -168,17 +168,35 @@ class Figures:
             return label_figures(field, self.nc, batch_dims, self.R)
         return intensity_figures(field, batch_dims, self.R)
 
-    def errors(self, volume: torch.Tensor) -> dict[str, float]:
-        """Errors of a (C, X, Y, Z) generated volume against the image(s)."""
+    def errors(self, volume) -> dict[str, float]:
+        """Errors of a (C, X, Y, Z) generated volume against the image(s); of a list of volumes,
+        the errors of their mean figures (one sample of a generator is a noisy judge)."""
         if not self.anisotropic:
-            return _errors(self.images[0], self._figures(self._field(volume), 0), self.nphase)
+            vols = _as_list(volume)
+            figs = _mean_figures([self._figures(self._field(v), 0) for v in vols])
+            return _errors(self.images[0], figs, self.nphase)
         per_axis = self.axis_errors(volume)
         return {key: max(e[key] for e in per_axis) for key in per_axis[0]}
 
-    def axis_errors(self, volume: torch.Tensor) -> list[dict[str, float]]:
-        """Anisotropic runs: the errors of image k against the sections perpendicular to axis k."""
-        field = self._field(volume)
-        return [_errors(self.images[k], self._figures(_sections(field, k), 1), self.nphase) for k in range(3)]
+    def axis_errors(self, volume) -> list[dict[str, float]]:
+        """Anisotropic runs: the errors of image k against the sections perpendicular to axis k
+        (of a list of volumes: of their mean figures)."""
+        fields = [self._field(v) for v in _as_list(volume)]
+        return [_errors(self.images[k], _mean_figures([self._figures(_sections(f, k), 1) for f in fields]),
+                        self.nphase) for k in range(3)]
+
+
+def _as_list(volume) -> list[torch.Tensor]:
+    return list(volume) if isinstance(volume, (list, tuple)) else [volume]
+
+
+def _mean_figures(figs: list[dict]) -> dict:
+    """Figures of several equal-sized volumes: the mean of each (volume fractions, surface area and
+    S2 are means over voxels or pairs, so this is the figure of the volumes taken together)."""
+    if len(figs) == 1:
+        return figs[0]
+    n = min(f["s2"].shape[-1] for f in figs)
+    return {k: torch.stack([f[k][..., :n] if k == "s2" else f[k] for f in figs]).mean(0) for k in figs[0]}
 
 
 # -- the stopping rule --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class Preset:
     converge_s2_tol: float = 0.02
     converge_latent: int = 6  # latent side of the check volume (tiny network: 64³ voxels)
     converge_plateau: int = 0  # also stop after this many checks in a row with no better one (0: off)
+    converge_volumes: int = 1  # check volumes per check (fixed latents); errors of their mean figures
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)

@@ -371,20 +371,21 @@ class Trainer:
         return {"slice_x": img[m], "slice_y": img[:, m], "slice_z": img[:, :, m]}
 
     @torch.no_grad()
-    def check_volume(self) -> tuple[torch.Tensor, Generator]:
-        """The convergence check's volume (C, X, Y, Z), float, on the device, from a fixed latent of
-        side ``converge_latent``, made by the generator that would be saved now; and that generator."""
-        if getattr(self, "_check_z", None) is None:  # drawn once from its own stream: checks are comparable
+    def check_volume(self) -> tuple[list[torch.Tensor], Generator]:
+        """The convergence check's volumes (C, X, Y, Z), float, on the device, from fixed latents of
+        side ``converge_latent`` (``converge_volumes`` of them, seeds CHECK_SEED, CHECK_SEED + 1, ...),
+        made by the generator that would be saved now; and that generator."""
+        if getattr(self, "_check_z", None) is None:  # drawn once from their own streams: checks are comparable
             s = self.p.converge_latent
-            gen = torch.Generator().manual_seed(CHECK_SEED)
-            self._check_z = torch.randn(1, self.p.nz, s, s, s, generator=gen).to(self.dev)
+            self._check_z = [torch.randn(1, self.p.nz, s, s, s, generator=torch.Generator().manual_seed(CHECK_SEED + i))
+                             .to(self.dev) for i in range(self.p.converge_volumes)]
         G = self.export_generator()
         was = G.training
         G.eval()  # running statistics, as generation uses (no batch-statistics updates)
         with self._autocast():
-            vol = G(self._check_z).float()[0]
+            vols = [G(z).float()[0] for z in self._check_z]
         G.train(was)
-        return vol, G
+        return vols, G
 
     def generator_from(self, state: dict) -> Generator:
         """A generator (eval mode) with the weights and statistics of a saved ``state_dict``."""
@@ -490,9 +491,10 @@ def _converge_settings(p: Preset, **given) -> Preset:
     """The preset with the given convergence settings (``None``: the preset's), checked."""
     p = replace(p, **{k: type(getattr(p, k))(v) for k, v in given.items() if v is not None})
     if p.converge:
-        if (min(p.converge_every, p.converge_patience, p.converge_latent) < 1
+        if (min(p.converge_every, p.converge_patience, p.converge_latent, p.converge_volumes) < 1
                 or min(p.converge_min_iters, p.converge_plateau) < 0):
-            raise SliceGANError("--converge: the check interval, patience and latent side must be at least 1")
+            raise SliceGANError("--converge: the check interval, patience, latent side and number of check "
+                                "volumes must be at least 1")
         if not (p.converge_tol > 0 and p.converge_s2_tol > 0):
             raise SliceGANError("--converge: the tolerances must be above 0")
     return p
@@ -505,7 +507,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
           converge: bool | None = None, converge_every: int | None = None, converge_min_iters: int | None = None,
           converge_tol: float | None = None, converge_patience: int | None = None,
           converge_s2_tol: float | None = None, converge_plateau: int | None = None,
-          critic_iters: int | None = None, lr: float | None = None) -> dict:
+          critic_iters: int | None = None, lr: float | None = None, converge_volumes: int | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -552,6 +554,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     converge_plateau : int, optional
         Also stop once this many checks in a row found no better generator (0: never; default:
         the preset's).
+    converge_volumes : int, optional
+        Check volumes per check (different fixed latents); the errors are those of their mean
+        figures (default: the preset's, 1).
     critic_iters, lr : optional
         Critic steps per generator step and the learning rate of both networks (new runs;
         default: the preset's). For measuring variants (bench/quality_study.py).
@@ -605,7 +610,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     p = _converge_settings(p, converge=converge, converge_every=converge_every,
                            converge_min_iters=converge_min_iters, converge_tol=converge_tol,
                            converge_patience=converge_patience, converge_s2_tol=converge_s2_tol,
-                           converge_plateau=converge_plateau)
+                           converge_plateau=converge_plateau, converge_volumes=converge_volumes)
     if not 0.0 <= p.ema < 1.0:
         raise SliceGANError(f"--ema must be at least 0 and below 1 (got {p.ema})")
     if min(p.iters, p.checkpoint_every, p.log_every) < 1:
