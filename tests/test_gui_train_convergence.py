@@ -199,6 +199,20 @@ def test_convergence_plot_live_and_after_reopening(make_window, qtbot, tmp_path,
     assert train.conv_plot.n_points() == 3 and train.conv_status.text().startswith("Not converged: vf ")
     train.grab().save(str(artifacts / "train_convergence_5_reopened.png"))
 
+    # the app restarted (a new window knows nothing of the runs it did not train): run 1's sample
+    # slices come back from its folder, the same as the first window shows
+    seen = {k: lab.pixmap().toImage() for k, lab in train.slice_labels.items()}
+    assert all(not im.isNull() for im in seen.values())
+    win2 = make_window(lib)
+    win2.go_to_step("train")
+    train2 = win2.panels["train"]
+    qtbot.waitUntil(lambda: train2.runs_list.count() == 2, timeout=5_000)
+    train2.runs_list.setCurrentRow(0)
+    for k, lab in train2.slice_labels.items():
+        assert lab.pixmap() is not None and not lab.pixmap().isNull(), (k, lab.text())
+        assert lab.pixmap().toImage() == seen[k], k
+    train2.grab().save(str(artifacts / "train_convergence_6_restarted.png"))
+
 
 def _left():
     from PySide6.QtCore import Qt

@@ -161,3 +161,37 @@ def test_measured_speed_is_per_device(entry):
     assert wf.measured_speed(lib, "tiny", cuda=True) is None
     assert json.loads((run.out / "run.json").read_text())["device"] == "cpu"
     assert os.path.exists(run.out / wf.CURVES)
+
+
+def test_sample_slices_kept_in_the_run_folder_and_read_with_care(tmp_path):
+    """The recorder keeps the latest sample slices; a damaged or foreign file reads as none."""
+    import io
+    import zipfile
+
+    class Ctx:
+        cancelled = False
+
+        def report(self, *a, **k):
+            pass
+
+    run = wf.Run(id=1, entry_id=1, number=1, out=tmp_path, params={}, status="done", iteration=2, total=10)
+    rec = wf._Recorder(Ctx(), tmp_path)
+    a = np.arange(64 * 48, dtype=np.uint8).reshape(64, 48)
+    rec.report(1, 10, "iteration 1/10", images={"slice_x": a, "slice_y": a.T, "slice_z": a})
+    rec.report(2, 10, "iteration 2/10", images={"slice_x": a[::-1], "slice_y": a.T, "slice_z": a})
+    got = wf.sample_slices(run)
+    assert sorted(got) == ["slice_x", "slice_y", "slice_z"] and np.array_equal(got["slice_x"], a[::-1])
+    path = tmp_path / wf.SAMPLES
+    path.write_bytes(b"not a zip")
+    assert wf.sample_slices(run) == {}
+    # an object array (would need pickle to load) and a member over the size limit are refused
+    buf = io.BytesIO()
+    np.savez(buf, slice_x=np.array([object()], dtype=object))
+    path.write_bytes(buf.getvalue())
+    assert wf.sample_slices(run) == {}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, slice_x=np.zeros((4097, 4097), np.uint8))  # 16.8 MB unpacked, 17 kB here
+    path.write_bytes(buf.getvalue())
+    assert zipfile.ZipFile(path).infolist()[0].file_size > wf._SAMPLE_MAX_BYTES
+    assert wf.sample_slices(run) == {}
+    assert not list(tmp_path.glob(".tmp-*"))  # no temporary left behind

@@ -6,8 +6,9 @@ library's runs table. The folder holds what :func:`microlib_gui.core.slicegan.tr
 writes (``run.json``, ``checkpoint.pt``, ``slicegan_Gen.pt`` ...) and what the
 job records as it goes (:func:`job`): ``curves.jsonl`` (the losses of each
 progress report and, with ``converge`` on, the errors of each convergence check:
-``vf_error``, ``sa_error``, ``s2_error``), ``train.log`` and ``worker.pid``. So a run shows its own
-curves and log, also after a restart, and a reopened app can tell a run still
+``vf_error``, ``sa_error``, ``s2_error``), ``samples.npz`` (the latest sample slices),
+``train.log`` and ``worker.pid``. So a run shows its own curves, sample slices and log, also
+after a restart, and a reopened app can tell a run still
 training in the background from one that ended while it was closed
 (:func:`recover_runs`).
 
@@ -41,6 +42,10 @@ STEP = "train"
 RUN_KIND = "train"
 #: Files of a run folder besides those the trainer writes (its ``run.json``, ``checkpoint.pt``).
 CURVES, LOG, PID = "curves.jsonl", "train.log", "worker.pid"
+#: the latest sample slices of a run (uint8 arrays ``slice_x``, ``slice_y``, ``slice_z``)
+SAMPLES = "samples.npz"
+_SAMPLE_KEYS = ("slice_x", "slice_y", "slice_z")
+_SAMPLE_MAX_BYTES = 16 << 20  # per slice, checked before a slice is read (the file is not trusted)
 RUN_JSON, CHECKPOINT = "run.json", "checkpoint.pt"  # as core.slicegan.train names them
 GEN_SUFFIX = "_Gen.pt"
 
@@ -271,7 +276,22 @@ class _Recorder:
             _log(self._out, f"iteration {step}/{total} " + " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
         elif message.startswith(("converged", "stopped at")):  # the trainer's last word when it stops early
             _log(self._out, message)
+        if images:
+            _write_samples(self._out, images)
         self._ctx.report(step, total, message, scalars=scalars, images=images, force=force)
+
+
+def _write_samples(out: Path, images: dict) -> None:
+    """Keep the latest sample slices in the run folder (atomically: a reader never sees half a file)."""
+    import io
+
+    import numpy as np
+
+    from ..atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.ascontiguousarray(v, dtype=np.uint8) for k, v in images.items() if k in _SAMPLE_KEYS})
+    atomic_write_bytes(out / SAMPLES, buf.getvalue())
 
 
 def _trim_curves(out: Path, upto: int) -> None:
@@ -537,6 +557,26 @@ def curves_of(out: Path) -> list[tuple[int, dict[str, float]]]:
 def curves(run: Run) -> list[tuple[int, dict[str, float]]]:
     """The run's own loss curves: (iteration, scalars) per progress report."""
     return curves_of(run.out)
+
+
+def sample_slices(run: Run) -> dict:
+    """The run's latest sample slices (``slice_x``, ``slice_y``, ``slice_z``: uint8, (H, W) or (H, W, 3)),
+    as its last progress report gave them; {} when there are none or the file is not one of ours."""
+    import zipfile
+
+    import numpy as np
+
+    path = run.out / SAMPLES
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if any(i.file_size > _SAMPLE_MAX_BYTES for i in zf.infolist()):
+                return {}
+        with np.load(path, allow_pickle=False) as npz:
+            out = {k: npz[k] for k in _SAMPLE_KEYS if k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError, EOFError):
+        return {}
+    return {k: a for k, a in out.items()
+            if a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) and min(a.shape[:2]) > 0}
 
 
 def log_text(run: Run) -> str:

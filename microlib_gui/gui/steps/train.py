@@ -179,7 +179,8 @@ class Panel(StepPanel):
         #: what the user picked, each for one (library, entry): a file for a quick try, the selected run
         self._chosen: tuple | None = None
         self._selected: tuple | None = None
-        #: the latest sample slices of each run trained in this window (progress events, not stored)
+        #: the latest sample slices of each run trained in this window (progress events; the run
+        #: folder keeps them too, wf.sample_slices, for runs trained before this window opened)
         self._slices: dict[tuple, dict] = {}
         self.cuda, self.device_text = detect_devices()
         self._build()
@@ -584,7 +585,8 @@ class Panel(StepPanel):
         if job is not None and job.last is not None:
             self._show_progress(job, job.last)
             return
-        images = self._slices.get((str(self.library.root), run.id), {}) if run is not None else {}
+        # this window's latest, else what the run folder keeps (a run trained before a restart)
+        images = (self._slices.get((str(self.library.root), run.id)) or wf.sample_slices(run)) if run is not None else {}
         for k, lab in self.slice_labels.items():
             if k in images:
                 self._show_slice(k, images[k])
