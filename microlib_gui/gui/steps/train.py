@@ -44,7 +44,7 @@ PRESET_LABELS = {"draft": "Draft (for a CPU)", "microlib": "MicroLib (paper netw
                  "tiny": "Tiny — for tests", "check": "Check — for tests"}
 FOR_TESTS = ("tiny", "check")
 #: What the paper network gives, when presets.py has no measured note for it (docs/benchmarks.md).
-MICROLIB_QUALITY = "errors ≤ 5 % on a GPU"
+MICROLIB_QUALITY = "errors ≤ 5 % on average on a GPU"
 #: Lines kept for the texts that change with the settings: rows keep their height, the buttons stay put.
 NOTE_LINES, ESTIMATE_LINES, STATUS_LINES = 6, 4, 2
 
@@ -92,10 +92,10 @@ def _pct_up(fraction: float) -> int:
 
 
 def gpu_quality_text(note: dict) -> str:
-    """``errors ≤ 5 % on a GPU``: the paper network's, in short (the larger of its mean errors over the
+    """``errors ≤ 5 % on average on a GPU``: the paper network's, in short (the larger of its mean errors over the
     images measured; the MicroLib line gives them in full)."""
     means = [note[k] for k in ("vf_error_mean", "sa_error_mean") if note.get(k) is not None]
-    return f"errors ≤ {_pct_up(max(means))} % on a GPU" if means else MICROLIB_QUALITY
+    return f"errors ≤ {_pct_up(max(means))} % on average on a GPU" if means else MICROLIB_QUALITY
 
 
 def best_check(points: list[tuple[int, dict]], min_iters: int = 0) -> int | None:
