@@ -110,7 +110,7 @@ def run_one(image: Path, workdir: Path, a) -> dict:
     extra = {}
     if len(per_seed) > 1:
         for k in ("vf_err", "sa_err", "s2_err"):
-            vals = [v[k] for v in per_seed.values() if v["phase"] == first["phase"]]
+            vals = [v[k] for v in per_seed.values()]  # the same phase: the image's rarer one
             extra[f"{k}_seeds"] = [round(float(x), 5) for x in vals]
             extra[f"{k}_mean"] = float(np.mean(vals))
     row = {"image": image.stem, "seed": a.seed, "preset": a.preset, "set": a.set, "tag": a.tag,

@@ -592,16 +592,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
         p = get_preset(preset)
     p = replace(p, **{k: int(v) for k, v in (("iters", iters), ("checkpoint_every", checkpoint_every),
                                              ("log_every", log_every)) if v is not None})
-    if ema is not None and ck is None:
-        p = replace(p, ema=float(ema))
-    if critic_axes is not None and ck is None:
-        p = replace(p, critic_axes=str(critic_axes))
-    if augment is not None and ck is None:
-        p = replace(p, augment=bool(augment))
-    if critic_iters is not None and ck is None:
-        p = replace(p, critic_iters=int(critic_iters))
-    if lr is not None and ck is None:
-        p = replace(p, lr=float(lr))
+    if ck is None:  # settings of a new run; a resumed one keeps its own
+        fresh = {"ema": ema, "critic_axes": critic_axes, "augment": augment, "critic_iters": critic_iters, "lr": lr}
+        p = replace(p, **{k: type(getattr(p, k))(v) for k, v in fresh.items() if v is not None})
     if p.critic_iters < 1 or not p.lr > 0:
         raise SliceGANError(f"critic steps must be at least 1 and the learning rate above 0 "
                             f"(got {p.critic_iters}, {p.lr})")

@@ -568,6 +568,7 @@ def sample_slices(run: Run) -> dict:
 
     path = run.out / SAMPLES
     try:
+        # opened as a zip first: np.load would also read a bare .npy, of whatever size it declares
         with zipfile.ZipFile(path) as zf:
             if any(i.file_size > _SAMPLE_MAX_BYTES for i in zf.infolist()):
                 return {}
@@ -593,9 +594,10 @@ def estimate_seconds(preset: str, iters: int, cuda: bool, measured_s_per_iter: f
     if measured_s_per_iter:
         return measured_s_per_iter * iters
     cores = max(1, min(os.cpu_count() or 1, 32))
+    key = "cuda" if cuda else "cpu_core_s"
     known = MEASURED_SPEED.get(preset, {})
-    if ("cuda" if cuda else "cpu_core_s") in known:
-        return iters * (known["cuda"] if cuda else known["cpu_core_s"] / cores)
+    if key in known:
+        return iters * known[key] / (1 if cuda else cores)
     try:
         from ..slicegan.presets import get_preset
 
