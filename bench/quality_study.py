@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,8 @@ def _image_path(data: Path, spec: str) -> Path:
 
 def _overrides(text: str) -> dict:
     out = {}
-    for part in filter(None, (text or "").split(",")):
+    # commas inside [...] belong to a JSON list (g_layers=["resize","resize"])
+    for part in filter(None, re.split(r",(?![^\[]*\])", text or "")):
         k, _, v = part.partition("=")
         out[k.strip()] = json.loads(v) if v.strip() not in ("", None) else None
     return out

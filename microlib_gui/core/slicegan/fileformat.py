@@ -5,7 +5,9 @@
 Both are untrusted input: the state dict is read with ``torch.load(weights_only=True)``
 and the params with an unpickler that can build nothing but lists and ints.
 We also write ``NAME_meta.json`` (image type, phase values) beside them; the
-published code ignores it.
+published code ignores it. A generator with resize layers (``nets.G_LAYER_KINDS``) says so
+there, as ``"g_layers"``: its ``_params.data`` stays the published eight lists, and its
+resize layers' weights are 3³ kernels (a published reader refuses them by their shape).
 
 Nothing is allocated before it is validated: each file must be a regular file
 within its size limit before it is read (:mod:`..safefile`); the network the
@@ -25,6 +27,7 @@ import os
 import pickle
 import struct
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -105,8 +108,8 @@ def generator_shapes(params: NetParams) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the tensors in a generator's state dict (``convs.N.weight``, ``bns.N.*``)."""
     gf, gk = params.gf, params.gk
     shapes: dict[str, tuple[int, ...]] = {}
-    for i, k in enumerate(gk):
-        shapes[f"convs.{i}.weight"] = (gf[i], gf[i + 1], k, k, k)
+    for i in range(len(gk)):
+        shapes[f"convs.{i}.weight"] = params.g_weight_shape(i)
     for i in range(len(gk)):
         for part in ("weight", "bias", "running_mean", "running_var"):
             shapes[f"bns.{i}.{part}"] = (gf[i + 1],)
@@ -250,6 +253,7 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
                 raise ValueError
         except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
             raise SliceGANError(f"{meta_path.name}: not a valid JSON object") from None
+    params = _with_layer_kinds(params, meta.get("g_layers"), meta_path.name)
     imtype = imtype or meta.get("imtype") or ("grayscale" if params.nc == 1 else "nphase")
     if imtype not in IMTYPES:
         raise SliceGANError(f"unknown image type {imtype!r} (choose from {', '.join(IMTYPES)})")
@@ -267,6 +271,21 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
     return G, meta
 
 
+def _with_layer_kinds(params: NetParams, kinds, name: str) -> NetParams:
+    """``params`` with the layer kinds a meta file gives (None: the published layers)."""
+    if kinds is None:
+        return params
+    ok = isinstance(kinds, list) and all(isinstance(k, str) for k in kinds)
+    try:
+        if not ok:
+            raise ValueError("g_layers must be a list of layer kinds")
+        out = replace(params, g_layers=tuple(kinds))
+        out.check()
+    except ValueError as exc:
+        raise SliceGANError(f"{name}: {exc}") from None
+    return out
+
+
 def save_generator(gen_path: str | Path, G: Generator, meta: dict | None = None) -> Path:
     """Write ``NAME_Gen.pt``, ``NAME_params.data`` and ``NAME_meta.json`` (all atomic)."""
     gen_path, params_path, meta_path = gen_paths(gen_path)
@@ -275,5 +294,6 @@ def save_generator(gen_path: str | Path, G: Generator, meta: dict | None = None)
     with atomic_path(gen_path) as tmp:
         torch.save(sd, tmp)
     write_params(params_path, G.params)
-    atomic_write_json(meta_path, {"imtype": G.imtype, **(meta or {})})
+    layers = {"g_layers": list(G.params.g_layers)} if G.params.has_resize else {}
+    atomic_write_json(meta_path, {"imtype": G.imtype, **layers, **(meta or {})})
     return gen_path

@@ -2,6 +2,12 @@
 
 Module and parameter names follow the published code (``convs.N.weight``,
 ``bns.N.*``) so state dicts load in both directions.
+
+A generator layer can also be a *resize* layer: nearest-neighbour upsampling by 2 then a
+3×3×3 convolution, the usual cure for the checkerboard a transposed convolution can leave.
+It is run as the kernel-4, stride-2 transposed convolution it equals (:func:`resize_kernel`),
+so its geometry, speed and fast paths are those of the published layer; only its weight is
+stored as the 3³ kernel (published code cannot load such a generator).
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ from torch import nn
 import torch.nn.functional as F
 
 
+#: Kinds of generator layer (:class:`NetParams` ``g_layers``).
+G_LAYER_KINDS = ("transpose", "resize")
+
+
 @dataclass(frozen=True)
 class NetParams:
-    """Layer lists in the published order ``[dk, ds, df, dp, gk, gs, gf, gp]``."""
+    """Layer lists in the published order ``[dk, ds, df, dp, gk, gs, gf, gp]``, and the kind
+    of each generator layer (``g_layers``; empty: all ``"transpose"``, the published network).
+    A ``"resize"`` layer has the geometry ``gk``/``gs``/``gp`` of its equivalent transposed
+    convolution (kernel 4, stride 2)."""
 
     dk: tuple[int, ...]
     ds: tuple[int, ...]
@@ -25,13 +38,29 @@ class NetParams:
     gs: tuple[int, ...]
     gf: tuple[int, ...]
     gp: tuple[int, ...]
+    g_layers: tuple[str, ...] = ()
 
     @classmethod
-    def from_list(cls, lists) -> "NetParams":
-        return cls(*(tuple(int(v) for v in x) for x in lists))
+    def from_list(cls, lists, g_layers=()) -> "NetParams":
+        return cls(*(tuple(int(v) for v in x) for x in lists), g_layers=tuple(g_layers))
 
     def to_list(self) -> list[list[int]]:
-        return [list(v) for v in asdict(self).values()]
+        """The published eight lists (without ``g_layers``, which the published format lacks)."""
+        d = asdict(self)
+        d.pop("g_layers")
+        return [list(v) for v in d.values()]
+
+    def layer_kind(self, i: int) -> str:
+        return self.g_layers[i] if self.g_layers else "transpose"
+
+    @property
+    def has_resize(self) -> bool:
+        return "resize" in self.g_layers
+
+    def g_weight_shape(self, i: int) -> tuple[int, ...]:
+        """Shape of generator layer ``i``'s stored weight (``convs.i.weight``)."""
+        k = 3 if self.layer_kind(i) == "resize" else self.gk[i]
+        return (self.gf[i], self.gf[i + 1], k, k, k)
 
     @property
     def nz(self) -> int:
@@ -83,11 +112,32 @@ class NetParams:
             raise ValueError("channel counts, kernels and strides must be positive")
         if self.df[-1] != 1 or self.df[0] != self.gf[-1]:
             raise ValueError("the critic must map the generator's channels to one score")
+        if self.g_layers:
+            if len(self.g_layers) != g or any(kind not in G_LAYER_KINDS for kind in self.g_layers):
+                raise ValueError(f"g_layers must name one of {', '.join(G_LAYER_KINDS)} for each of the {g} "
+                                 "generator layers")
+            if any(kind == "resize" and (self.gk[i], self.gs[i]) != (4, 2) for i, kind in enumerate(self.g_layers)):
+                raise ValueError("a resize layer needs the geometry of a kernel-4, stride-2 transposed convolution")
 
 
 def subpixel_supported(params: NetParams) -> bool:
     """True when every generator layer has kernel 4, stride 2 and padding 0-3 (MicroLib's)."""
     return all(k == 4 and s == 2 and 0 <= p <= 3 for k, s, p in zip(params.gk, params.gs, params.gp))
+
+
+def resize_kernel(w: torch.Tensor) -> torch.Tensor:
+    """The (Cin, Cout, 4, 4, 4) transposed-convolution kernel that equals nearest-neighbour
+    upsampling by 2 followed by the 3³ convolution (cross-correlation) with taps
+    ``w`` (Cin, Cout, 3, 3, 3); with padding 2 its output is that of the valid convolution.
+
+    Along each axis, input voxel m reaches output 2m + u − 2 through taps whose upsampled
+    positions hold it: the kernel is [w2, w1 + w2, w0 + w1, w0], i.e. the 2-tap box sum of the
+    zero-padded taps, flipped. Differentiable (pads, slices, a flip: no host copies, so it can
+    run inside a captured CUDA graph).
+    """
+    p = F.pad(w, (1, 1, 1, 1, 1, 1))
+    k = sum(p[:, :, a:a + 4, b:b + 4, c:c + 4] for a in (0, 1) for b in (0, 1) for c in (0, 1))
+    return k.flip(2, 3, 4)
 
 
 def subpixel_kernel(w: torch.Tensor) -> torch.Tensor:
@@ -140,7 +190,8 @@ class Generator(nn.Module):
     """ConvTranspose3d stack; BatchNorm3d + ReLU between; softmax (n-phase) or 0.5·(tanh+1).
 
     One BatchNorm per layer is kept (the last unused), as in the published files.
-    With ``subpixel`` set (kernel-4, stride-2 layers only), each transposed
+    Resize layers (``params.g_layers``) keep their 3³ kernel in ``convs.N.weight`` and run
+    through :meth:`kernel`, the equivalent transposed kernel. With ``subpixel`` set (kernel-4, stride-2 layers only), each transposed
     convolution runs as one ordinary 2×2×2 convolution with 8× the output channels
     plus an interleave: the same function and gradients (the weights are rearranged
     on every call, differentiably), and faster in cuDNN.
@@ -151,8 +202,10 @@ class Generator(nn.Module):
         self.params = params
         self.imtype = imtype
         gf, gk, gs, gp = params.gf, params.gk, params.gs, params.gp
+        # a resize layer's module only holds its 3³ weight (and gives it PyTorch's initialisation)
         self.convs = nn.ModuleList(
-            nn.ConvTranspose3d(gf[i], gf[i + 1], gk[i], gs[i], gp[i], bias=False) for i in range(len(gk)))
+            nn.ConvTranspose3d(gf[i], gf[i + 1], params.g_weight_shape(i)[-1], gs[i], gp[i], bias=False)
+            for i in range(len(gk)))
         self.bns = nn.ModuleList(nn.BatchNorm3d(gf[i + 1]) for i in range(len(gk)))
         self.subpixel = False
 
@@ -175,11 +228,18 @@ class Generator(nn.Module):
             x = F.relu_(x)
         return self._conv(len(self.convs) - 1, x)
 
+    def kernel(self, i: int) -> torch.Tensor:
+        """Layer ``i``'s transposed-convolution kernel (Cin, Cout, k, k, k)."""
+        w = self.convs[i].weight
+        return resize_kernel(w) if self.params.layer_kind(i) == "resize" else w
+
     def _conv(self, i: int, x: torch.Tensor) -> torch.Tensor:
         conv = self.convs[i]
         if not self.subpixel:
+            if self.params.layer_kind(i) == "resize":
+                return F.conv_transpose3d(x, self.kernel(i), stride=conv.stride, padding=conv.padding)
             return conv(x)
-        w8 = subpixel_kernel(conv.weight)
+        w8 = subpixel_kernel(self.kernel(i))
         if x.is_contiguous(memory_format=torch.channels_last_3d):
             w8 = w8.contiguous(memory_format=torch.channels_last_3d)
         pad = conv.padding[0]

@@ -51,11 +51,13 @@ class Preset:
     converge_latent: int = 6  # latent side of the check volume (tiny network: 64³ voxels)
     converge_plateau: int = 0  # also stop after this many checks in a row with no better one (0: off)
     converge_volumes: int = 1  # check volumes per check (fixed latents); errors of their mean figures
+    g_layers: tuple[str, ...] = ()  # kind of each generator layer (nets.G_LAYER_KINDS); empty: all "transpose"
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)
         return NetParams(dk=(self.dk,) * n_d, ds=(self.ds,) * n_d, df=(nc, *self.d_hidden, 1), dp=self.dp,
-                         gk=(self.gk,) * n_g, gs=(self.gs,) * n_g, gf=(self.nz, *self.g_hidden, nc), gp=self.gp)
+                         gk=(self.gk,) * n_g, gs=(self.gs,) * n_g, gf=(self.nz, *self.g_hidden, nc), gp=self.gp,
+                         g_layers=tuple(self.g_layers))
 
     def iteration_flops(self, nc: int, published: bool = False) -> float:
         """FLOPs of one generator iteration, counted from the layer shapes.

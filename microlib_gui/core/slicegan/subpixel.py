@@ -58,8 +58,8 @@ class SubpixelGenerator:
         n = len(G.convs)
         work = torch.float64 if dtype == torch.float64 else torch.float32  # bf16 only at the end
         with torch.no_grad():
-            for i, (conv, bn) in enumerate(zip(G.convs, G.bns)):
-                w = conv.weight.detach().to(work)  # (Cin, Cout, 4, 4, 4)
+            for i, bn in enumerate(G.bns):
+                w = G.kernel(i).detach().to(work)  # (Cin, Cout, 4, 4, 4)
                 cin, cout = w.shape[:2]
                 k = subpixel_kernel(w).view(8, cout, cin, 2, 2, 2)
                 if i < n - 1:  # fold eval-mode batch norm: y = s·x + t

@@ -148,6 +148,10 @@ class Trainer:
         self.imtype = images[0].imtype
         self.nc = images[0].nc
         self.params = preset.net_params(self.nc)
+        try:
+            self.params.check()
+        except ValueError as exc:
+            raise SliceGANError(f"preset: {exc}") from None
         if self.params.out_side(preset.latent_side) != preset.img_side:
             raise SliceGANError("preset: the generator's output side does not match the training side")
         self.bf16 = self.cuda and precision in ("auto", "bf16")
@@ -507,7 +511,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
           converge: bool | None = None, converge_every: int | None = None, converge_min_iters: int | None = None,
           converge_tol: float | None = None, converge_patience: int | None = None,
           converge_s2_tol: float | None = None, converge_plateau: int | None = None,
-          critic_iters: int | None = None, lr: float | None = None, converge_volumes: int | None = None) -> dict:
+          critic_iters: int | None = None, lr: float | None = None, converge_volumes: int | None = None,
+          g_layers: str | list | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -560,6 +565,9 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     critic_iters, lr : optional
         Critic steps per generator step and the learning rate of both networks (new runs;
         default: the preset's). For measuring variants (bench/quality_study.py).
+    g_layers : str or list of str, optional
+        New runs: the kind of each generator layer (``"transpose"`` or ``"resize"``), or one kind
+        for all of them (default: the preset's).
 
     Returns
     -------
@@ -593,7 +601,10 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     p = replace(p, **{k: int(v) for k, v in (("iters", iters), ("checkpoint_every", checkpoint_every),
                                              ("log_every", log_every)) if v is not None})
     if ck is None:  # settings of a new run; a resumed one keeps its own
-        fresh = {"ema": ema, "critic_axes": critic_axes, "augment": augment, "critic_iters": critic_iters, "lr": lr}
+        if isinstance(g_layers, str):
+            g_layers = [g_layers] * len(p.gp)
+        fresh = {"ema": ema, "critic_axes": critic_axes, "augment": augment, "critic_iters": critic_iters, "lr": lr,
+                 "g_layers": g_layers}
         p = replace(p, **{k: type(getattr(p, k))(v) for k, v in fresh.items() if v is not None})
     if p.critic_iters < 1 or not p.lr > 0:
         raise SliceGANError(f"critic steps must be at least 1 and the learning rate above 0 "
