@@ -135,7 +135,7 @@ def test_open_library_shows_nothing_of_the_old_one_and_export_asks_before_overwr
     exp.media_check.setChecked(False)
     exp.entry_btn.click()
     qtbot.waitUntil(lambda: exp.job.done, timeout=60_000)
-    assert exp.job.result.state == DONE and exp.table.rowCount() == 10 and exp.state.text().startswith("✔")
+    assert exp.job.result.state == DONE and exp.table.rowCount() == 11 and exp.state.text().startswith("✔")
     folder = out_a / "microstructure10001"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     anns_before = (out_a / "data_anns.json").read_bytes()

@@ -165,7 +165,7 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     qtbot.waitUntil(lambda: exp.job.done, timeout=120_000)
     assert exp.job.result.state == DONE, exp.job.result.error
     assert exp.state.text().startswith(f"✔ Exported to {out}")
-    assert exp.table.rowCount() == 10
+    assert exp.table.rowCount() == 11
     statuses = {exp.table.item(i, 0).text(): exp.table.item(i, 1).text() for i in range(10)}
     folder = out / e.name
     for suffix in (".tif", ".mp4", "_long.png", "_inpainted.png", "_original.png", "_Gen.pt", "_Disc.pt",

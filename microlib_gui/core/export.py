@@ -15,6 +15,8 @@ from what is there, otherwise reported as missing):
 ``_original.png``               the micrograph as downloaded (converted to PNG if needed)
 ``_Gen.pt``, ``_Disc.pt``,      the SliceGAN generator, critic and network parameters, as
 ``_params.data``                the SliceGAN repository writes them
+``_meta.json``                  the generator's image type, phases and layer kinds (ours; a
+                                generator with resize layers cannot be loaded without it)
 ==============================  ============================================================
 
 plus ``microstructureNNN_export.json`` (which library and entry the folder holds),
@@ -49,7 +51,7 @@ INPAINT_MP4 = "_inpaint.mp4"
 ORIGINAL_PNG = L.ORIGINAL_STEM + ".png"
 #: The files of one exported entry, in the order they are written.
 LAYOUT = (L.VOLUME.suffix, L.MOVIE.suffix, L.LONG_PNG.suffix, L.INPAINT_GIF.suffix, INPAINT_MP4, L.INPAINTED.suffix,
-          ORIGINAL_PNG, L.GENERATOR.suffix, L.CRITIC.suffix, L.PARAMS.suffix)
+          ORIGINAL_PNG, L.GENERATOR.suffix, L.CRITIC.suffix, L.PARAMS.suffix, L.GEN_META.suffix)
 WRITTEN, COPIED, GENERATED, MISSING, FAILED = "written", "copied", "generated", "missing", "failed"
 
 

@@ -290,7 +290,7 @@ def _export_file(e: _Entry, suffix: str) -> ex.ExportItem:
         return ex.ExportItem(fname, ex.COPIED)
     why = {L.INPAINTED.suffix: "Inpaint step not done", L.INPAINT_GIF.suffix: "no inpainting animation",
            L.GENERATOR.suffix: "not trained yet", L.PARAMS.suffix: "not trained yet",
-           L.CRITIC.suffix: "not trained yet"}
+           L.CRITIC.suffix: "not trained yet", L.GEN_META.suffix: "not trained yet"}
     return ex.ExportItem(fname, ex.MISSING, why.get(suffix, ""))
 
 
