@@ -102,3 +102,19 @@ def test_training_with_resize_layers_saves_resumes_and_tiles(tmp_path, shared_da
     assert np.array_equal(one, generate(G, latent=z, device="cpu", max_block_voxels=24 ** 3))
     with pytest.raises(SliceGANError, match="g_layers"):
         run_inline(TARGET, {**base, "out": str(tmp_path / "x"), "iters": 1, "g_layers": ["resize", "blur"]})
+
+
+def test_cli_g_layers_option(tmp_path, shared_data, capsys):
+    from microlib_gui.cli import main
+
+    img = str(shared_data / "microlib" / "micro001.png")
+    args = ["--preset", "tiny", "--iters", "1", "--device", "cpu"]
+    assert main(["train", img, "--out", str(tmp_path / "r"), "--g-layers", "resize", *args]) == 0
+    assert json.loads((tmp_path / "r" / "slicegan_meta.json").read_text())["g_layers"] == ["resize"] * 4
+    assert main(["train", img, "--out", str(tmp_path / "t"), *args]) == 0
+    assert "g_layers" not in json.loads((tmp_path / "t" / "slicegan_meta.json").read_text())  # published files
+    with pytest.raises(SystemExit) as exc:  # argparse's own usage error, exit code 2
+        main(["train", img, "--out", str(tmp_path / "x"), "--g-layers", "blur", *args])
+    assert exc.value.code == 2 and "blur" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "r"), "--size", "32", "--out", str(tmp_path / "v.tif"),
+                 "--device", "cpu"]) == 0

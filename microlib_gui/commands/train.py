@@ -38,6 +38,10 @@ def register(sub) -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="isotropic runs: show the critic the real patches under random flips and transposes "
                         "(microlib preset: on; --no-augment: the published patches as they are)")
+    p.add_argument("--g-layers", choices=["transpose", "resize"],
+                   help="new runs: the generator's upsampling layers as transposed convolutions (published) or "
+                        "as nearest-neighbour resizing + a 3x3x3 convolution (no checkerboard; draft preset's "
+                        "default; docs/slicegan.md)")
     add_converge_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_train)
@@ -138,7 +142,8 @@ def cmd_train(args) -> int:
                   seed=args.seed, resume=args.resume, imtype=args.imtype, checkpoint_every=args.checkpoint_every,
                   log_every=args.log_every, precision=args.precision,
                   graphs=False if args.no_graphs else "auto", ema=args.ema,
-                  critic_axes=args.critic_axes, augment=args.augment, converge=args.converge)
+                  critic_axes=args.critic_axes, augment=args.augment, converge=args.converge,
+                  g_layers=args.g_layers)
     t0 = time.monotonic()
     try:
         result = run_inline("microlib_gui.core.slicegan.train:train", params, on_progress=ProgressBar(),
