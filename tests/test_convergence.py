@@ -193,6 +193,14 @@ def test_checks_on_several_volumes(tmp_path):
     with pytest.raises(SliceGANError, match="check volumes"):
         run_inline(train, {"images": [str(tmp_path / "field.png")], "out": str(tmp_path / "bad"), "preset": "check",
                            "device": "cpu", "converge": True, "converge_volumes": 0})
+    # the check volume's latent side is a train() option too (recorded; below 1 refused)
+    small = _train(tmp_path / "small", iters=25, converge=True, converge_latent=4,
+                   **{**LOOSE, "converge_tol": 1e-6, "converge_every": 25, "converge_min_iters": 25})
+    assert json.loads((tmp_path / "small" / "run" / "run.json").read_text())["preset"]["converge_latent"] == 4
+    assert small["convergence"] and small["convergence"][0] != pytest.approx(res["convergence"][0], abs=1e-6)
+    with pytest.raises(SliceGANError, match="latent side"):
+        run_inline(train, {"images": [str(tmp_path / "field.png")], "out": str(tmp_path / "bad2"), "preset": "check",
+                           "device": "cpu", "converge": True, "converge_latent": 0})
 
 
 def test_resume_keeps_the_checks(tmp_path):

@@ -512,7 +512,7 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
           converge_tol: float | None = None, converge_patience: int | None = None,
           converge_s2_tol: float | None = None, converge_plateau: int | None = None,
           critic_iters: int | None = None, lr: float | None = None, converge_volumes: int | None = None,
-          g_layers: str | list | None = None) -> dict:
+          g_layers: str | list | None = None, converge_latent: int | None = None) -> dict:
     """Train a SliceGAN generator (job function, see :mod:`microlib_gui.core.jobs`).
 
     Parameters
@@ -562,6 +562,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     converge_volumes : int, optional
         Check volumes per check (different fixed latents); the errors are those of their mean
         figures (default: the preset's, 1).
+    converge_latent : int, optional
+        Latent side of the check volumes (default: the preset's).
     critic_iters, lr : optional
         Critic steps per generator step and the learning rate of both networks (new runs;
         default: the preset's). For measuring variants (bench/quality_study.py).
@@ -614,7 +616,8 @@ def train(ctx, images: list, out: str, preset: str = "microlib", iters: int | No
     p = _converge_settings(p, converge=converge, converge_every=converge_every,
                            converge_min_iters=converge_min_iters, converge_tol=converge_tol,
                            converge_patience=converge_patience, converge_s2_tol=converge_s2_tol,
-                           converge_plateau=converge_plateau, converge_volumes=converge_volumes)
+                           converge_plateau=converge_plateau, converge_volumes=converge_volumes,
+                           converge_latent=converge_latent)
     if not 0.0 <= p.ema < 1.0:
         raise SliceGANError(f"--ema must be at least 0 and below 1 (got {p.ema})")
     if min(p.iters, p.checkpoint_every, p.log_every) < 1:
