@@ -191,10 +191,11 @@ class Generator(nn.Module):
 
     One BatchNorm per layer is kept (the last unused), as in the published files.
     Resize layers (``params.g_layers``) keep their 3³ kernel in ``convs.N.weight`` and run
-    through :meth:`kernel`, the equivalent transposed kernel. With ``subpixel`` set (kernel-4, stride-2 layers only), each transposed
-    convolution runs as one ordinary 2×2×2 convolution with 8× the output channels
-    plus an interleave: the same function and gradients (the weights are rearranged
-    on every call, differentiably), and faster in cuDNN.
+    through :meth:`kernel`, the equivalent transposed kernel. With ``subpixel`` set
+    (kernel-4, stride-2 layers only), each transposed convolution runs as one ordinary
+    2×2×2 convolution with 8× the output channels plus an interleave: the same function
+    and gradients (the weights are rearranged on every call, differentiably), and faster
+    in cuDNN.
     """
 
     def __init__(self, params: NetParams, imtype: str = "nphase"):
