@@ -78,7 +78,7 @@ def test_resize_generator_file_round_trip_and_refusals(tmp_path):
     bad = dict(meta)
     del bad["g_layers"]
     (tmp_path / "rz_meta.json").write_text(json.dumps(bad))
-    with pytest.raises(SliceGANError, match="does not match its _params.data"):
+    with pytest.raises(SliceGANError, match="does not match its _params.data.*needs its rz_meta.json beside it"):
         load_generator(path)
     for kinds, why in ((["resize"] * 3, "each of the 4"), (["resize"] * 3 + ["blur"], "each of the 4"),
                        ("resize", "a list of layer kinds")):

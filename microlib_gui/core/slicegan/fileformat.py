@@ -259,7 +259,13 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
         raise SliceGANError(f"unknown image type {imtype!r} (choose from {', '.join(IMTYPES)})")
     if imtype == "colour" and params.nc != 3:
         raise SliceGANError(f"{gen_path.name}: a colour generator needs 3 channels, this one has {params.nc}")
-    sd = load_state_dict(gen_path, params)  # sizes and shapes checked before the network is built
+    try:
+        sd = load_state_dict(gen_path, params)  # sizes and shapes checked before the network is built
+    except SliceGANError as exc:
+        if not params.has_resize and ", 3, 3, 3), not (" in str(exc):  # 3³ taps: resize layers, meta lost
+            raise SliceGANError(f"{exc}; a generator with resize layers needs its {meta_path.name} beside it") \
+                from None
+        raise
     G = Generator(params, imtype)
     try:
         G.load_state_dict(sd, strict=True)
