@@ -166,10 +166,10 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert exp.job.result.state == DONE, exp.job.result.error
     assert exp.state.text().startswith(f"✔ Exported to {out}")
     assert exp.table.rowCount() == 11
-    statuses = {exp.table.item(i, 0).text(): exp.table.item(i, 1).text() for i in range(10)}
+    statuses = {exp.table.item(i, 0).text(): exp.table.item(i, 1).text() for i in range(exp.table.rowCount())}
     folder = out / e.name
     for suffix in (".tif", ".mp4", "_long.png", "_inpainted.png", "_original.png", "_Gen.pt", "_Disc.pt",
-                   "_params.data"):
+                   "_params.data", "_meta.json"):
         assert statuses[e.name + suffix].startswith("✔"), (suffix, statuses[e.name + suffix])
     vol = tifffile.imread(folder / f"{e.name}.tif")
     assert vol.shape == (48, 48, 48)
@@ -184,6 +184,8 @@ def test_train_stop_resume_generate_view_export(qtbot, demo_library, artifacts, 
     assert lib.get_entry(e.id).steps["export"] == "done"
     assert exp.open_btn.isEnabled()
     exp.grab().save(str(artifacts / "export_panel.png"))
+    exp.table.scrollToBottom()  # the generator's files, last in the table
+    exp.grab().save(str(artifacts / "export_panel_generator_rows.png"))
     insp.view.close_viewer()
 
 

@@ -99,8 +99,8 @@ class Panel(StepPanel):
         intro = QLabel("<h2>Export in the MicroLib dataset layout</h2>"
                        "<p>One folder per entry (<code>microstructureNNN/</code>: volume .tif with its voxel "
                        "size, rotation .mp4, _long.png, inpainting animation, training image, original, "
-                       "SliceGAN _Gen.pt/_Disc.pt/_params.data, and _export.json naming this library and the "
-                       "entry) and <code>data_anns.json</code>.</p>")
+                       "SliceGAN _Gen.pt/_Disc.pt/_params.data with the generator's _meta.json, and "
+                       "_export.json naming this library and the entry) and <code>data_anns.json</code>.</p>")
         intro.setWordWrap(True)  # long rich text must not set the window's minimum width
         lay.addWidget(intro)
         lay.addLayout(row)
