@@ -106,11 +106,9 @@ def _check_bounds(p: NetParams) -> None:
 
 def generator_shapes(params: NetParams) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the tensors in a generator's state dict (``convs.N.weight``, ``bns.N.*``)."""
-    gf, gk = params.gf, params.gk
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i in range(len(gk)):
-        shapes[f"convs.{i}.weight"] = params.g_weight_shape(i)
-    for i in range(len(gk)):
+    gf = params.gf
+    shapes: dict[str, tuple[int, ...]] = {f"convs.{i}.weight": params.g_weight_shape(i) for i in range(len(params.gk))}
+    for i in range(len(params.gk)):
         for part in ("weight", "bias", "running_mean", "running_var"):
             shapes[f"bns.{i}.{part}"] = (gf[i + 1],)
         shapes[f"bns.{i}.num_batches_tracked"] = ()
@@ -174,13 +172,17 @@ def load_state_dict(path: str | Path, params: NetParams | None = None) -> dict[s
 def _check_shapes(sd: dict[str, torch.Tensor], want: dict[str, tuple[int, ...]], name: str) -> None:
     missing = [k for k in want if k not in sd]
     extra = [k for k in sd if k not in want]
-    wrong = [f"{k} is {tuple(sd[k].shape)}, not {want[k]}" for k in want if k in sd and tuple(sd[k].shape) != want[k]]
+    wrong = [k for k in want if k in sd and tuple(sd[k].shape) != want[k]]
     if missing or extra or wrong:
         what = "; ".join(filter(None, [
             f"missing {', '.join(missing[:3])}" if missing else "",
             f"unexpected {', '.join(extra[:3])}" if extra else "",
-            "; ".join(wrong[:2])]))
-        raise SliceGANError(f"{name}: does not match its {PARAMS_SUFFIX} ({what[:200]})")
+            "; ".join(f"{k} is {tuple(sd[k].shape)}, not {want[k]}" for k in wrong[:2])]))
+        hint = ""
+        # only 3³ kernels where the params' transposed layers have 4³: resize layers, their meta file gone
+        if wrong and name.endswith(GEN_SUFFIX) and all(tuple(sd[k].shape) == want[k][:2] + (3, 3, 3) for k in wrong):
+            hint = f"; a generator with resize layers needs its {name[:-len(GEN_SUFFIX)]}{META_SUFFIX} beside it"
+        raise SliceGANError(f"{name}: does not match its {PARAMS_SUFFIX} ({what[:200]}){hint}")
     if any(not (v.is_floating_point() or k.endswith("num_batches_tracked")) for k, v in sd.items()):
         raise SliceGANError(f"{name}: weights must be floating-point tensors")
 
@@ -259,13 +261,7 @@ def load_generator(gen_path: str | Path, imtype: str | None = None) -> tuple[Gen
         raise SliceGANError(f"unknown image type {imtype!r} (choose from {', '.join(IMTYPES)})")
     if imtype == "colour" and params.nc != 3:
         raise SliceGANError(f"{gen_path.name}: a colour generator needs 3 channels, this one has {params.nc}")
-    try:
-        sd = load_state_dict(gen_path, params)  # sizes and shapes checked before the network is built
-    except SliceGANError as exc:
-        if not params.has_resize and ", 3, 3, 3), not (" in str(exc):  # 3³ taps: resize layers, meta lost
-            raise SliceGANError(f"{exc}; a generator with resize layers needs its {meta_path.name} beside it") \
-                from None
-        raise
+    sd = load_state_dict(gen_path, params)  # sizes and shapes checked before the network is built
     G = Generator(params, imtype)
     try:
         G.load_state_dict(sd, strict=True)
