@@ -140,16 +140,26 @@ def test_train_in_a_one_entry_library_stop_resume_publish(make_window, qtbot, tm
     assert [r["number"] for r in lib.runs(eid, kind="train")] == [1, 2]
     assert _sha(gen) == sha
 
+    # more Iterations in the form than the run's total: Resume takes the run on to them
+    at = again.iteration
+    train.iters_spin.setValue(80)
+    assert _train_until(qtbot, train, train.resume_btn, at + 2).state == CANCELLED
+    qtbot.waitUntil(lambda: train.selected_run().iteration > at, timeout=5_000)
+    again = train.selected_run()
+    assert (again.number, again.total) == (2, 80)
+    assert f"resumed run 2 at iteration {at} of 80" in train.log_view.toPlainText()
+    assert train.runs_list.item(1).text() == f"run 2 · stopped · {again.iteration} it of 80"
+
     # "Use this run's generator" asks first, naming both, then publishes the partial generator
     seen = []
     _answer_next_box("replaceGenerator", "Cancel", seen)
     qtbot.mouseClick(train.publish_btn, Qt.MouseButton.LeftButton)
     assert seen and seen[0][0] == "replaceGenerator" and _sha(gen) == sha
-    assert "run 1, 2 iterations" in seen[0][1] and f"stopped at iteration {again.iteration} of 60" in seen[0][1]
+    assert "run 1, 2 iterations" in seen[0][1] and f"stopped at iteration {again.iteration} of 80" in seen[0][1]
     _answer_next_box("replaceGenerator", "Replace", seen)
     assert train.publish_selected()
     assert _sha(gen) != sha
-    qtbot.waitUntil(lambda: f"run 2, stopped at iteration {again.iteration} of 60" in train.generator_info.text(),
+    qtbot.waitUntil(lambda: f"run 2, stopped at iteration {again.iteration} of 80" in train.generator_info.text(),
                     timeout=5_000)
     assert lib.get_entry(eid).steps["inspect"] == "stale"  # Inspect is redone from the new generator
     assert not train.publish_btn.isEnabled()  # it is the entry's generator now

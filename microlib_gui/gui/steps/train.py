@@ -154,9 +154,11 @@ def convergence_text(points: list[tuple[int, dict]], tol: float | None, record: 
 class _Job:
     """One training job this window started: which library, entry and run it is for."""
 
-    def __init__(self, library, entry_id: int, name: str, params: dict | None, resume_id: int | None):
+    def __init__(self, library, entry_id: int, name: str, params: dict | None, resume_id: int | None,
+                 resume_iters: int | None = None):
         self.library, self.entry_id, self.name = library, entry_id, name
         self.params, self.resume_id = params, resume_id
+        self.resume_iters = resume_iters  #: a new total for the resumed run (None: its own)
         self.run: wf.Run | None = None  #: set when the job's turn comes
         self.handle = None
         self.last: Progress | None = None
@@ -283,7 +285,8 @@ class Panel(StepPanel):
         self.runs_list.currentRowChanged.connect(self._run_picked)
         self.resume_btn = QPushButton("Resume")
         self.resume_btn.setObjectName("resumeTraining")
-        self.resume_btn.setToolTip("Continue the selected stopped run from its checkpoint (same run, same curves)")
+        self.resume_btn.setToolTip("Continue the selected stopped run from its checkpoint (same run, same curves), "
+                                   "to its own total, or to the Iterations above when they are more")
         self.resume_btn.clicked.connect(lambda: self.resume())
         self.publish_btn = QPushButton("Use this run's generator")
         self.publish_btn.setObjectName("publishRun")
@@ -753,8 +756,10 @@ class Panel(StepPanel):
         if self._jobs_of_entry():
             self.show_error("This entry is already queued or training.")
             return None
+        # more iterations than the run's own total in the form: the run goes on to that many
+        iters = self.iters_spin.value() if self.iters_spin.value() > run.total else None
         return self._queue(_Job(self.library, self.entry_id, self.library.get_entry(self.entry_id).name, None,
-                                run.id))
+                                run.id, iters))
 
     def _queue(self, job: _Job) -> _Job:
         self.active.append(job)
@@ -777,7 +782,7 @@ class Panel(StepPanel):
             run = wf.get_run(lib, job.entry_id, job.resume_id)
             if run is None:
                 raise MicrolibError("the run to resume is no longer in the library")
-            job.run = wf.resume(lib, run)
+            job.run = wf.resume(lib, run, iters=job.resume_iters)
         else:
             job.run = wf.new_run(lib, job.entry_id, job.params)
         if job.key() == self._key():
