@@ -61,5 +61,5 @@ def test_measured_notes_name_presets_and_the_draft_fits_its_time():
     for k in ("vf_error_max", "sa_error_max", "vf_error_max_matched", "sa_error_max_matched"):
         assert 0 <= d[k] < 1, k  # measured fractions, not percentages
     assert d["vf_error_max_matched"] <= d["vf_error_max"]
-    assert len(d["images"]) == 3
+    assert len(d["images"]) >= 3  # the three micrographs at least
     assert PRESET_NOTES["tiny"]["for_tests"] and PRESET_NOTES["check"]["for_tests"]
