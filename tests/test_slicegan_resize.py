@@ -64,27 +64,51 @@ def test_resize_generator_fast_paths_and_gradients():
     assert G.convs[2].weight.grad is not None and G.convs[2].weight.grad.abs().sum() > 0
 
 
-def test_resize_generator_file_round_trip_and_refusals(tmp_path):
+def test_resize_generator_is_saved_as_the_published_network_it_equals(tmp_path):
+    from microlib_gui.core.slicegan.fileformat import read_params
+
     G = _resize_generator().float()
     path = save_generator(tmp_path / "rz_Gen.pt", G, {"phases": [0, 255]})
     meta = json.loads((tmp_path / "rz_meta.json").read_text())
-    assert meta["g_layers"] == ["resize"] * 4
-    G2, _ = load_generator(path)
+    assert meta["trained_layers"] == ["resize"] * 4 and "g_layers" not in meta
+    # published files: the eight lists, 4³ kernels — what the published code builds and loads
+    sd = torch.load(path, weights_only=True)
+    assert all(tuple(sd[f"convs.{i}.weight"].shape[2:]) == (4, 4, 4) for i in range(4))
+    assert read_params(tmp_path / "rz_params.data").to_list() == G.params.to_list()
+    z = torch.randn(1, 8, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = G(z)
+        (tmp_path / "rz_meta.json").unlink()  # not needed to load it
+        G2, _ = load_generator(path)
+        assert G2.params.g_layers == ()
+        assert torch.equal(G2(z), want)  # the same float32 kernel the resize layers run
+
+
+def test_earlier_resize_files_still_load_and_refusals(tmp_path):
+    """Files of the version before kept the 3³ taps and named the layers in the meta file."""
+    from microlib_gui.core.slicegan.fileformat import write_params
+
+    G = _resize_generator().float()
+    torch.save({k: v.float() for k, v in G.state_dict().items()}, tmp_path / "rz_Gen.pt")
+    write_params(tmp_path / "rz_params.data", G.params)
+    meta = {"imtype": "nphase", "g_layers": ["resize"] * 4, "phases": [0, 255]}
+    (tmp_path / "rz_meta.json").write_text(json.dumps(meta))
+    G2, _ = load_generator(tmp_path / "rz_Gen.pt")
     assert G2.params.g_layers == ("resize",) * 4
     z = torch.randn(1, 8, 4, 4, 4, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert torch.equal(G(z), G2(z))
-    # without the meta file the 3³ weights do not fit the published layers: a clear refusal
+    # without the layer kinds the 3³ weights do not fit the published layers: a clear refusal
     bad = dict(meta)
     del bad["g_layers"]
     (tmp_path / "rz_meta.json").write_text(json.dumps(bad))
     with pytest.raises(SliceGANError, match="does not match its _params.data.*needs its rz_meta.json beside it"):
-        load_generator(path)
+        load_generator(tmp_path / "rz_Gen.pt")
     for kinds, why in ((["resize"] * 3, "each of the 4"), (["resize"] * 3 + ["blur"], "each of the 4"),
                        ("resize", "a list of layer kinds")):
         (tmp_path / "rz_meta.json").write_text(json.dumps({**bad, "g_layers": kinds}))
         with pytest.raises(SliceGANError, match=why):
-            load_generator(path)
+            load_generator(tmp_path / "rz_Gen.pt")
 
 
 def test_training_with_resize_layers_saves_resumes_and_tiles(tmp_path, shared_data):
@@ -95,7 +119,7 @@ def test_training_with_resize_layers_saves_resumes_and_tiles(tmp_path, shared_da
     # resume keeps the run's own layers (and may not be told others)
     run_inline(TARGET, {**base, "out": str(tmp_path / "r"), "iters": 3, "resume": True})
     G, _ = load_model(tmp_path / "r")
-    assert G.params.g_layers == ("resize",) * 4
+    assert G.params.g_layers == ()  # saved as the published network it equals
     z = torch.randn(1, 8, 6, 5, 4, generator=torch.Generator().manual_seed(5)).numpy()
     one = generate(G, latent=z, device="cpu")
     assert one.shape == (64, 48, 32)
@@ -110,9 +134,10 @@ def test_cli_g_layers_option(tmp_path, shared_data, capsys):
     img = str(shared_data / "microlib" / "micro001.png")
     args = ["--preset", "tiny", "--iters", "1", "--device", "cpu"]
     assert main(["train", img, "--out", str(tmp_path / "r"), "--g-layers", "resize", *args]) == 0
-    assert json.loads((tmp_path / "r" / "slicegan_meta.json").read_text())["g_layers"] == ["resize"] * 4
-    assert main(["train", img, "--out", str(tmp_path / "t"), *args]) == 0
-    assert "g_layers" not in json.loads((tmp_path / "t" / "slicegan_meta.json").read_text())  # published files
+    assert json.loads((tmp_path / "r" / "slicegan_meta.json").read_text())["trained_layers"] == ["resize"] * 4
+    assert read_run(tmp_path / "r")["preset"]["g_layers"] == ["resize"] * 4
+    assert main(["train", img, "--out", str(tmp_path / "t"), "--g-layers", "transpose", *args]) == 0
+    assert "trained_layers" not in json.loads((tmp_path / "t" / "slicegan_meta.json").read_text())
     with pytest.raises(SystemExit) as exc:  # argparse's own usage error, exit code 2
         main(["train", img, "--out", str(tmp_path / "x"), "--g-layers", "blur", *args])
     assert exc.value.code == 2 and "blur" in capsys.readouterr().err

@@ -15,8 +15,8 @@ from what is there, otherwise reported as missing):
 ``_original.png``               the micrograph as downloaded (converted to PNG if needed)
 ``_Gen.pt``, ``_Disc.pt``,      the SliceGAN generator, critic and network parameters, as
 ``_params.data``                the SliceGAN repository writes them
-``_meta.json``                  the generator's image type, phases and layer kinds (ours; a
-                                generator with resize layers cannot be loaded without it)
+``_meta.json``                  the generator's image type, phases and the layers it was
+                                trained with (ours; the published code ignores it)
 ==============================  ============================================================
 
 plus ``microstructureNNN_export.json`` (which library and entry the folder holds),

@@ -5,9 +5,11 @@
 Both are untrusted input: the state dict is read with ``torch.load(weights_only=True)``
 and the params with an unpickler that can build nothing but lists and ints.
 We also write ``NAME_meta.json`` (image type, phase values) beside them; the
-published code ignores it. A generator with resize layers (``nets.G_LAYER_KINDS``) says so
-there, as ``"g_layers"``: its ``_params.data`` stays the published eight lists, and its
-resize layers' weights are 3³ kernels (a published reader refuses them by their shape).
+published code ignores it. A generator trained with resize layers (``nets.G_LAYER_KINDS``) is
+saved as the published network it equals: each resize layer's 3³ taps as their 4³ transposed
+kernel (``nets.resize_kernel``), so the published code loads it and gives the same volumes; the
+meta file records the layers it was trained with (``"trained_layers"``). Files of an earlier
+version kept the 3³ taps and said ``"g_layers"`` in the meta file; they still load.
 
 Nothing is allocated before it is validated: each file must be a regular file
 within its size limit before it is read (:mod:`..safefile`); the network the
@@ -291,11 +293,15 @@ def _with_layer_kinds(params: NetParams, kinds, name: str) -> NetParams:
 def save_generator(gen_path: str | Path, G: Generator, meta: dict | None = None) -> Path:
     """Write ``NAME_Gen.pt``, ``NAME_params.data`` and ``NAME_meta.json`` (all atomic)."""
     gen_path, params_path, meta_path = gen_paths(gen_path)
+    sd = dict(G.state_dict())
+    with torch.no_grad():  # resize layers as the transposed kernels they equal: the published network
+        sd.update({f"convs.{i}.weight": G.kernel(i) for i in range(len(G.convs))
+                   if G.params.layer_kind(i) == "resize"})
     sd = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
-          for k, v in G.state_dict().items()}
+          for k, v in sd.items()}
     with atomic_path(gen_path) as tmp:
         torch.save(sd, tmp)
     write_params(params_path, G.params)
-    layers = {"g_layers": list(G.params.g_layers)} if G.params.has_resize else {}
+    layers = {"trained_layers": list(G.params.g_layers)} if G.params.has_resize else {}
     atomic_write_json(meta_path, {"imtype": G.imtype, **layers, **(meta or {})})
     return gen_path
