@@ -12,6 +12,7 @@ from test_workflow_generate_export import curated, gen, publish
 from microlib_gui.core.jobs import JobCancelled, JobContext
 from microlib_gui.core.library import layout as L
 from microlib_gui.core.stats import compare, flag, stage_names, training_cause
+from microlib_gui.core.stats.compare import ADVICE
 from microlib_gui.core.workflow import stats
 
 
@@ -144,6 +145,7 @@ def test_a_run_stopped_by_its_convergence_check_is_not_called_short(tmp_path, on
     info = stats.training_info(lib, eid)
     assert info["converged"] is True  # stopped by the check (on a plateau: the tolerance is unreachable)
     assert info["iteration"] == run.iteration < 60, (info, run.iteration)
+    assert info["layers"] == "transpose"  # the tiny preset's published layers (no "trained_layers" in its meta)
     assert training_cause({**info, "preset": "microlib", "preset_iters": 5000}) is None
 
 
@@ -158,9 +160,19 @@ def test_a_volume_fraction_flag_offers_matching_with_its_measured_effect():
     img, vol = _blobs((96, 96), 1), _blobs((24, 24, 24), 2, thr=0.47)  # more phase 1 in 3D
     res = compare(img, vol, r_max=8, tortuosity=False, device="cpu")
     assert any("volume fraction" in r for r in res["flag"]["reasons"])
-    assert len(res["flag"]["advice"]) == 1 and "--match-vf" in res["flag"]["advice"][0]
+    advice = res["flag"]["advice"]
+    assert len(advice) == 2 and "--match-vf" in advice[0] and "another seed" in advice[1]
     assert "To try: put the phase fractions on target" in flag_text(res)
+    assert "To try: generate a second volume with another seed" in flag_text(res)
     # a flag on the surface area alone: matching the fractions is no remedy, so not offered
     sa_only = {**res, "errors": {**res["errors"], "volume_fraction": [0.0, 0.0]}}
     fl = flag(sa_only)
-    assert fl["flagged"] and fl["advice"] == []
+    assert fl["flagged"] and fl["advice"] == [ADVICE["another_volume"]]
+    # a MicroLib-network generator with the transposed layers: resize layers offered, with their effect
+    old = {"iteration": 3000, "preset": "microlib", "preset_iters": 5000, "converged": True, "layers": "transpose"}
+    assert flag(sa_only, old)["advice"] == [ADVICE["another_volume"], ADVICE["resize_layers"]]
+    assert "--g-layers resize" in ADVICE["resize_layers"] and "3.2 %" in ADVICE["resize_layers"]
+    assert flag(sa_only, {**old, "layers": "resize"})["advice"] == [ADVICE["another_volume"]]
+    # nothing flagged: no advice
+    fine = {**sa_only, "errors": {**sa_only["errors"], "surface_area": 0.0, "two_point": [0.0, 0.0]}}
+    assert not flag(fine, old)["flagged"] and flag(fine, old)["advice"] == []

@@ -163,8 +163,9 @@ SAVING = "drawing the figure and saving"
 def training_info(library, entry_id: int) -> dict | None:
     """How the generator that made the entry's volume was trained, for the flag's likely causes.
 
-    ``{"iteration", "preset", "preset_iters", "full_preset", "full_iters", "converged"}``
-    from the generator's provenance and its ``_meta.json`` (written by training);
+    ``{"iteration", "preset", "preset_iters", "full_preset", "full_iters", "converged", "layers"}``
+    from the generator's provenance and its ``_meta.json`` (written by training; ``layers``:
+    "resize" when it names resize layers, else "transpose");
     None when the volume is not the current generator's or nothing records it.
     """
     from ..slicegan.presets import PRESETS
@@ -187,7 +188,9 @@ def training_info(library, entry_id: int) -> dict | None:
     if iteration is None and preset is None:
         return None
     known = PRESETS.get(preset) if isinstance(preset, str) else None
-    return {"iteration": None if iteration is None else int(iteration), "preset": preset,
+    kinds = meta.get("trained_layers") or meta.get("g_layers")  # (g_layers: files of the version before)
+    layers = "resize" if isinstance(kinds, list) and "resize" in kinds else "transpose"
+    return {"layers": layers, "iteration": None if iteration is None else int(iteration), "preset": preset,
             "preset_iters": known.iters if known else None, "full_preset": "microlib",
             "full_iters": PRESETS["microlib"].iters,
             "converged": bool(stopped or meta.get("converged") or params.get("converged"))}
