@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,10 +66,14 @@ def test_an_entry_curated_step_by_step(demo_library, capsys):
     assert out.shape == (384, 376) and len(np.unique(out)) == 2
     # Train: run 1 of the entry, in train/run-001 like the Train step's and the build's, published.
     assert run(lib, "entry", "train", eid, "--resume") == 2 and "no stopped run" in capsys.readouterr().err
-    assert run(lib, "entry", "train", eid, "--preset", "tiny", "--iters", "2", "--device", "cpu", "--json") == 0
+    assert run(lib, "entry", "train", eid, "--preset", "tiny", "--iters", "2", "--device", "cpu",
+               "--g-layers", "resize", "--json") == 0
     doc = out_json(capsys)
     assert doc["run"] == 1 and doc["folder"] == str(lib.entry_dir(eid) / "train" / "run-001")
     assert doc["steps"]["train"] == "done" and lib.entry_file(eid, L.GENERATOR.suffix).exists()
+    # the layers asked for (tiny's own are transposed), recorded in the run and the published generator
+    assert json.loads((Path(doc["folder"]) / "run.json").read_text())["preset"]["g_layers"] == ["resize"] * 4
+    assert json.loads(lib.entry_file(eid, L.GEN_META.suffix).read_text())["trained_layers"] == ["resize"] * 4
     # A new crop: what reads the crop is stale, and status says so.
     assert run(lib, "entry", "crop", eid, "--box", "0,0,300,300") == 0
     assert "now stale: segment, scalebar, inpaint" in capsys.readouterr().out

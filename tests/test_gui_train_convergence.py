@@ -77,6 +77,7 @@ def test_presets_without_a_gpu(make_window, qtbot, tmp_path, artifacts):
     assert re.search(rf"The full MicroLib network: about {re.escape(est)} on this CPU \(\d+ iterations\); "
                      r"errors ≤ \d+ % on average on a GPU", note), note
     assert train.iters_spin.value() == get_preset("draft").iters
+    assert train.layers_combo.currentData() == "resize"  # the draft's layers, and MicroLib's (below)
     assert train.converge_check.isChecked() == bool(get_preset("draft").converge)
     train.grab().save(str(artifacts / "train_convergence_1_draft.png"))
 
@@ -87,9 +88,11 @@ def test_presets_without_a_gpu(make_window, qtbot, tmp_path, artifacts):
         assert "for tests" in train.preset_combo.itemText(train.preset_combo.findData(n))
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("tiny"))
     assert "For tests" in train.preset_note.text()
+    assert train.layers_combo.currentData() == "transpose"
     # MicroLib's network follows its preset: stop when converged on
     train.preset_combo.setCurrentIndex(train.preset_combo.findData("microlib"))
     assert train.converge_check.isChecked() and get_preset("microlib").converge
+    assert train.layers_combo.currentData() == "resize"
 
 
 def test_a_layout_that_stays_put(make_window, qtbot, tmp_path, artifacts):

@@ -5,6 +5,7 @@ Train is shown, two runs, Stop, Resume, using a stopped run's generator, and Fil
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -96,9 +97,13 @@ def test_train_in_a_one_entry_library_stop_resume_publish(make_window, qtbot, tm
     train.device_combo.setCurrentIndex(train.device_combo.findData("cpu"))
     train.overrides = {"log_every": 1, "checkpoint_every": 1}
     train.iters_spin.setValue(2)
+    assert train.layers_combo.currentData() == "transpose"  # the tiny preset's own layers
+    train.layers_combo.setCurrentIndex(train.layers_combo.findData("resize"))
     assert _train_until(qtbot, train, train.start_btn, None).state == DONE
     qtbot.waitUntil(lambda: train.runs_list.count() == 1, timeout=5_000)
     assert train.runs_list.item(0).text() == "run 1 · done · 2 it"
+    assert json.loads((train.selected_run().out / "run.json").read_text())["preset"]["g_layers"] == ["resize"] * 4
+    train.layers_combo.setCurrentIndex(train.layers_combo.findData("transpose"))  # back to tiny's own
     gen = lib.entry_file(eid, L.GENERATOR.suffix)
     sha = _sha(gen)
     assert "run 1, 2 iterations" in train.generator_info.text()

@@ -11,7 +11,7 @@ becomes stale; undoable), and a window showing the entry follows at once::
     microlib entry scalebar 1 --pick 30,470 --box 10,450,90,490 --ends 18,470,75,470 --um 5
     microlib entry scalebar 1 --auto [--um 5]
     microlib entry inpaint 1 [--method fast|gan]
-    microlib entry train 1 [--preset microlib|tiny] [--iters N] [--resume] [--converge|--no-converge]
+    microlib entry train 1 [--preset microlib|draft|tiny|check] [--iters N] [--resume] [--g-layers transpose|resize] [--converge|--no-converge]
     microlib entry undo 1 | redo 1
     microlib entry status 1 [--json]
 
@@ -95,13 +95,16 @@ def register(sub) -> None:
     q = esub.add_parser("train", help="train SliceGAN on the inpainted image (a run in train/run-NNN, published "
                                       "when it completes)")
     _entry_arg(q)
-    q.add_argument("--preset", choices=("microlib", "tiny"), default="microlib",
-                   help="network and training settings (default microlib; tiny is for trying things out)")
+    q.add_argument("--preset", choices=("microlib", "draft", "tiny", "check"), default="microlib",
+                   help="network and training settings (default microlib; draft: for a CPU without a GPU; tiny "
+                        "and check are for tests)")
     q.add_argument("--iters", type=count, metavar="N", help="generator iterations in total (default: the preset's)")
     q.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     q.add_argument("--seed", type=seed, default=0, metavar="S")
     q.add_argument("--resume", action="store_true",
                    help="continue the entry's latest stopped run from its checkpoint (--iters: a new total)")
+    q.add_argument("--g-layers", choices=("transpose", "resize"),
+                   help="generator layers of a new run (default: the preset's; microlib: resize)")
     add_converge_flag(q)
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_flag(q)
@@ -343,7 +346,8 @@ def cmd_train(args) -> int:
         run = wf.resume(lib, run, iters=args.iters)
     else:
         run = wf.new_run(lib, entry.id, wf.run_params(inp, preset=args.preset, iters=args.iters, device=args.device,
-                                                      seed=args.seed, converge=args.converge))
+                                                      seed=args.seed, converge=args.converge,
+                                                      g_layers=args.g_layers))
     cancel = threading.Event()
     try:  # Ctrl+C stops the run after a checkpoint, so --resume continues from there
         old = signal.signal(signal.SIGINT, lambda *a: cancel.set())

@@ -40,8 +40,8 @@ def register(sub) -> None:
                         "(microlib preset: on; --no-augment: the published patches as they are)")
     p.add_argument("--g-layers", choices=["transpose", "resize"],
                    help="new runs: the generator's upsampling layers as transposed convolutions (published) or "
-                        "as nearest-neighbour resizing + a 3x3x3 convolution (no checkerboard; draft preset's "
-                        "default; docs/slicegan.md)")
+                        "as nearest-neighbour resizing + a 3x3x3 convolution (no checkerboard; the microlib and "
+                        "draft presets' default; docs/slicegan.md)")
     add_converge_flag(p)
     add_json_flag(p)
     p.set_defaults(func=cmd_train)

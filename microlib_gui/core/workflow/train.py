@@ -54,7 +54,7 @@ IMTYPE = {"twophase": "nphase", "nphase": "nphase", "grayscale": "grayscale", "c
 
 #: Settings that make two runs the same training (what :func:`resumable_run` compares); the number
 #: of iterations, the device and the report intervals may differ.
-MATCH_KEYS = ("images", "preset", "seed", "imtype", "augment", "ema", "critic_axes", "converge")
+MATCH_KEYS = ("images", "preset", "seed", "imtype", "augment", "ema", "critic_axes", "converge", "g_layers")
 
 #: CPU runs estimated longer than this get advice and a question before they start.
 LONG_CPU_RUN_S = 12 * 3600

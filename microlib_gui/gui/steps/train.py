@@ -54,6 +54,11 @@ def preset_notes() -> dict:
     return dict(getattr(presets_mod, "PRESET_NOTES", {}) or {})
 
 
+def _layers_of(preset) -> str:
+    """A preset's generator layers as the Train step offers them: "resize" or "transpose"."""
+    return "resize" if "resize" in preset.g_layers else "transpose"
+
+
 def is_for_tests(name: str) -> bool:
     return name in FOR_TESTS or bool((preset_notes().get(name) or {}).get("for_tests"))
 
@@ -233,6 +238,15 @@ class Panel(StepPanel):
         for t in ("auto", "nphase", "grayscale", "colour"):
             self.type_combo.addItem(t, t)
         f.addRow("Image type", self.type_combo)
+        self.layers_combo = QComboBox()
+        self.layers_combo.setObjectName("generatorLayers")
+        self.layers_combo.addItem("Resize (no checkerboard)", "resize")
+        self.layers_combo.addItem("Transposed (published)", "transpose")
+        self.layers_combo.setToolTip("How the generator upsamples. Resize: nearest-neighbour ×2, then a 3³ "
+                                     "convolution; no checkerboard or tiling, and faster to a good generator over "
+                                     "ten MicroLib images (docs/benchmarks.md). Transposed: MicroLib's published "
+                                     "layers. Either way the generator is saved in the published SliceGAN format.")
+        f.addRow("Upsampling", self.layers_combo)
         self.aniso_check = QCheckBox("Anisotropic: three images (slices ⟂ x, y, z)")
         self.aniso_check.setObjectName("anisotropic")
         self.aniso_check.toggled.connect(self._aniso_toggled)
@@ -395,6 +409,7 @@ class Panel(StepPanel):
         self.iters_spin.setValue(p.iters)
         self.augment_check.setChecked(p.augment)
         self.converge_check.setChecked(bool(getattr(p, "converge", False)))
+        self.layers_combo.setCurrentIndex(self.layers_combo.findData(_layers_of(p)))
         self._update_estimate()
 
     def _preset_note(self) -> str:
@@ -739,13 +754,19 @@ class Panel(StepPanel):
                                    iters=self.iters_spin.value(), device=self.device_combo.currentData(),
                                    seed=self.seed_spin.value(), imtype=self.type_combo.currentData(),
                                    augment=self.augment_check.isChecked(),
-                                   converge=self.converge_check.isChecked(), **self.overrides)
+                                   converge=self.converge_check.isChecked(), g_layers=self._chosen_layers(),
+                                   **self.overrides)
         except MicrolibError as exc:
             self.show_error(str(exc))
             return None
         if not self._confirm_long_cpu_run():
             return None
         return self._queue(_Job(self.library, self.entry_id, self.library.get_entry(self.entry_id).name, params, None))
+
+    def _chosen_layers(self) -> str | None:
+        """The generator layers picked, when they are not the preset's own (None: the preset's)."""
+        chosen = self.layers_combo.currentData()
+        return None if chosen == _layers_of(presets_mod.get_preset(self.preset_combo.currentData())) else chosen
 
     def resume(self, run: wf.Run | None = None) -> _Job | None:
         """Continue the selected stopped run (or ``run``) from its checkpoint: the same run goes on."""
