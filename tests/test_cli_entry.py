@@ -74,6 +74,10 @@ def test_an_entry_curated_step_by_step(demo_library, capsys):
     # the layers asked for (tiny's own are transposed), recorded in the run and the published generator
     assert json.loads((Path(doc["folder"]) / "run.json").read_text())["preset"]["g_layers"] == ["resize"] * 4
     assert json.loads(lib.entry_file(eid, L.GEN_META.suffix).read_text())["trained_layers"] == ["resize"] * 4
+    # the draft network, as the README lists it, is run 2 of the entry (one iteration: the CLI path, not quality)
+    assert run(lib, "entry", "train", eid, "--preset", "draft", "--iters", "1", "--device", "cpu", "--json") == 0
+    doc = out_json(capsys)
+    assert doc["run"] == 2 and json.loads((Path(doc["folder"]) / "run.json").read_text())["preset"]["name"] == "draft"
     # A new crop: what reads the crop is stale, and status says so.
     assert run(lib, "entry", "crop", eid, "--box", "0,0,300,300") == 0
     assert "now stale: segment, scalebar, inpaint" in capsys.readouterr().out
