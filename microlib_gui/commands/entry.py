@@ -11,7 +11,8 @@ becomes stale; undoable), and a window showing the entry follows at once::
     microlib entry scalebar 1 --pick 30,470 --box 10,450,90,490 --ends 18,470,75,470 --um 5
     microlib entry scalebar 1 --auto [--um 5]
     microlib entry inpaint 1 [--method fast|gan]
-    microlib entry train 1 [--preset microlib|draft|tiny|check] [--iters N] [--resume] [--g-layers transpose|resize] [--converge|--no-converge]
+    microlib entry train 1 [--preset microlib|draft|tiny|check] [--iters N] [--resume]
+                           [--g-layers transpose|resize] [--converge|--no-converge]
     microlib entry undo 1 | redo 1
     microlib entry status 1 [--json]
 

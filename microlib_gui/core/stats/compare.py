@@ -51,8 +51,9 @@ ADVICE = {
                       "MicroLib images, three 320³ volumes of one generator differed by up to 8 points in volume "
                       "fraction and 6 in surface area (docs/benchmarks.md, 'Resize layers in the MicroLib network')",
     "resize_layers": "retrain it: the microlib preset now trains resize layers (Train step, microlib entry train, "
-                     "microlib train; --g-layers resize): on ten MicroLib images they gave a mean surface-area error of 3.2 % against 4.0 % "
-                     "for the transposed layers, vf 3.5 % against 3.0 %, in 112 s against 146 s on an H200 "
+                     "microlib train; --g-layers resize): on ten MicroLib images they gave a mean surface-area "
+                     "error of 3.2 % against 4.0 % for the transposed layers, vf 3.5 % against 3.0 %, in 112 s "
+                     "against 146 s on an H200 "
                      "(docs/benchmarks.md, 'Resize layers in the MicroLib network')",
 }
 #: A run that stopped below this share of its preset's iterations counts as under-trained.
