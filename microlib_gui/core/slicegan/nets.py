@@ -23,6 +23,12 @@ import torch.nn.functional as F
 G_LAYER_KINDS = ("transpose", "resize")
 
 
+def upsampling(kinds) -> str:
+    """How a generator with layer kinds ``kinds`` upsamples, in one word: "resize" when any layer
+    is a resize layer, else "transpose" (the published layers)."""
+    return "resize" if "resize" in kinds else "transpose"
+
+
 @dataclass(frozen=True)
 class NetParams:
     """Layer lists in the published order ``[dk, ds, df, dp, gk, gs, gf, gp]``, and the kind
@@ -55,7 +61,7 @@ class NetParams:
 
     @property
     def has_resize(self) -> bool:
-        return "resize" in self.g_layers
+        return upsampling(self.g_layers) == "resize"
 
     def g_weight_shape(self, i: int) -> tuple[int, ...]:
         """Shape of generator layer ``i``'s stored weight (``convs.i.weight``)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from . import SliceGANError
-from .nets import NetParams, conv_flops
+from .nets import NetParams, conv_flops, upsampling
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class Preset:
     converge_plateau: int = 0  # also stop after this many checks in a row with no better one (0: off)
     converge_volumes: int = 1  # check volumes per check (fixed latents); errors of their mean figures
     g_layers: tuple[str, ...] = ()  # kind of each generator layer (nets.G_LAYER_KINDS); empty: all "transpose"
+
+    @property
+    def upsampling(self) -> str:
+        """"resize" or "transpose": the generator layers, as the Train step offers them."""
+        return upsampling(self.g_layers)
 
     def net_params(self, nc: int) -> NetParams:
         n_g, n_d = len(self.gp), len(self.dp)

@@ -314,7 +314,7 @@ def flag(result: dict, training: dict | None = None) -> dict:
     advice = [ADVICE["match_vf"]] if result["kind"] != "grayscale" and vf_bad else []
     if reasons:
         advice.append(ADVICE["another_volume"])
-        if (training or {}).get("preset") == "microlib" and (training or {}).get("layers") == "transpose":
+        if training and training.get("preset") == "microlib" and training.get("layers") == "transpose":
             advice.append(ADVICE["resize_layers"])
     return {"flagged": bool(reasons), "threshold": ERROR_THRESHOLD, "reasons": reasons, "likely_causes": causes,
             "advice": advice}

@@ -168,6 +168,7 @@ def training_info(library, entry_id: int) -> dict | None:
     "resize" when it names resize layers, else "transpose");
     None when the volume is not the current generator's or nothing records it.
     """
+    from ..slicegan.nets import upsampling
     from ..slicegan.presets import PRESETS
 
     gen = library.entry_file(entry_id, L.GENERATOR.suffix)
@@ -189,7 +190,7 @@ def training_info(library, entry_id: int) -> dict | None:
         return None
     known = PRESETS.get(preset) if isinstance(preset, str) else None
     kinds = meta.get("trained_layers") or meta.get("g_layers")  # (g_layers: files of the version before)
-    layers = "resize" if isinstance(kinds, list) and "resize" in kinds else "transpose"
+    layers = upsampling(kinds) if isinstance(kinds, list) else "transpose"
     return {"layers": layers, "iteration": None if iteration is None else int(iteration), "preset": preset,
             "preset_iters": known.iters if known else None, "full_preset": "microlib",
             "full_iters": PRESETS["microlib"].iters,

@@ -54,11 +54,6 @@ def preset_notes() -> dict:
     return dict(getattr(presets_mod, "PRESET_NOTES", {}) or {})
 
 
-def _layers_of(preset) -> str:
-    """A preset's generator layers as the Train step offers them: "resize" or "transpose"."""
-    return "resize" if "resize" in preset.g_layers else "transpose"
-
-
 def is_for_tests(name: str) -> bool:
     return name in FOR_TESTS or bool((preset_notes().get(name) or {}).get("for_tests"))
 
@@ -409,7 +404,7 @@ class Panel(StepPanel):
         self.iters_spin.setValue(p.iters)
         self.augment_check.setChecked(p.augment)
         self.converge_check.setChecked(bool(getattr(p, "converge", False)))
-        self.layers_combo.setCurrentIndex(self.layers_combo.findData(_layers_of(p)))
+        self.layers_combo.setCurrentIndex(self.layers_combo.findData(p.upsampling))
         self._update_estimate()
 
     def _preset_note(self) -> str:
@@ -766,7 +761,7 @@ class Panel(StepPanel):
     def _chosen_layers(self) -> str | None:
         """The generator layers picked, when they are not the preset's own (None: the preset's)."""
         chosen = self.layers_combo.currentData()
-        return None if chosen == _layers_of(presets_mod.get_preset(self.preset_combo.currentData())) else chosen
+        return None if chosen == presets_mod.get_preset(self.preset_combo.currentData()).upsampling else chosen
 
     def resume(self, run: wf.Run | None = None) -> _Job | None:
         """Continue the selected stopped run (or ``run``) from its checkpoint: the same run goes on."""
