@@ -7,9 +7,13 @@ except under ``MICROLIB_REQUIRE_SHARED=1`` (CI), where absence fails.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import logging
+import multiprocessing
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,28 @@ ARTIFACTS = REPO / "tests" / "_artifacts"
 def shared_data_path() -> Path:
     env = os.environ.get("MICROLIB_SHARED_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave the test process without interpreter teardown, as the app does.
+
+    Once every report is written, CPython's final garbage collection can abort the
+    process (``none_dealloc``, exit 134) inside Qt, OpenGL or other C extensions that
+    free objects in arbitrary order; that turned a green run red once. The handler is
+    registered last, so it runs first among the exit handlers, after pytest has
+    restored its output capture and printed the summary.
+    """
+    atexit.register(_exit_without_teardown, int(exitstatus))
+
+
+def _exit_without_teardown(code: int) -> None:
+    for child in multiprocessing.active_children():  # no orphans from a test that failed
+        child.terminate()
+        child.join(5)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @pytest.fixture(autouse=True, scope="session")
