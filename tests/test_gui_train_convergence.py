@@ -128,6 +128,33 @@ def test_a_layout_that_stays_put(make_window, qtbot, tmp_path, artifacts):
         assert legend.height() > 0 and not view.intersects(legend)
 
 
+def test_plot_names_and_ticks_are_not_cut_off(make_window, qtbot, tmp_path, artifacts):
+    """A user's bug: on a 1280 px screen the legends read "Wasserstei", "surface are", "best iteratio"
+    and the last iteration tick was cut in half at the plot's right edge. The window is made narrow,
+    wide and narrow again: the legends put fewer names in a row when they must, and more again."""
+    win, train = _train_panel(make_window, qtbot, tmp_path)
+    train.conv_plot.set_tolerance(0.05)  # a label that changes after layout
+    for k in range(1, 11):
+        train.loss_plot.add_point(100 * k, {"critic_loss": -k, "wasserstein": k, "gradient_penalty": 0.5})
+        train.conv_plot.add_point(100 * k, {"vf_error": 0.3 / k, "sa_error": 0.2 / k})
+    per_row = {}
+    for size in ((1280, 800), (1700, 1000), (1280, 800)):
+        win.resize(*size)
+        _settle()
+        for plot in (train.loss_plot, train.conv_plot):
+            shown = plot.plot.rect()  # the plot widget's own area; what lies outside is not drawn
+            for _, label in plot.legend.items:
+                text = plot.plot.mapFromScene(label.item.sceneBoundingRect()).boundingRect()
+                assert shown.contains(text), (size, label.text, text, shown)
+            bottom = plot.plot.mapFromScene(plot.plot_item.getAxis("bottom").sceneBoundingRect()).boundingRect()
+            # the last tick label is centred on the axis end: half of "1000" must fit right of it
+            assert shown.right() - bottom.right() >= 10, (size, bottom, shown)
+            per_row.setdefault(plot.objectName() or id(plot), []).append(plot.legend.columnCount)
+        train.grab().save(str(artifacts / f"train_plots_{size[0]}.png"))
+    for counts in per_row.values():  # two names a row when there is room, one when narrow
+        assert counts == [1, 2, 1], per_row
+
+
 def _last_check(run_out):
     from microlib_gui.core.workflow import train as wf
 

@@ -73,6 +73,7 @@ class ConvergencePlot(QWidget):
         label = self.legend.getLabel(self._tol_sample)
         if label is not None:
             label.setText(f"target {tol * 100:g} %" if tol else "target")
+            self.plot.fit_legend()
         self.tol_line.setVisible(bool(tol and tol > 0))
 
     def set_best(self, iteration: int | None) -> None:
