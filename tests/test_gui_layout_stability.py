@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QScrollArea
 
 
 pytestmark = [pytest.mark.gui, pytest.mark.shared]
@@ -138,9 +139,16 @@ def test_buttons_keep_still_and_panes_stay_equal(window, qtbot, artifacts):
         b, a = inp.before.width(), inp.after.width()
         assert abs(b - a) <= 2, f"{label}: Before {b} px wide, After {a} px"
         assert abs(inp.before.height() - inp.after.height()) <= 2, label
+        # the settings column scrolls only vertically: narrower than its rows, it cut them off
+        column = inp.findChild(QScrollArea, "inpaintSettingsScroll")
+        need = column.widget().minimumSizeHint().width()
+        assert column.viewport().width() >= need, f"{label}: settings {column.viewport().width()} px, need {need}"
+        for b in (inp.start_btn, inp.stop_btn, inp.resample_btn, inp.accept_btn, inp.no_bar_btn, inp.method):
+            right = b.mapTo(column.viewport(), b.rect().topRight()).x()
+            assert right < column.viewport().width(), f"{label}: {b.objectName() or b} cut off at the right"
 
     # A big window first, then a smaller one: the picture in "Before" must not hold its old size.
-    for size in ((1700, 1000), (1150, 720)):
+    for size in ((1700, 1000), (1280, 820), (1150, 720)):
         win.resize(*size)
         qtbot.waitUntil(lambda: win.width() == size[0])
         panes_equal(f"{size}, After empty")
