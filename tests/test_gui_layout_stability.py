@@ -160,3 +160,60 @@ def test_buttons_keep_still_and_panes_stay_equal(window, qtbot, artifacts):
         qtbot.waitUntil(lambda: win.width() == size[0])
         panes_equal(f"{size}, After showing the saved image")
         win.grab().save(str(artifacts / f"layout_inpaint_{size[0]}_after_saved.png"))
+
+
+def cut_off(win) -> list[str]:
+    """Shown buttons, fields and labels whose width is partly hidden by a parent (a column
+    narrower than its rows clips them on the right, as Inpaint's once did at 1280 px)."""
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QLineEdit, QWidget
+
+    kinds = (QAbstractButton, QComboBox, QLabel, QAbstractSpinBox, QLineEdit)
+    out = []
+    for w in win.findChildren(QWidget):
+        if not isinstance(w, kinds) or not w.isVisible() or w.width() < 2:
+            continue
+        shown = w.visibleRegion().boundingRect()
+        if not shown.isEmpty() and shown.width() < w.width() - 1:
+            text = w.text() if hasattr(w, "text") else ""
+            out.append(f"{type(w).__name__} {w.objectName()!r} {str(text)[:30]!r}: {shown.width()} of {w.width()} px")
+    return out
+
+
+def test_every_step_fits_a_laptop_screen(window, qtbot, artifacts):
+    """Each step, at 1280 × 820 (the first-run size) and 1150 × 720, with the entry segmented, its bar
+    found, its training image saved, a generator trained and a volume generated: no button, field
+    or label is cut off."""
+    win = window
+    win.go_to_step("segment")
+    win.panels["segment"].auto_btn.click()
+    win.go_to_step("scalebar")
+    sb = win.panels["scalebar"]
+    sb.auto_btn.click()
+    qtbot.waitUntil(lambda: not sb.auto_running(), timeout=60_000)
+    win.go_to_step("inpaint")
+    inp = win.panels["inpaint"]
+    inp.no_bar_btn.click()
+    qtbot.waitUntil(lambda: inp.after.has_image())
+    # a trained generator (tiny network, 2 iterations) and a volume: Train and Inspect at their fullest
+    from microlib_gui.core.jobs import DONE
+    from microlib_gui.core.workflow import train as wf_train
+
+    lib, eid = win.ctx.library, win.ctx.entry_id
+    wf_train.train_inline(lib, eid, wf_train.run_params(wf_train.inputs(lib, eid), preset="tiny", iters=2,
+                                                        device="cpu"))
+    win.go_to_step("inspect")
+    insp = win.panels["inspect"]
+    qtbot.waitUntil(insp.gen_btn.isEnabled, timeout=5000)
+    insp.size_spin.setValue(32)
+    insp.gen_btn.click()
+    qtbot.waitUntil(lambda: insp.gen_job.done, timeout=60_000)
+    assert insp.gen_job.result.state == DONE, insp.gen_job.result.error
+    qtbot.waitUntil(lambda: insp.view.volume_layer is not None, timeout=5000)
+    for size in ((1280, 820), (1150, 720)):
+        win.resize(*size)
+        qtbot.waitUntil(lambda: win.width() == size[0])
+        for step in ("browse", "crop", "segment", "scalebar", "inpaint", "train", "inspect", "export"):
+            win.go_to_step(step)
+            settle(qtbot, win)
+            assert not cut_off(win), (size, step, cut_off(win))
+            win.grab().save(str(artifacts / f"layout_fits_{size[0]}_{step}.png"))
