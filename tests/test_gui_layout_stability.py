@@ -163,19 +163,27 @@ def test_buttons_keep_still_and_panes_stay_equal(window, qtbot, artifacts):
 
 
 def cut_off(win) -> list[str]:
-    """Shown buttons, fields and labels whose width is partly hidden by a parent (a column
-    narrower than its rows clips them on the right, as Inpaint's once did at 1280 px)."""
-    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QLineEdit, QWidget
+    """Shown buttons, fields and labels partly hidden by a parent: cut on the right (a column
+    narrower than its rows, as Inpaint's once was at 1280 px), or at the top or bottom outside a
+    scrolling column (where scrolling shows the rest)."""
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QLabel, QLineEdit, QScrollArea,
+                                   QWidget)
 
     kinds = (QAbstractButton, QComboBox, QLabel, QAbstractSpinBox, QLineEdit)
     out = []
     for w in win.findChildren(QWidget):
-        if not isinstance(w, kinds) or not w.isVisible() or w.width() < 2:
+        if not isinstance(w, kinds) or not w.isVisible() or w.width() < 2 or w.height() < 2:
             continue
         shown = w.visibleRegion().boundingRect()
-        if not shown.isEmpty() and shown.width() < w.width() - 1:
+        if shown.isEmpty():
+            continue
+        scrolls, p = False, w.parentWidget()
+        while p is not None and not scrolls:
+            scrolls, p = isinstance(p, QScrollArea), p.parentWidget()
+        if shown.width() < w.width() - 1 or (not scrolls and shown.height() < w.height() - 1):
             text = w.text() if hasattr(w, "text") else ""
-            out.append(f"{type(w).__name__} {w.objectName()!r} {str(text)[:30]!r}: {shown.width()} of {w.width()} px")
+            out.append(f"{type(w).__name__} {w.objectName()!r} {str(text)[:30]!r}: {shown.width()} × "
+                       f"{shown.height()} of {w.width()} × {w.height()} px")
     return out
 
 
@@ -214,6 +222,12 @@ def test_every_step_fits_a_laptop_screen(window, qtbot, artifacts):
         qtbot.waitUntil(lambda: win.width() == size[0])
         for step in ("browse", "crop", "segment", "scalebar", "inpaint", "train", "inspect", "export"):
             win.go_to_step(step)
+            if step == "browse":  # the entry's tile selected: its preview and Details form show
+                browse = win.panels["browse"]
+                qtbot.waitUntil(lambda: browse.model.rowCount() > 0, timeout=5000)
+                browse.view.setCurrentIndex(browse.model.index(0))
+                qtbot.waitUntil(lambda: browse.details_form.isVisible(), timeout=5000)
             settle(qtbot, win)
+            assert win.height() == size[1], (size, step, win.height())  # the window did not have to grow
             assert not cut_off(win), (size, step, cut_off(win))
             win.grab().save(str(artifacts / f"layout_fits_{size[0]}_{step}.png"))

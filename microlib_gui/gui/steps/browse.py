@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QListView,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTextBrowser,
     QVBoxLayout,
@@ -43,6 +44,7 @@ from ..jobrunner import JobHandle
 from ..settings import make_settings
 from ..widgets.browse_model import BrowseModel, Item, filter_values, merge_items
 from ..widgets.details_form import DetailsForm
+from ..widgets.scroll import bar_width, scroll_column
 from ..widgets.image_view import AnnotationHistory
 from ..widgets.tile_delegate import GRID, THUMB, TileDelegate
 from .base import StepPanel
@@ -197,9 +199,14 @@ class Panel(StepPanel):
         self.image_label = QLabel("Select a micrograph")
         self.image_label.setObjectName("browseLargeImage")
         self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image_label.setMinimumSize(280, 220)
+        # neither the shown picture nor the record's text claims height: the column scrolls when the
+        # Details form does not fit, and these two take what is left (they shrink first)
+        self.image_label.setMinimumSize(240, 120)
+        self.image_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.record_view = QTextBrowser()
         self.record_view.setObjectName("browseRecord")
+        self.record_view.setMinimumHeight(60)
+        self.record_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.record_view.setOpenExternalLinks(True)
         self.details_form = DetailsForm()
         self.details_form.save_requested.connect(self._save_details)
@@ -265,9 +272,13 @@ class Panel(StepPanel):
         row3.addWidget(url_btn)
         dl.addLayout(row3)
 
+        # the detail column scrolls: with the Details form shown it needs about 1000 px, more than a
+        # laptop screen (the window grew past 768 px when an entry was selected)
+        detail_scroll = scroll_column(detail, "browseDetailScroll")
+        detail_scroll.setMinimumWidth(detail.minimumSizeHint().width() + bar_width(detail_scroll))
         split = QSplitter()
         split.addWidget(self.view)
-        split.addWidget(detail)
+        split.addWidget(detail_scroll)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([700, 560])

@@ -54,7 +54,7 @@ class DetailsForm(QGroupBox):
         for f in EDITABLE:
             if f == "long_desc":
                 w = QPlainTextEdit()
-                w.setMaximumHeight(70)
+                w.setMaximumHeight(3 * w.fontMetrics().lineSpacing() + 12)  # three lines, then it scrolls
             else:
                 w = QLineEdit()
                 if f in LIST_FIELDS:
