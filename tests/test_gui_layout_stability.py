@@ -230,4 +230,22 @@ def test_every_step_fits_a_laptop_screen(window, qtbot, artifacts):
             settle(qtbot, win)
             assert win.height() == size[1], (size, step, win.height())  # the window did not have to grow
             assert not cut_off(win), (size, step, cut_off(win))
+            if step in ("inspect", "train"):  # with the Jobs view open (Ctrl+J) too: docked where it fits
+                win.toggle_jobs()
+                settle(qtbot, win)
+                dock = win.jobs_dock
+                assert dock.isVisible() and win.height() == size[1], (size, step, win.height())
+                assert not cut_off(win) and not cut_off(dock), (size, step, "jobs", cut_off(win), cut_off(dock))
+                win.grab().save(str(artifacts / f"layout_fits_{size[0]}_{step}_jobs.png"))
+                win.toggle_jobs()
+                settle(qtbot, win)
+                dock.setFloating(False)  # as a user docks it again; the next check decides afresh
             win.grab().save(str(artifacts / f"layout_fits_{size[0]}_{step}.png"))
+    # where the window has room for it, the Jobs view is docked under the step (it floated above)
+    win.resize(1400, 1000)
+    qtbot.waitUntil(lambda: win.height() == 1000)
+    win.toggle_jobs()
+    settle(qtbot, win)
+    assert win.jobs_dock.isVisible() and not win.jobs_dock.isFloating() and win.height() == 1000
+    assert not cut_off(win), cut_off(win)
+    win.grab().save(str(artifacts / "layout_fits_1400_jobs_docked.png"))

@@ -360,8 +360,18 @@ class MainWindow(QMainWindow):
             self.jobs_dock.setObjectName("jobsDock")
             self.jobs_dock.setWidget(self.jobs_view)
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        size = self.size()
         self.jobs_dock.show()
         self.jobs_dock.raise_()
+        self.layout().activate()  # the window's least size with the dock in it, now rather than later
+        if not self.jobs_dock.isFloating() and self.minimumSizeHint().height() > size.height():
+            # docked, it pushes the window past its height (off a laptop screen): float it over the
+            # lower part of the window instead; double-clicking its title docks it again
+            self.jobs_dock.setFloating(True)
+            self.layout().activate()
+            self.resize(size)
+            h = max(self.jobs_dock.minimumSizeHint().height(), 260)
+            self.jobs_dock.setGeometry(self.x() + 40, self.y() + self.height() - h - 40, self.width() - 80, h)
 
     def toggle_jobs(self) -> None:
         """Ctrl+J: show the Jobs dock, or hide it when it is showing."""

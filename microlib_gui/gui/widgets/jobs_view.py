@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
     QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -121,24 +121,30 @@ class JobsView(QWidget):
         self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.log_view.setFont(QFont("monospace", 9))
         self.log_view.setPlaceholderText("Select a job to see its log.")
-        top = QWidget()
-        tl = QVBoxLayout(top)
+        # The table and the log side by side, each at least three rows high: the dock then takes
+        # little height, and opening it (Ctrl+J) leaves the step above its room on a laptop screen.
+        lines = QFontMetrics(self.log_view.font()).lineSpacing()
+        self.log_view.setMinimumHeight(3 * lines + 12)
+        row_h = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 2 * row_h + 6)
+        left = QWidget()
+        tl = QVBoxLayout(left)
         tl.setContentsMargins(0, 0, 0, 0)
-        tl.addLayout(bar)
         tl.addWidget(self.table)
         tl.addLayout(row)
-        bottom = QWidget()
-        bl = QVBoxLayout(bottom)
+        right = QWidget()
+        bl = QVBoxLayout(right)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addWidget(self.log_title)
         bl.addWidget(self.log_view)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
-        split.addWidget(bottom)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
-        lay.addWidget(split)
+        lay.addLayout(bar)
+        lay.addWidget(split, 1)
 
         self.build_btn.clicked.connect(lambda: self.start_build(None))
         self.build_entry_btn.clicked.connect(self._build_current)
