@@ -232,3 +232,25 @@ def test_a_finished_worker_process_leaves_no_zombie(window, qtbot):
     pid = handle.pid
     # Reaped in the background: the state goes from running to gone, never stays Z.
     qtbot.waitUntil(lambda: _proc_state(pid) is None, timeout=10000)
+
+
+def test_windows_and_dialogs_open_within_the_screen(window, qtbot):
+    """The first-run window, the user guide and the library report open no larger than the screen
+    (on a 768 px laptop the guide's 760 px and the window's 820 px ran off it)."""
+    from PySide6.QtWidgets import QDialog
+
+    from microlib_gui.gui.widgets.screen_fit import SCREEN_SHARE, resize_within_screen
+
+    free = window.screen().availableGeometry()
+    probe = QDialog(window)
+    qtbot.addWidget(probe)
+    resize_within_screen(probe, 5000, 5000)  # far larger than any screen: clamped to a share of it
+    assert probe.width() == int(free.width() * SCREEN_SHARE) and probe.height() == int(free.height() * SCREEN_SHARE)
+    resize_within_screen(probe, 640, 480)  # what fits is kept
+    assert (probe.width(), probe.height()) == (640, 480)
+    window.show_guide()
+    window.show_report()
+    for dlg in (window.guide_dialog, window.report_dialog):
+        qtbot.waitUntil(dlg.isVisible)
+        assert dlg.width() <= free.width() and dlg.height() <= free.height() * SCREEN_SHARE, dlg
+        dlg.close()

@@ -34,6 +34,7 @@ from ..core.steps import DONE, STALE, STEP_TITLES, STEPS
 from ..core.library import DB_NAME, Library
 from .context import AppContext
 from .steps.base import NotBuiltPanel, StepPanel
+from .widgets.screen_fit import resize_within_screen
 
 _STATUS_MARK = {DONE: "✔", STALE: "↻"}
 
@@ -423,7 +424,7 @@ class MainWindow(QMainWindow):
         if isinstance(geo, (QByteArray, bytes)) and geo:
             self.restoreGeometry(geo)
         else:
-            self.resize(1280, 820)
+            resize_within_screen(self, 1280, 820)  # the first run: a laptop screen is 768 px high
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         for panel in self.panels.values():

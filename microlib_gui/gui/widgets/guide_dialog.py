@@ -13,6 +13,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QListWidget, QListWidgetItem, QTextBrowser
 
 from ...core.paths import docs_dir
+from .screen_fit import resize_within_screen
 
 #: Page titles for the list, in reading order (other pages follow, by name).
 ORDER = {"README.md": "Overview (README)", "library.md": "The library", "doitpoms.md": "DoITPoMS browser",
@@ -55,7 +56,7 @@ class GuideDialog(QDialog):
         lay = QHBoxLayout(self)
         lay.addWidget(self.list)
         lay.addWidget(self.text, 1)
-        self.resize(1100, 760)
+        resize_within_screen(self, 1100, 760)
         if self.pages:
             self.list.setCurrentRow(0)
         else:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from ...core.jobs import CANCELLED, DONE, Finished
 from ...core.workflow.report import library_report_job
 from .progress import show_progress
+from .screen_fit import resize_within_screen
 
 
 class LibraryReportDialog(QDialog):
@@ -75,7 +76,7 @@ class LibraryReportDialog(QDialog):
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         lay.addWidget(scroll, 1)
-        self.resize(1000, 760)
+        resize_within_screen(self, 1000, 760)
 
 
     def _choose_folder(self) -> None:
