@@ -55,6 +55,35 @@ def entry(tmp_path, one_torch_thread):
     return make_entry(tmp_path)
 
 
+def test_generation_cancel_keeps_the_saved_volume(qtbot, entry, settings_file, artifacts):
+    """Generate a large volume, then Cancel it mid-way (after its first block): nothing is saved, the
+    volume saved before stays and is still shown, and Generate is offered again."""
+    lib, eid = entry
+    vol = lib.entry_file(eid, L.VOLUME.suffix)
+    old_bytes = vol.read_bytes()
+    win, insp = open_inspect(qtbot, lib.root)
+    assert not insp.cancel_btn.isEnabled()  # nothing to cancel yet
+    insp.size_spin.setValue(512)
+    blocks = []
+    qtbot.mouseClick(insp.gen_btn, qtbot_button())
+    handle = insp.gen_job
+    handle.progress.connect(lambda ev: blocks.append((ev.step, ev.total)))
+    assert insp.cancel_btn.isEnabled() and not insp.stats_btn.isEnabled()
+    qtbot.waitUntil(lambda: bool(blocks), timeout=120_000)
+    done, total = blocks[0]
+    assert total > 1 and done < total, blocks  # the cancel lands between blocks, mid-way
+    with qtbot.waitSignal(handle.finished, timeout=120_000) as fin:
+        qtbot.mouseClick(insp.cancel_btn, qtbot_button())
+    assert fin.args[0].state == CANCELLED
+    assert max(d for d, _ in blocks) < total  # it did stop before the last block
+    assert "Generation cancelled: nothing was saved" in insp.job_status.text()
+    assert vol.read_bytes() == old_bytes
+    assert not list(vol.parent.glob(".tmp-*"))  # the part-written file is gone too (core/atomic.py names it)
+    assert insp.gen_btn.isEnabled() and not insp.cancel_btn.isEnabled()
+    assert insp.view.volume_layer is not None and insp.view.volume_layer.data.shape == (32, 32, 32)
+    shot(win, artifacts / "inspect_generation_cancelled.png")
+
+
 class Ticker:
     """A QTimer counting its ticks: while the GUI thread is blocked it does not tick."""
 
@@ -88,6 +117,7 @@ def test_statistics_progress_cancel_and_finish(qtbot, entry, settings_file, arti
     qtbot.mouseClick(insp.stats_btn, qtbot_button())
     assert insp.computing and insp.stats_progress.isVisible() and insp.stats_cancel_btn.isEnabled()
     assert not insp.stats_btn.isEnabled()
+    assert not insp.cancel_btn.isEnabled()  # only the statistics' own Cancel: nothing is generating
     qtbot.waitUntil(lambda: "tortuosity" in insp.stats_progress.format(), timeout=120_000)
     assert len(set(values)) >= 3 and values == sorted(values)  # it moved, forwards
     assert insp.stats_progress.maximum() == 1 + len(stage_names()) + 1  # reading … saving

@@ -94,6 +94,8 @@ class Panel(StepPanel):
         self.gen_btn.setObjectName("generate")
         self.gen_btn.clicked.connect(self.generate)
         self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setObjectName("cancelGenerate")
+        self.cancel_btn.setToolTip("Stop the generation: nothing is saved, the volume saved before stays.")
         self.cancel_btn.clicked.connect(self.cancel)
         row = QHBoxLayout()
         row.addWidget(self.gen_btn)
@@ -238,7 +240,8 @@ class Panel(StepPanel):
 
     def _update_buttons(self, gin, vol, sin) -> None:
         self.gen_btn.setEnabled(bool(gin and gin.ready) and not self.generating)
-        self.cancel_btn.setEnabled(self.generating or self.computing)
+        # each Cancel stops its own job: two live Cancel buttons during statistics read as one
+        self.cancel_btn.setEnabled(self.generating)
         self.stats_cancel_btn.setEnabled(self.computing and not self._stats_cancelling)
         self.stats_btn.setEnabled(bool(sin and sin.ready and vol and vol.current) and not self.computing
                                   and not self.generating and hasattr(self.stats_view, "set_results"))
@@ -279,9 +282,9 @@ class Panel(StepPanel):
             self.reload()
 
     def cancel(self) -> None:
+        """Stop the generation (the statistics have their own Cancel)."""
         if self.gen_job is not None and not self.gen_job.done:
             self.gen_job.cancel()
-        self.cancel_stats()
 
     # -- statistics -------------------------------------------------------------------------
     def compute_stats(self) -> None:
