@@ -118,6 +118,8 @@ def test_statistics_progress_cancel_and_finish(qtbot, entry, settings_file, arti
     assert insp.computing and insp.stats_progress.isVisible() and insp.stats_cancel_btn.isEnabled()
     assert not insp.stats_btn.isEnabled()
     assert not insp.cancel_btn.isEnabled()  # only the statistics' own Cancel: nothing is generating
+    # nor can a new volume replace the one being measured (its statistics would not be saved)
+    assert not insp.gen_btn.isEnabled()
     qtbot.waitUntil(lambda: "tortuosity" in insp.stats_progress.format(), timeout=120_000)
     assert len(set(values)) >= 3 and values == sorted(values)  # it moved, forwards
     assert insp.stats_progress.maximum() == 1 + len(stage_names()) + 1  # reading … saving
@@ -135,7 +137,7 @@ def test_statistics_progress_cancel_and_finish(qtbot, entry, settings_file, arti
     assert "saved before are still shown" in insp.job_status.text()
     assert path.read_bytes() == old_bytes and lib.provenance(eid) == old_prov
     assert insp.stats_view.result["volume3d"] == old["volume3d"]
-    assert not insp.stats_progress.isVisible() and insp.stats_btn.isEnabled()
+    assert not insp.stats_progress.isVisible() and insp.stats_btn.isEnabled() and insp.gen_btn.isEnabled()
     shot(win, artifacts / "inspect_stats_cancelled.png")
 
     # Again, to the end (without the slow tortuosity solve): saved, shown, with the cause in words.

@@ -239,7 +239,9 @@ class Panel(StepPanel):
                                     f"Out of date: {kept.reason}. Compute the statistics again.")
 
     def _update_buttons(self, gin, vol, sin) -> None:
-        self.gen_btn.setEnabled(bool(gin and gin.ready) and not self.generating)
+        # not while statistics run: a new volume would make them describe a file the entry no longer
+        # has, and their save is then refused (cancel them to generate at once)
+        self.gen_btn.setEnabled(bool(gin and gin.ready) and not self.generating and not self.computing)
         # each Cancel stops its own job: two live Cancel buttons during statistics read as one
         self.cancel_btn.setEnabled(self.generating)
         self.stats_cancel_btn.setEnabled(self.computing and not self._stats_cancelling)
