@@ -44,7 +44,7 @@ from ..jobrunner import JobHandle
 from ..settings import make_settings
 from ..widgets.browse_model import BrowseModel, Item, filter_values, merge_items
 from ..widgets.details_form import DetailsForm
-from ..widgets.scroll import bar_width, scroll_column
+from ..widgets.scroll import scroll_column
 from ..widgets.image_view import AnnotationHistory
 from ..widgets.tile_delegate import GRID, THUMB, TileDelegate
 from .base import StepPanel
@@ -275,7 +275,6 @@ class Panel(StepPanel):
         # the detail column scrolls: with the Details form shown it needs about 1000 px, more than a
         # laptop screen (the window grew past 768 px when an entry was selected)
         detail_scroll = scroll_column(detail, "browseDetailScroll")
-        detail_scroll.setMinimumWidth(detail.minimumSizeHint().width() + bar_width(detail_scroll))
         split = QSplitter()
         split.addWidget(self.view)
         split.addWidget(detail_scroll)

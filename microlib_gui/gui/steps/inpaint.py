@@ -172,10 +172,7 @@ class Panel(StepPanel):
         right.setLayout(side)
         # the settings column scrolls rather than setting the window's least height (a 768 px screen)
         right_scroll = scroll_column(right, "inpaintSettingsScroll")
-        # at least what its rows need: it scrolls only vertically, so a narrower column cut them off
-        # on the right (a 1280 px window showed "GAN (MicroLi" and half the buttons)
-        right_scroll.setMinimumWidth(right.minimumSizeHint().width() + bar_width(right_scroll))
-        right_scroll.setMaximumWidth(max(380, right.minimumSizeHint().width()) + bar_width(right_scroll))
+        right_scroll.setMaximumWidth(max(380 + bar_width(right_scroll), right_scroll.minimumWidth()))
         lay.addWidget(right_scroll, 1)
 
         self._update_buttons()

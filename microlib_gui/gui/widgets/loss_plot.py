@@ -10,8 +10,10 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+#: Space between legend entries side by side (px).
+_LEGEND_SPACING = 12
 #: Room a legend entry takes beside its label's text: the line sample (20 px) and the spacing.
-_SAMPLE_AND_SPACING = 20 + 12
+_SAMPLE_AND_SPACING = 20 + _LEGEND_SPACING
 #: Room kept right of the plot: the last tick label of the iteration axis is centred on the edge.
 _RIGHT_MARGIN = 14
 
@@ -48,7 +50,7 @@ def curve_plot(name: str, y_label: str, legend_columns: int) -> tuple[pg.Graphic
     plot.showGrid(x=True, y=True, alpha=0.3)
     # no offset: the legend is laid out as a cell of the layout, not anchored over the view box
     legend = pg.LegendItem(colCount=legend_columns, labelTextColor=(40, 40, 40), frame=False,
-                           horSpacing=12)
+                           horSpacing=_LEGEND_SPACING)
     widget.addItem(legend, row=1, col=0)
     widget.legend = legend
     widget.ci.layout.setRowStretchFactor(0, 1)
