@@ -239,16 +239,29 @@ def resume(library, run: Run, iters: int | None = None) -> Run:
         raise TrainError(f"run {run.number} cannot be resumed: "
                          + ("it has no checkpoint" if not run.has_checkpoint else f"it is {run.status}"))
     params = dict(run.params)
+    # where training continues: the checkpoint's iteration (run.json, written after it, lags by
+    # one save when a kill lands between the two)
+    at = _checkpoint_iteration(run.out)
     if iters is not None:
-        if int(iters) <= run.iteration:
-            raise TrainError(f"run {run.number} is at iteration {run.iteration}: give more iterations to resume")
+        if int(iters) <= at:
+            raise TrainError(f"run {run.number} is at iteration {at}: give more iterations to resume")
         params["iters"] = int(iters)
     (run.out / PID).write_text(str(os.getpid()))
     # points reported after the checkpoint are trained again: the curves continue from it
-    _trim_curves(run.out, int(_read_json(run.out / RUN_JSON).get("iteration") or 0))
+    _trim_curves(run.out, at)
     library.reopen_run(run.id, {**params, "out": str(run.out)})
-    _log(run.out, f"resumed run {run.number} at iteration {run.iteration} of {params.get('iters')}")
+    _log(run.out, f"resumed run {run.number} at iteration {at} of {params.get('iters')}")
     return get_run(library, run.entry_id, run.id)
+
+
+def _checkpoint_iteration(out: Path) -> int:
+    """The iteration ``out``'s checkpoint holds (run.json's when it cannot be read)."""
+    import torch
+
+    try:  # mapped, not read: only the iteration is wanted
+        return int(torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True, mmap=True)["iteration"])
+    except Exception:  # noqa: BLE001 - a damaged checkpoint: the trainer says so when it loads it
+        return int(_read_json(out / RUN_JSON).get("iteration") or 0)
 
 
 def job_params(run: Run) -> dict[str, Any]:
